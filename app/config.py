@@ -1,0 +1,88 @@
+"""Settings: the one place that reads the environment (prefix QWENFIX_, `.env` supported)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="QWENFIX_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # GitHub App
+    webhook_secret: SecretStr = SecretStr("")
+    app_id: str = ""
+    private_key: SecretStr = SecretStr("")
+    private_key_path: Path | None = None
+    github_api_url: str = "https://api.github.com"
+    public_url: str = "http://127.0.0.1:8000"  # where job links in comments point
+
+    # state and queue
+    data_dir: Path = Path("var")
+    database_url: str = ""  # empty: SQLite file in data_dir
+    broker_url: str = ""  # empty: embedded filesystem broker in data_dir, in-process worker
+    sweep_interval_s: float = 30.0
+    max_body_bytes: int = 25 * 1024 * 1024
+
+    # model
+    llm_base_url: str = ""
+    llm_api_key: SecretStr = SecretStr("")
+    llm_model: str = "qwen3-coder-plus"
+    llm_timeout_s: float = 120.0
+    llm_max_retries: int = 3
+
+    # sandbox
+    sandbox_engine: str = "auto"  # auto | docker | bwrap
+    sandbox_image: str = "qwenfix-sandbox:bookworm"
+    sandbox_memory_mb: int = 2048
+    sandbox_cpus: float = 1.0
+    sandbox_pids: int = 256
+    sandbox_command_timeout_s: float = 600.0
+    sandbox_output_bytes: int = 64_000
+    sandbox_allow_setup_network: bool = False
+
+    # workspaces
+    mirror_dir: Path | None = None  # default: data_dir / "mirrors"
+    mirror_disk_budget_mb: int = 10_240
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @model_validator(mode="after")
+    def _defaults_from_data_dir(self) -> "Settings":
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'qwenfix.db').resolve()}"
+        if self.mirror_dir is None:
+            self.mirror_dir = self.data_dir / "mirrors"
+        return self
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.broker_url
+
+    @property
+    def private_key_pem(self) -> str:
+        if self.private_key.get_secret_value():
+            return self.private_key.get_secret_value()
+        if self.private_key_path:
+            return self.private_key_path.read_text()
+        return ""
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in logs, comments, trajectories or the sandbox."""
+        values = [
+            self.webhook_secret.get_secret_value(),
+            self.llm_api_key.get_secret_value(),
+            self.private_key_pem,
+        ]
+        return [v for v in values if v and len(v) >= 6]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
