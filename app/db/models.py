@@ -1,0 +1,110 @@
+"""State: webhook deliveries, jobs, installations and per-pull-request locks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, DateTime, Integer, String, Text, BigInteger
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True), dict: JSON, list: JSON}
+
+
+class Delivery(Base):
+    """One webhook delivery; the primary key is GitHub's X-GitHub-Delivery id."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str | None] = mapped_column(String(64))
+    repo: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # accepted | ignored
+    reason: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[int | None] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))  # repair | fix | explain | help | stop | retry | review | installation_sync
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    # queued | running | succeeded | failed | skipped | cancelled
+    outcome: Mapped[str | None] = mapped_column(Text)  # one line a person can read
+    installation_id: Mapped[int | None] = mapped_column(BigInteger)
+    repo: Mapped[str | None] = mapped_column(String(200), index=True)
+    pr_number: Mapped[int | None] = mapped_column(Integer)
+    head_sha: Mapped[str | None] = mapped_column(String(64))
+    trigger: Mapped[str] = mapped_column(String(200))
+    delivery_id: Mapped[str | None] = mapped_column(String(80))
+    idempotency_key: Mapped[str] = mapped_column(String(500), unique=True)
+    params: Mapped[dict] = mapped_column(default=dict)  # what the intent needs, frozen at trigger time
+    progress: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict] = mapped_column(default=dict)  # patch, urls, fixer, candidates
+    trajectory: Mapped[list] = mapped_column(default=list)
+    usage: Mapped[dict] = mapped_column(default=dict)
+    timings: Mapped[dict] = mapped_column(default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    enqueued_at: Mapped[datetime | None] = mapped_column()
+    started_at: Mapped[datetime | None] = mapped_column()
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+    ACTIVE = ("queued", "running")
+
+    def as_dict(self, full: bool = False) -> dict:
+        data = {
+            "id": self.id,
+            "kind": self.kind,
+            "state": self.state,
+            "outcome": self.outcome,
+            "progress": self.progress,
+            "installation_id": self.installation_id,
+            "repo": self.repo,
+            "pr_number": self.pr_number,
+            "head_sha": self.head_sha,
+            "trigger": self.trigger,
+            "delivery_id": self.delivery_id,
+            "attempts": self.attempts,
+            "created_at": _iso(self.created_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "usage": self.usage,
+            "timings": self.timings,
+        }
+        if full:
+            data.update(params=self.params, result=self.result, trajectory=self.trajectory)
+        return data
+
+
+class Installation(Base):
+    __tablename__ = "installations"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    account: Mapped[str | None] = mapped_column(String(200))
+    repositories: Mapped[list] = mapped_column(default=list)
+    active: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Lock(Base):
+    """A lease on a name (one pull request): rows expire so a crashed worker never holds one forever."""
+
+    __tablename__ = "locks"
+
+    name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

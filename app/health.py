@@ -1,0 +1,60 @@
+"""Liveness, readiness (database and broker) and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from app import metrics
+from app.config import Settings
+from app.db.session import engine_for
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+def healthz() -> dict:
+    return {"ok": True}
+
+
+def check_database(settings: Settings) -> str | None:
+    try:
+        with engine_for(settings.database_url).connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return None
+    except Exception as exc:  # noqa: BLE001
+        return f"database unreachable: {type(exc).__name__}"
+
+
+def check_broker(settings: Settings) -> str | None:
+    if settings.embedded_broker:
+        return None
+    from workers.celery_app import celery_app
+
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        return None
+    except Exception as exc:  # noqa: BLE001
+        return f"broker unreachable: {type(exc).__name__}"
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    settings: Settings = request.app.state.settings
+    problems = {
+        "database": await run_in_threadpool(check_database, settings),
+        "broker": await run_in_threadpool(check_broker, settings),
+    }
+    ready = not any(problems.values())
+    body = {"ready": ready, **{k: v or "ok" for k, v in problems.items()}}
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/metrics")
+async def prometheus(request: Request) -> Response:
+    data = await run_in_threadpool(metrics.render, request.app.state.settings.database_url)
+    return Response(data, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,40 @@
+"""The web side's periodic sweep: hand the broker every job left queued (broker was down, or lost it)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from starlette.concurrency import run_in_threadpool
+
+from app import jobs
+from app.config import Settings
+from app.db.session import session_scope
+from app.logs import get_logger
+from workers.celery_app import enqueue
+
+log = get_logger("qwenfix.sweep")
+REENQUEUE_AFTER = timedelta(minutes=10)
+
+
+def enqueue_stranded(settings: Settings, older_than: timedelta = REENQUEUE_AFTER) -> int:
+    with session_scope(settings.database_url) as session:
+        stranded = jobs.due_for_enqueue(session, older_than)
+        sent = 0
+        for job_id in stranded:
+            if not enqueue(job_id):
+                break  # broker still down: try again next sweep
+            jobs.mark_enqueued(session, job_id)
+            sent += 1
+    if sent:
+        log.info("sweep enqueued stranded jobs", count=sent)
+    return sent
+
+
+async def sweep_forever(settings: Settings) -> None:
+    while True:
+        try:
+            await run_in_threadpool(enqueue_stranded, settings)
+        except Exception as exc:  # noqa: BLE001 — database down: next round
+            log.warning("sweep failed", error=type(exc).__name__)
+        await asyncio.sleep(settings.sweep_interval_s)

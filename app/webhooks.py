@@ -1,0 +1,109 @@
+"""POST /webhooks/github: verify the signature, record the delivery, route to a job, enqueue, answer 202."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError, InterfaceError, DBAPIError
+from starlette.concurrency import run_in_threadpool
+
+from app import jobs, metrics
+from app.config import Settings
+from app.db.session import session_scope
+from app.intents import Intent, route
+from app.logs import get_logger
+from workers.celery_app import enqueue
+
+router = APIRouter()
+log = get_logger("qwenfix.webhooks")
+
+
+def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
+    if not secret or not header or not header.startswith("sha256="):
+        return False
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header)
+
+
+def _answer(code: int, event: str, result: str, **body) -> JSONResponse:
+    metrics.WEBHOOKS.labels(event=event or "unknown", result=result).inc()
+    return JSONResponse(body, status_code=code)
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post("/webhooks/github")
+async def receive(request: Request) -> JSONResponse:
+    settings: Settings = request.app.state.settings
+    event = request.headers.get("x-github-event", "")
+    delivery_id = request.headers.get("x-github-delivery", "")
+    body = await _read_capped(request, settings.max_body_bytes)
+    if body is None:
+        return _answer(413, event, "too_large", error="payload larger than 25 MiB")
+    secret = settings.webhook_secret.get_secret_value()
+    if not signature_ok(secret, body, request.headers.get("x-hub-signature-256")):
+        reason = "webhook secret is not configured" if not secret else "bad or missing X-Hub-Signature-256"
+        log.warning("webhook refused", reason=reason, delivery=delivery_id)
+        return _answer(401, event, "bad_signature", error=reason)
+    if not event or not delivery_id or len(delivery_id) > 80:
+        return _answer(400, event, "bad_headers", error="X-GitHub-Event and X-GitHub-Delivery are required")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return _answer(400, event, "not_json", error="body is not JSON")
+    if not isinstance(payload, dict):
+        return _answer(400, event, "not_json", error="body is not a JSON object")
+    if event == "ping":
+        return _answer(200, event, "ping", ok=True, zen=payload.get("zen"))
+
+    action = payload.get("action") if isinstance(payload.get("action"), str) else None
+    routed = route(event, payload, delivery_id, settings.app_id)
+    try:
+        delivery, job, created = await run_in_threadpool(
+            _record, settings.database_url, delivery_id, event, action, routed
+        )
+    except (OperationalError, InterfaceError, DBAPIError) as exc:
+        log.error("database unavailable", delivery=delivery_id, error=type(exc).__name__)
+        return _answer(503, event, "db_down", error="database unavailable; GitHub will show a failed delivery")
+    log.info(
+        "webhook recorded", delivery=delivery_id, gh_event=event, action=action,
+        status=delivery.status, reason=delivery.reason, job=job.id if job else None, new_job=created,
+    )
+    if created and job is not None:
+        await run_in_threadpool(_enqueue, settings.database_url, job.id)
+    return _answer(
+        202, event, delivery.status if created or job is None else "duplicate",
+        delivery=delivery_id, status=delivery.status, reason=delivery.reason,
+        job=job.id if job else None,
+    )
+
+
+def _record(url: str, delivery_id: str, event: str, action: str | None, routed):
+    with session_scope(url) as session:
+        return jobs.record_delivery(session, delivery_id, event, action, routed)
+
+
+def _enqueue(url: str, job_id: int) -> None:
+    if enqueue(job_id):
+        with session_scope(url) as session:
+            jobs.mark_enqueued(session, job_id)
+    else:
+        log.warning("broker unavailable; job stays queued for the sweep", job=job_id)
+
+
+__all__ = ["router", "signature_ok", "Intent"]

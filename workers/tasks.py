@@ -1,0 +1,19 @@
+"""Thin Celery tasks: unpack arguments, call the runner, retry what is transient."""
+
+from __future__ import annotations
+
+from workers import runner
+from workers.celery_app import RUN_JOB, SWEEP, celery_app
+
+
+@celery_app.task(name=RUN_JOB, bind=True, max_retries=None)
+def run_job(self, job_id: int) -> None:
+    again_in = runner.run_job(job_id)
+    if again_in is not None:  # lock busy or a transient GitHub error: the job went back to queued
+        backoff = min(again_in * (2 ** min(self.request.retries, 6)), 600)
+        raise self.retry(countdown=backoff)
+
+
+@celery_app.task(name=SWEEP)
+def sweep() -> None:
+    runner.sweep()
