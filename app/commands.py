@@ -18,7 +18,7 @@ class Command:
 
 def parse_command(body: str | None) -> Command | None:
     """The first `/qwen` line outside code blocks and quotes, or None."""
-    if not body:
+    if not isinstance(body, str) or not body:
         return None
     lines = body.replace("\r\n", "\n").split("\n")
     in_fence = False

@@ -32,10 +32,10 @@ def check_database(settings: Settings) -> str | None:
 def check_broker(settings: Settings) -> str | None:
     if settings.embedded_broker:
         return None
-    from workers.celery_app import celery_app
+    from workers.celery_app import producer_for
 
     try:
-        with celery_app.connection_for_write() as conn:
+        with producer_for(settings).connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
         return None
     except Exception as exc:  # noqa: BLE001

@@ -36,6 +36,12 @@ class Ignored:
     reason: str
 
 
+def _obj(payload: Any, key: str) -> dict:
+    """payload[key] when it is an object, else {}: older servers and odd senders omit or reshape fields."""
+    value = payload.get(key) if isinstance(payload, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
 def _get(payload: Any, *path: str) -> Any:
     for key in path:
         if not isinstance(payload, dict):
@@ -61,7 +67,7 @@ def route(event: str, payload: dict, delivery_id: str, own_app_id: str = "") -> 
 def _pull_request(payload, action, installation_id, repo, _own) -> Intent | Ignored:
     if action not in PR_ACTIONS:
         return Ignored(f"pull_request.{action} is not handled")
-    pr = payload.get("pull_request") or {}
+    pr = _obj(payload, "pull_request")
     number, sha = pr.get("number"), _get(pr, "head", "sha")
     if not isinstance(number, int) or not isinstance(sha, str):
         return Ignored("pull_request payload has no number or head sha")
@@ -84,7 +90,7 @@ def _pull_request(payload, action, installation_id, repo, _own) -> Intent | Igno
 
 
 def _sender_problem(payload) -> str | None:
-    sender = payload.get("sender") or {}
+    sender = _obj(payload, "sender")
     login = sender.get("login") or ""
     if sender.get("type") != "User" or login.endswith("[bot]"):
         return f"commands from bots are not trusted (sender {login or 'unknown'})"
@@ -123,11 +129,11 @@ def _command_intent(payload, installation_id, repo, comment, number, extra) -> I
 def _issue_comment(payload, action, installation_id, repo, _own) -> Intent | Ignored:
     if action != "created":
         return Ignored(f"issue_comment.{action} is not handled (edits never trigger)")
-    issue = payload.get("issue") or {}
+    issue = _obj(payload, "issue")
     if not issue.get("pull_request"):
         return Ignored("comment is on an issue, not a pull request")
     return _command_intent(
-        payload, installation_id, repo, payload.get("comment") or {}, issue.get("number"),
+        payload, installation_id, repo, _obj(payload, "comment"), issue.get("number"),
         {"source": "issue_comment"},
     )
 
@@ -135,7 +141,7 @@ def _issue_comment(payload, action, installation_id, repo, _own) -> Intent | Ign
 def _review_comment(payload, action, installation_id, repo, _own) -> Intent | Ignored:
     if action != "created":
         return Ignored(f"pull_request_review_comment.{action} is not handled")
-    comment = payload.get("comment") or {}
+    comment = _obj(payload, "comment")
     extra = {
         "source": "review_comment",
         "path": comment.get("path"),
@@ -152,7 +158,7 @@ def _pr_numbers(items) -> list[int]:
 
 
 def _workflow_run(payload, action, installation_id, repo, _own) -> Intent | Ignored:
-    run = payload.get("workflow_run") or {}
+    run = _obj(payload, "workflow_run")
     if action != "completed" or run.get("conclusion") not in FAILING:
         return Ignored(f"workflow_run.{action} with conclusion {run.get('conclusion')} needs no repair")
     sha, run_id = run.get("head_sha"), run.get("id")
@@ -182,8 +188,8 @@ def _workflow_run(payload, action, installation_id, repo, _own) -> Intent | Igno
 
 
 def _checks(payload, action, installation_id, repo, own_app_id, key) -> Intent | Ignored:
-    item = payload.get(key) or {}
-    app = item.get("app") or (item.get("check_suite") or {}).get("app") or {}
+    item = _obj(payload, key)
+    app = _obj(item, "app") or _obj(_obj(item, "check_suite"), "app")
     if action != "completed" or item.get("conclusion") not in FAILING:
         return Ignored(f"{key}.{action} with conclusion {item.get('conclusion')} needs no repair")
     if app.get("slug") == ACTIONS_APP_SLUG:
@@ -193,7 +199,7 @@ def _checks(payload, action, installation_id, repo, own_app_id, key) -> Intent |
     sha = item.get("head_sha")
     if not isinstance(sha, str):
         return Ignored(f"{key} payload has no head sha")
-    suite = item if key == "check_suite" else item.get("check_suite") or {}
+    suite = item if key == "check_suite" else _obj(item, "check_suite")
     prs = _pr_numbers(item.get("pull_requests"))
     return Intent(
         kind="repair",

@@ -22,7 +22,7 @@ def enqueue_stranded(settings: Settings, older_than: timedelta = REENQUEUE_AFTER
         stranded = jobs.due_for_enqueue(session, older_than)
         sent = 0
         for job_id in stranded:
-            if not enqueue(job_id):
+            if not enqueue(settings, job_id):
                 break  # broker still down: try again next sweep
             jobs.mark_enqueued(session, job_id)
             sent += 1

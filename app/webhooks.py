@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from app import jobs, metrics
 from app.config import Settings
 from app.db.session import session_scope
-from app.intents import Intent, route
+from app.intents import Ignored, route
 from app.logs import get_logger
 from workers.celery_app import enqueue
 
@@ -72,7 +72,11 @@ async def receive(request: Request) -> JSONResponse:
         return _answer(200, event, "ping", ok=True, zen=payload.get("zen"))
 
     action = payload.get("action") if isinstance(payload.get("action"), str) else None
-    routed = route(event, payload, delivery_id, settings.app_id)
+    try:
+        routed = route(event, payload, delivery_id, settings.app_id)
+    except Exception as exc:  # noqa: BLE001 — a signed payload of an unexpected shape is never a 5xx
+        log.warning("payload not understood", delivery=delivery_id, error=repr(exc))
+        routed = Ignored(f"{event} payload has an unexpected shape ({type(exc).__name__})")
     try:
         delivery, job, created = await run_in_threadpool(
             _record, settings.database_url, delivery_id, event, action, routed
@@ -85,7 +89,7 @@ async def receive(request: Request) -> JSONResponse:
         status=delivery.status, reason=delivery.reason, job=job.id if job else None, new_job=created,
     )
     if created and job is not None:
-        await run_in_threadpool(_enqueue, settings.database_url, job.id)
+        await run_in_threadpool(_enqueue, settings, job.id)
     return _answer(
         202, event, delivery.status if created or job is None else "duplicate",
         delivery=delivery_id, status=delivery.status, reason=delivery.reason,
@@ -98,12 +102,11 @@ def _record(url: str, delivery_id: str, event: str, action: str | None, routed):
         return jobs.record_delivery(session, delivery_id, event, action, routed)
 
 
-def _enqueue(url: str, job_id: int) -> None:
-    if enqueue(job_id):
-        with session_scope(url) as session:
+def _enqueue(settings: Settings, job_id: int) -> None:
+    if enqueue(settings, job_id):
+        with session_scope(settings.database_url) as session:
             jobs.mark_enqueued(session, job_id)
     else:
         log.warning("broker unavailable; job stays queued for the sweep", job=job_id)
 
 
-__all__ = ["router", "signature_ok", "Intent"]

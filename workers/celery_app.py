@@ -47,12 +47,21 @@ def make_celery(settings: Settings | None = None) -> Celery:
 
 
 celery_app = make_celery()
+_producers: dict[str, Celery] = {}
 
 
-def enqueue(job_id: int, countdown: float | None = None) -> bool:
+def producer_for(settings: Settings) -> Celery:
+    """The Celery app that publishes for these settings (the web side may not use the env's)."""
+    key = settings.broker_url or str(settings.data_dir.resolve())
+    if key not in _producers:
+        _producers[key] = make_celery(settings)
+    return _producers[key]
+
+
+def enqueue(settings: Settings, job_id: int, countdown: float | None = None) -> bool:
     """Hand a job to the broker. False (and logged by the caller) when the broker is unreachable."""
     try:
-        celery_app.send_task(RUN_JOB, args=[job_id], countdown=countdown, retry=False)
+        producer_for(settings).send_task(RUN_JOB, args=[job_id], countdown=countdown, retry=False)
         return True
     except Exception:  # noqa: BLE001 — any broker failure leaves the job queued for the sweep
         return False

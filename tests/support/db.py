@@ -1,1 +1,135 @@
-"""Placeholder: filled in by its owner."""
+"""Real PostgreSQL and Redis for tests, SQLite beside them, settings and a real Celery worker process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy import text
+
+from app.config import Settings
+from app.db.migrate import upgrade
+from app.db.models import Base
+from app.db.session import engine_for
+
+PG_ADMIN = os.environ.get("QWENFIX_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("QWENFIX_TEST_REDIS", "redis://127.0.0.1:6379/9")
+SECRET = "test-webhook-secret"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    name = f"qwenfix_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    yield url
+    engine_for(url).dispose()
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database_url(request, tmp_path):
+    """Each test that takes this runs on real PostgreSQL and on SQLite, starting empty."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'qwenfix.db'}"
+        upgrade(url)
+        return url
+    url = request.getfixturevalue("pg_url")
+    truncate(url)
+    return url
+
+
+@pytest.fixture
+def postgres_url(pg_url):
+    truncate(pg_url)
+    return pg_url
+
+
+def truncate(url: str) -> None:
+    with engine_for(url).begin() as conn:
+        names = ", ".join(table.name for table in Base.metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
+
+
+@pytest.fixture
+def redis_url():
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+
+
+@pytest.fixture
+def make_settings(tmp_path):
+    def make(**overrides) -> Settings:
+        values = dict(webhook_secret=SECRET, data_dir=tmp_path / "data", sweep_interval_s=0.5)
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    return make
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a child process these settings."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"QWENFIX_{name.upper()}"] = str(value)
+    return env
+
+
+@pytest.fixture
+def start_worker(tmp_path):
+    """Start real `qwenfix worker` processes with given settings; stopped at teardown."""
+    procs: list[subprocess.Popen] = []
+
+    def start(settings: Settings, extra_env: dict[str, str] | None = None, beat: bool = False):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("QWENFIX_")}
+        env.update(settings_env(settings))
+        env.update(extra_env or {})
+        log = open(tmp_path / f"worker-{len(procs)}.log", "w")
+        argv = [sys.executable, "-m", "app.cli", "worker", "--concurrency", "2"] + (["--beat"] if beat else [])
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc.log_path = log.name  # type: ignore[attr-defined]
+        procs.append(proc)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if "ready." in Path(log.name).read_text():
+                return proc
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{Path(log.name).read_text()}")
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready in 30 s:\n{Path(log.name).read_text()}")
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
