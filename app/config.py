@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     log_json: bool = False
 
     @model_validator(mode="after")
-    def _defaults_from_data_dir(self) -> "Settings":
+    def _defaults_from_data_dir(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'qwenfix.db').resolve()}"
         if self.mirror_dir is None:
