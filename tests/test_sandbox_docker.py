@@ -1,0 +1,291 @@
+"""Sandbox break-out tests on the real Docker engine (and, via SandboxContract, on bubblewrap).
+
+Every attempt must be contained *and* reported (exit code, timed_out, oom_killed, truncated).
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from workers.sandbox import Limits
+from workers.sandbox.output import OutputCap
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = Limits(memory_mb=256, cpus=1.0, pids=64, timeout_s=30.0, output_bytes=4000)
+
+
+class _Listener:
+    """A TCP server on the host's 127.0.0.1 that records whether anybody connected."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+def _ws(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "README").write_text("hello\n")
+    return ws
+
+
+class SandboxContract:
+    """Tests every engine must pass. Subclasses provide the ``make`` fixture."""
+
+    @pytest.fixture
+    def make(self):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    # -- identity and filesystem ---------------------------------------------------------
+    def test_non_root_readonly_root_writable_workspace(self, make, tmp_path):
+        ws = _ws(tmp_path)
+        sb = make(ws, SMALL)
+        r = sb.exec(["id", "-u"])
+        assert r.ok and r.output.strip() == "1000", r
+        for path in ("/x", "/etc/x", "/usr/x", "/usr/bin/x"):
+            r = sb.exec(["touch", path])
+            assert r.exit_code != 0 and "Read-only file system" in r.output, (path, r)
+        r = sb.exec("cat README && echo made-inside > sub.txt && mkdir -p d/e && touch d/e/f")
+        assert r.ok and "hello" in r.output, r
+        assert (ws / "sub.txt").read_text() == "made-inside\n"
+        assert (ws / "d/e/f").exists()
+        r = sb.exec("pwd", cwd="d/e")
+        assert r.output.strip() == "/workspace/d/e"
+        with pytest.raises(ValueError):
+            sb.exec("true", cwd="../..")
+        r = sb.exec("touch /tmp/t $HOME/h && echo ok")
+        assert r.ok and "ok" in r.output, r
+
+    # -- network -------------------------------------------------------------------------
+    def test_no_network_to_host_loopback_or_dns(self, make, tmp_path):
+        listener = _Listener()
+        try:
+            sb = make(_ws(tmp_path), SMALL)
+            probe = textwrap.dedent(f"""
+                import socket
+                for target in [("127.0.0.1", {listener.port}), ("deb.debian.org", 80)]:
+                    try:
+                        socket.create_connection(target, timeout=3).close()
+                        print("CONNECTED", target)
+                    except OSError as e:
+                        print("BLOCKED", target, type(e).__name__)
+                try:
+                    print("RESOLVED", socket.getaddrinfo("pypi.org", 443))
+                except OSError as e:
+                    print("NO-DNS", e)
+            """)
+            r = sb.exec(["python3", "-c", probe], timeout=20)
+            assert "CONNECTED" not in r.output and "RESOLVED" not in r.output, r.output
+            assert r.output.count("BLOCKED") == 2 and "NO-DNS" in r.output, r.output
+            r = sb.exec("cat /proc/net/dev")
+            ifaces = [ln.split(":")[0].strip() for ln in r.output.splitlines() if ":" in ln]
+            assert ifaces == ["lo"], r.output
+            time.sleep(0.3)
+            assert listener.accepted == 0
+        finally:
+            listener.close()
+
+    # -- secrets -------------------------------------------------------------------------
+    def test_worker_env_and_token_files_invisible(self, make, tmp_path, monkeypatch):
+        secret = f"ghs_fake_{uuid.uuid4().hex}"
+        monkeypatch.setenv("QWENFIX_TEST_SECRET", secret)
+        monkeypatch.setenv("GITHUB_TOKEN", secret)
+        token_in_tmp = tmp_path / "installation-token"
+        token_in_tmp.write_text(secret)
+        home_token = Path.home() / f".qwenfix-test-token-{uuid.uuid4().hex[:8]}"
+        home_token.write_text(secret)
+        try:
+            sb = make(_ws(tmp_path), SMALL)
+            r = sb.exec(
+                f"env; cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'; "
+                f"cat {token_in_tmp} {home_token} 2>&1; ls -a ~ {Path.home()} 2>&1; "
+                f"ls /var/run/docker.sock /run/docker.sock 2>&1; "
+                f"grep -rl {secret} /etc /tmp /home 2>/dev/null; echo done"
+            )
+            assert "done" in r.output
+            assert secret not in r.output, r.output
+            assert "QWENFIX_TEST_SECRET" not in r.output and "GITHUB_TOKEN" not in r.output
+            assert "docker.sock" in r.output and "No such file" in r.output
+        finally:
+            home_token.unlink()
+
+    # -- limits --------------------------------------------------------------------------
+    def test_fork_bomb_is_contained(self, make, tmp_path):
+        sb = make(_ws(tmp_path), SMALL)
+        r = sb.exec(["bash", "-c", ":(){ :|:& };:; sleep 1"], timeout=5)
+        assert "Resource temporarily unavailable" in r.output or r.timed_out, r
+        r = sb.exec("echo alive; ps -e --no-headers | wc -l")
+        assert r.ok and "alive" in r.output, r
+        assert int(r.output.split()[-1]) < 10, r.output  # the bomb is gone
+
+    def test_memory_hog_is_oom_killed(self, make, tmp_path):
+        sb = make(_ws(tmp_path), SMALL)
+        r = sb.exec(
+            ["python3", "-c", "a=[]\nwhile True: a.append(bytearray(16 << 20))"], timeout=30
+        )
+        assert not r.ok
+        assert r.oom_killed, r
+        assert "out of memory" in r.output
+        r = sb.exec("echo still-usable")
+        assert r.ok and not r.oom_killed and "still-usable" in r.output
+
+    def test_endless_output_is_capped(self, make, tmp_path):
+        sb = make(_ws(tmp_path), SMALL)
+        r = sb.exec("echo FIRST-LINE; yes | head -c 3000000; echo; echo LAST-LINE")
+        assert r.ok and r.truncated, r.exit_code
+        assert len(r.output.encode()) <= SMALL.output_bytes
+        assert r.output.startswith("FIRST-LINE")
+        assert r.output.rstrip().endswith("LAST-LINE")
+        assert "bytes of output omitted" in r.output
+        t0 = time.monotonic()
+        r = sb.exec(["yes"], timeout=2)
+        assert r.timed_out and r.truncated and not r.ok
+        assert len(r.output.encode()) <= SMALL.output_bytes
+        assert "timed out" in r.output
+        assert time.monotonic() - t0 < 8
+
+    def test_timeout_kills_quickly(self, make, tmp_path):
+        sb = make(_ws(tmp_path), SMALL)
+        t0 = time.monotonic()
+        r = sb.exec("sleep 3600", timeout=2)
+        took = time.monotonic() - t0
+        assert r.timed_out and not r.ok and r.exit_code != 0, r
+        assert 1.9 <= took < 6, took
+        assert sb.exec("echo next").ok
+
+    def test_no_process_outlives_its_command(self, make, tmp_path):
+        sb = make(_ws(tmp_path), SMALL)
+        t0 = time.monotonic()
+        r = sb.exec("(sleep 3517 &); (setsid sleep 3518 > /dev/null 2>&1 &); echo started")
+        assert r.ok and "started" in r.output and time.monotonic() - t0 < 5, r
+        r = sb.exec("sh -c 'sleep 3519 & setsid sleep 3520 & sleep 3600'", timeout=2)
+        assert r.timed_out
+        r = sb.exec("ps -eo user,args --no-headers")
+        assert "sleep 35" not in r.output and "sleep 3600" not in r.output, r.output
+        host = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        for n in ("3517", "3518", "3519", "3520"):
+            assert f"sleep {n}" not in host
+
+
+class TestDockerSandbox(SandboxContract):
+    pytestmark = pytest.mark.docker
+
+    @pytest.fixture
+    def make(self, sandbox_factory):
+        return sandbox_factory
+
+    def test_container_is_locked_down(self, docker_engine, sandbox_factory, tmp_path):
+        sb = sandbox_factory(_ws(tmp_path), SMALL, labels={"qwenfix.extra": "x"})
+        attrs = docker_engine.client.api.inspect_container(sb.id)
+        hc = attrs["HostConfig"]
+        assert hc["NetworkMode"] == "none"
+        assert hc["ReadonlyRootfs"] is True
+        assert hc["CapDrop"] == ["ALL"] and not hc.get("CapAdd")
+        assert "no-new-privileges" in hc["SecurityOpt"]
+        assert hc["PidsLimit"] == SMALL.pids
+        assert hc["Memory"] == hc["MemorySwap"] == SMALL.memory_mb << 20
+        assert hc["NanoCpus"] == int(SMALL.cpus * 1e9)
+        assert not hc.get("Privileged")
+        labels = attrs["Config"]["Labels"]
+        assert labels["qwenfix"] == "1" and labels["qwenfix.extra"] == "x"
+        assert labels["qwenfix.job"].startswith("test:")
+        assert not any(k.startswith("QWENFIX_") for k in attrs["Config"]["Env"])
+        mounts = {m["Destination"]: m for m in attrs["Mounts"]}
+        assert mounts["/workspace"]["RW"] is True and set(mounts) == {"/workspace"}
+
+    def test_stop_removes_container(self, docker_engine, sandbox_factory, tmp_path):
+        import docker
+
+        sb = sandbox_factory(_ws(tmp_path), SMALL)
+        cid = sb.id
+        sb.stop()
+        with pytest.raises(docker.errors.NotFound):
+            docker_engine.client.containers.get(cid)
+        sb.stop()  # idempotent
+
+    def test_worker_killed_mid_command_then_sweep(self, docker_engine, sandbox_factory, tmp_path):
+        from workers.sandbox.docker import sweep_orphans
+
+        marker = uuid.uuid4().hex
+        ws = _ws(tmp_path)
+        live = sandbox_factory(ws, SMALL, labels={"qwenfix.test": marker})
+        script = textwrap.dedent(f"""
+            import sys
+            from pathlib import Path
+            from workers.sandbox import Limits
+            from workers.sandbox.docker import DockerEngine
+            sb = DockerEngine().start(Path({str(ws)!r}), {docker_engine.image!r}, Limits(),
+                                      {{"qwenfix.job": "crash-{marker}", "qwenfix.test": "{marker}"}})
+            print(sb.id, flush=True)
+            sb.exec("sleep 3600")
+        """)
+        worker = subprocess.Popen(
+            [sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
+        cid = worker.stdout.readline().strip()
+        assert cid, "worker did not start a sandbox"
+        time.sleep(0.5)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        c = docker_engine.client.containers.get(cid)
+        assert c.status == "running"  # left behind by the crash
+        removed = sweep_orphans(labels={"qwenfix.test": marker})
+        assert removed == [cid]
+        left = docker_engine.client.containers.list(
+            all=True, filters={"label": f"qwenfix.test={marker}"}
+        )
+        assert [x.id for x in left] == [live.id]  # our worker is alive: its sandbox stays
+        # the periodic sweep: only jobs the database says are alive survive
+        assert (
+            sweep_orphans(
+                alive_job_ids={live.container.labels["qwenfix.job"]},
+                labels={"qwenfix.test": marker},
+            )
+            == []
+        )
+        assert sweep_orphans(alive_job_ids=set(), labels={"qwenfix.test": marker}) == [live.id]
+
+
+def test_output_cap_unit():
+    cap = OutputCap(1000)
+    cap.write(b"A" * 100)
+    assert not cap.truncated and cap.text() == "A" * 100
+    for _ in range(1000):
+        cap.write(b"x" * 997)
+    cap.write(b"THE-END")
+    text = cap.text()
+    assert cap.truncated and len(text) <= 1000
+    assert text.startswith("A" * 100) and text.endswith("THE-END")
+    assert len(cap.tail) <= 2 * cap.tail_cap + 997  # memory stays bounded
+    assert f"{cap.dropped} bytes of output omitted" in text

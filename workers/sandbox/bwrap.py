@@ -1,0 +1,491 @@
+"""bubblewrap sandbox engine: for hosts without Docker. One bwrap process per command.
+
+* Root filesystem: the host's ``/usr`` (and the usual ``/bin``, ``/lib*``, ``/sbin`` symlinks or
+  binds) read-only plus a small allow-list of ``/etc`` (dynamic loader, certificates,
+  alternatives...), or the same directories from an extracted image ``rootfs`` when one is given.
+  Nothing else of the host is visible: no ``/home``, ``/root``, ``/var``, ``/run``, docker socket.
+  ``/`` is remounted read-only; ``/tmp`` and ``$HOME`` are fresh tmpfs for every command.
+* ``--unshare-all`` (user, pid, net, ipc, uts, cgroup namespaces; ``Limits.network`` adds
+  ``--share-net``), ``--die-with-parent``, ``--new-session``, ``--clearenv`` + a fixed environment.
+* User: when the worker is root, bwrap itself is started as uid/gid 1000 (no capabilities on the
+  host, so only world-readable host files are readable) and the workspace is chowned to 1000; a
+  non-root worker runs the sandbox as itself.
+* Limits: when the worker is root and cgroup v1 is writable, each sandbox gets memory (+swap),
+  pids and CPU cgroups nested under the worker's own; OOM kills are read from
+  ``memory.oom_control``. Otherwise rlimits: RLIMIT_AS (memory, per process), RLIMIT_NPROC
+  (pids, per uid), RLIMIT_CPU.
+* When the command exits, bwrap (pid 1 of the sandbox's pid namespace) exits and the kernel kills
+  every process left in the namespace; on timeout the whole session is SIGKILLed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits
+from workers.sandbox.docker import HOME, SANDBOX_ENV, SANDBOX_UID, chown_tree
+from workers.sandbox.output import NOTE_RESERVE, OutputCap
+
+log = logging.getLogger(__name__)
+
+ETC_ALLOW = [
+    "alternatives",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "nsswitch.conf",
+    "localtime",
+    "debian_version",
+    "os-release",
+    "python3",
+    "python3.11",
+    "python3.12",
+    "gitconfig",
+    "mime.types",
+    "timezone",
+    "protocols",
+    "services",
+]
+ROOT_DIRS = ["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"]
+CGROUP_V1 = Path("/sys/fs/cgroup")
+CGROUP_PREFIX = "qwenfix-"  # qwenfix-<worker pid>-<sandbox id>
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap")
+
+
+def _own_cgroup(controller: str) -> str:
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, ctrls, path = line.split(":", 2)
+            if controller in ctrls.split(","):
+                return path.lstrip("/")
+    except OSError:
+        pass
+    return ""
+
+
+_CLONE_NEWNS = 0x00020000
+_MS_REC, _MS_PRIVATE, _MS_BIND = 0x4000, 0x40000, 0x1000
+
+
+def _private_bind(src: str, dst: str) -> None:
+    """unshare(CLONE_NEWNS); make / private; bind src on dst (runs in the child, as root)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWNS) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+    if libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
+    if libc.mount(src.encode(), dst.encode(), None, _MS_BIND | _MS_REC, None) != 0:
+        raise OSError(ctypes.get_errno(), f"mount --bind {src} {dst}")
+
+
+class _Cgroups:
+    """Per-sandbox cgroup v1 directories (memory, pids, cpu) under the worker's own cgroups."""
+
+    CONTROLLERS = ("memory", "pids", "cpu")
+
+    def __init__(self, name: str, limits: Limits) -> None:
+        self.dirs: dict[str, Path] = {}
+        for ctrl in self.CONTROLLERS:
+            d = CGROUP_V1 / ctrl / _own_cgroup(ctrl) / name
+            d.mkdir()
+            self.dirs[ctrl] = d
+        mem = self.dirs["memory"]
+        (mem / "memory.limit_in_bytes").write_text(str(limits.memory_mb * 1024 * 1024))
+        memsw = mem / "memory.memsw.limit_in_bytes"
+        if memsw.exists():
+            memsw.write_text(str(limits.memory_mb * 1024 * 1024))
+        (self.dirs["pids"] / "pids.max").write_text(str(limits.pids))
+        period = 100_000
+        (self.dirs["cpu"] / "cpu.cfs_period_us").write_text(str(period))
+        (self.dirs["cpu"] / "cpu.cfs_quota_us").write_text(str(int(limits.cpus * period)))
+        self.procs_files = [str(d / "cgroup.procs") for d in self.dirs.values()]
+
+    @staticmethod
+    def usable() -> tuple[bool, str]:
+        if os.geteuid() != 0:
+            return False, "worker is not root"
+        for ctrl in _Cgroups.CONTROLLERS:
+            d = CGROUP_V1 / ctrl
+            if not (d / "cgroup.procs").exists():
+                return False, f"cgroup v1 controller {ctrl} not mounted at {d}"
+            if not os.access(d / _own_cgroup(ctrl), os.W_OK):
+                return False, f"cgroup v1 {ctrl} not writable"
+        return True, "cgroup v1 memory/pids/cpu"
+
+    def oom_kills(self) -> int:
+        try:
+            for line in (self.dirs["memory"] / "memory.oom_control").read_text().splitlines():
+                k, _, v = line.partition(" ")
+                if k == "oom_kill":
+                    return int(v)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def kill_all(self) -> None:
+        for _ in range(50):
+            pids = set()
+            for f in self.procs_files:
+                try:
+                    pids.update(int(p) for p in Path(f).read_text().split())
+                except OSError:
+                    pass
+            if not pids:
+                return
+            for p in pids:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.02)
+
+    def remove(self) -> None:
+        self.kill_all()
+        for d in self.dirs.values():
+            for _ in range(50):
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
+class BwrapSandbox:
+    def __init__(
+        self,
+        engine: BwrapEngine,
+        workspace: Path,
+        limits: Limits,
+        uid: int,
+        gid: int,
+        labels: dict[str, str],
+    ) -> None:
+        self.engine = engine
+        self.workspace = workspace
+        self.limits = limits
+        self.uid, self.gid = uid, gid
+        self.labels = labels
+        self.id = uuid.uuid4().hex[:12]
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._proc: subprocess.Popen | None = None
+        self._state = Path(tempfile.mkdtemp(prefix=f"qwenfix-bwrap-{self.id}-"))
+        (self._state / "passwd").write_text(
+            f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+            f"sandbox:x:{uid}:{gid}:sandbox:{HOME}:/bin/bash\n"
+            f"nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        )
+        (self._state / "group").write_text(f"root:x:0:\nsandbox:x:{gid}:\nnogroup:x:65534:\n")
+        (self._state / "hosts").write_text("127.0.0.1 localhost sandbox\n::1 localhost\n")
+        for f in ("passwd", "group", "hosts"):
+            (self._state / f).chmod(0o644)
+        self._state.chmod(0o755)
+        # root worker: a staging mountpoint, bound to the workspace in each command's mount ns
+        self._ws_source = self.workspace
+        if os.geteuid() == 0:
+            self._ws_source = self._state / "workspace"
+            self._ws_source.mkdir(mode=0o755)
+        self.cgroups: _Cgroups | None = None
+        if engine.use_cgroups:
+            try:
+                self.cgroups = _Cgroups(f"{CGROUP_PREFIX}{os.getpid()}-{self.id}", limits)
+            except OSError as e:
+                log.warning("bwrap sandbox: cgroups unavailable (%s), using rlimits", e)
+
+    def _argv(self, argv: list[str], workdir: str) -> list[str]:
+        root = self.engine.rootfs
+        a = [
+            self.engine.bwrap,
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--clearenv",
+            "--unshare-user",
+            "--uid",
+            str(self.uid),
+            "--gid",
+            str(self.gid),
+            "--disable-userns",
+            "--cap-drop",
+            "ALL",
+            "--hostname",
+            "sandbox",
+        ]
+        if self.limits.network:
+            a.append("--share-net")
+        for d in ROOT_DIRS:
+            src = root / d
+            if src.is_symlink():
+                a += ["--symlink", os.readlink(src), f"/{d}"]
+            elif src.is_dir():
+                a += ["--ro-bind", str(src), f"/{d}"]
+        a += ["--dir", "/etc"]
+        for name in ETC_ALLOW:
+            src = root / "etc" / name
+            if src.exists():
+                a += ["--ro-bind", str(src), f"/etc/{name}"]
+        if self.limits.network and (root / "etc/resolv.conf").exists():
+            a += ["--ro-bind", str((root / "etc/resolv.conf").resolve()), "/etc/resolv.conf"]
+        for name in ("passwd", "group", "hosts"):
+            a += ["--ro-bind", str(self._state / name), f"/etc/{name}"]
+        a += [
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--size",
+            str(1 << 30),
+            "--tmpfs",
+            "/tmp",
+            "--perms",
+            "0700",
+            "--size",
+            str(512 << 20),
+            "--tmpfs",
+            HOME,
+            "--bind",
+            str(self._ws_source),
+            WORKSPACE_MOUNT,
+            "--remount-ro",
+            "/",
+            "--chdir",
+            workdir,
+        ]
+        for k, v in SANDBOX_ENV.items():
+            a += ["--setenv", k, v]
+        return a + ["--", *argv]
+
+    def _preexec(self):
+        limits = self.limits
+        procs = self.cgroups.procs_files if self.cgroups else []
+        drop = os.geteuid() == 0
+        uid, gid = self.uid, self.gid
+        workspace, staging = self.workspace, self._ws_source
+
+        def fn() -> None:
+            me = str(os.getpid())
+            for f in procs:
+                with open(f, "w") as fh:
+                    fh.write(me)
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            if not procs:
+                mem = limits.memory_mb * 1024 * 1024
+                resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+                resource.setrlimit(resource.RLIMIT_NPROC, (limits.pids, limits.pids))
+            if drop:
+                # The workspace may sit below a directory uid 1000 cannot traverse (pytest's
+                # 0700 tmp, /root...): bind it, in a mount namespace private to this command,
+                # onto a traversable staging directory while we are still root.
+                _private_bind(str(workspace), str(staging))
+                os.setgroups([])
+                os.setgid(gid)
+                os.setuid(uid)
+
+        return fn
+
+    def exec(
+        self, command: str | list[str], cwd: str = ".", timeout: float | None = None
+    ) -> ExecResult:
+        if self._stopped:
+            raise RuntimeError("sandbox is stopped")
+        argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
+        workdir = os.path.normpath(os.path.join(WORKSPACE_MOUNT, cwd))
+        if not (workdir == WORKSPACE_MOUNT or workdir.startswith(WORKSPACE_MOUNT + "/")):
+            raise ValueError(f"cwd must stay inside the workspace: {cwd!r}")
+        limit = self.limits.timeout_s if timeout is None else timeout
+        with self._lock:
+            return self._exec(argv, workdir, limit)
+
+    def _exec(self, argv: list[str], workdir: str, limit: float) -> ExecResult:
+        cap = OutputCap(self.limits.output_bytes - NOTE_RESERVE)
+        t0 = time.monotonic()
+        oom_before = self.cgroups.oom_kills() if self.cgroups else 0
+        if not self.cgroups:
+            cpu = int(limit * max(self.limits.cpus, 1)) + 5
+        proc = subprocess.Popen(
+            self._argv(argv, workdir),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={},
+            cwd="/",
+            start_new_session=True,
+            preexec_fn=self._preexec(),
+            close_fds=True,
+        )
+        self._proc = proc
+        if not self.cgroups:
+            try:
+                resource.prlimit(proc.pid, resource.RLIMIT_CPU, (cpu, cpu))
+            except OSError:
+                pass
+        assert proc.stdout is not None
+
+        def pump() -> None:
+            fd = proc.stdout.fileno()
+            while True:
+                try:
+                    buf = os.read(fd, 65536)
+                except OSError:
+                    return
+                if not buf:
+                    return
+                cap.write(buf)
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        timed_out = False
+        try:
+            proc.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            self._kill(proc)
+            proc.wait()
+        if self.cgroups:
+            self.cgroups.kill_all()
+        reader.join(timeout=5)
+        if reader.is_alive():  # something still holds the pipe: kill the session
+            self._kill(proc)
+            reader.join(timeout=5)
+        proc.stdout.close()
+        self._proc = None
+        duration = time.monotonic() - t0
+        code = proc.returncode
+        exit_code = 128 - code if code < 0 else code  # -9 -> 137 like a shell
+        oom = bool(self.cgroups and self.cgroups.oom_kills() > oom_before)
+        output = cap.text()
+        if timed_out:
+            output += f"\n[qwenfix: command timed out after {limit:g}s and was killed]\n"
+        if oom:
+            output += (
+                f"\n[qwenfix: out of memory: a process was killed at the "
+                f"{self.limits.memory_mb} MB limit]\n"
+            )
+        return ExecResult(
+            exit_code=exit_code,
+            output=output,
+            duration_s=duration,
+            timed_out=timed_out,
+            oom_killed=oom,
+            truncated=cap.truncated,
+        )
+
+    def _kill(self, proc: subprocess.Popen) -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.cgroups:
+            self.cgroups.kill_all()
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._proc is not None:
+            self._kill(self._proc)
+        if self.cgroups:
+            self.cgroups.remove()
+        shutil.rmtree(self._state, ignore_errors=True)
+
+    def __enter__(self) -> BwrapSandbox:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class BwrapEngine:
+    name = "bwrap"
+
+    def __init__(self, rootfs: Path | str = "/", use_cgroups: bool | None = None) -> None:
+        self.rootfs = Path(rootfs)
+        self.bwrap = bwrap_path() or "bwrap"
+        if use_cgroups is None:
+            use_cgroups = _Cgroups.usable()[0]
+        self.use_cgroups = use_cgroups
+
+    def available(self) -> tuple[bool, str]:
+        """Actually start a tiny sandbox: bwrap may be installed but forbidden (no userns)."""
+        if not bwrap_path():
+            return False, "bwrap not installed (apt-get install bubblewrap)"
+        with tempfile.TemporaryDirectory() as tmp:
+            ws = Path(tmp)
+            try:
+                sb = self.start(ws, "", Limits(timeout_s=10))
+            except Exception as e:
+                return False, f"bwrap cannot start a sandbox: {e}"
+            try:
+                r = sb.exec(["true"])
+            finally:
+                sb.stop()
+        if r.exit_code != 0:
+            return False, f"bwrap cannot run a sandbox here: {r.output.strip()[:300]}"
+        how = _Cgroups.usable()[1] if self.use_cgroups else "rlimits (per process / per uid)"
+        return True, f"bubblewrap works; limits via {how}"
+
+    def start(
+        self,
+        workspace: Path,
+        image: str = "",
+        limits: Limits | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> BwrapSandbox:
+        """``image`` is ignored: the root filesystem is ``self.rootfs`` (the host by default)."""
+        workspace = Path(workspace).resolve()
+        if not workspace.is_dir():
+            raise FileNotFoundError(f"workspace {workspace} is not a directory")
+        if os.geteuid() == 0:
+            uid = gid = SANDBOX_UID
+            chown_tree(workspace, uid, gid)
+        else:
+            uid, gid = os.getuid(), os.getgid()
+        return BwrapSandbox(self, workspace, limits or Limits(), uid, gid, dict(labels or {}))
+
+
+def sweep_orphans() -> list[str]:
+    """Remove cgroups left by bwrap sandboxes of workers that died (their pid is gone)."""
+    from workers.sandbox.docker import _pid_alive
+
+    removed: list[str] = []
+    for ctrl in _Cgroups.CONTROLLERS:
+        base = CGROUP_V1 / ctrl / _own_cgroup(ctrl)
+        if not base.is_dir():
+            continue
+        for d in base.glob(f"{CGROUP_PREFIX}*"):
+            pid = d.name[len(CGROUP_PREFIX) :].split("-", 1)[0]
+            if not pid.isdigit() or _pid_alive(int(pid)):
+                continue
+            for p in (d / "cgroup.procs").read_text().split():
+                try:
+                    os.kill(int(p), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            for _ in range(50):
+                try:
+                    d.rmdir()
+                    removed.append(str(d))
+                    break
+                except OSError:
+                    time.sleep(0.02)
+    return removed

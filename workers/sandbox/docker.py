@@ -1,0 +1,453 @@
+"""Docker sandbox engine: one long-lived, locked-down container per job.
+
+Container layout (see also DESIGN.md, "Rules that keep users safe"):
+
+* network ``none`` (``Limits.network=True`` attaches ``DockerEngine.network``, default "bridge";
+  never "host");
+* read-only root filesystem, tmpfs ``/tmp`` and ``$HOME`` (``/home/sandbox``), the worktree
+  bind-mounted read-write at ``/workspace``;
+* ``cap_drop=ALL``, ``no-new-privileges``, pids / memory (= memory+swap) / CPU limits;
+* a fixed, minimal environment: nothing from the worker's environment reaches the container;
+* labels ``qwenfix=1``, ``qwenfix.job=<job id>``, ``qwenfix.worker=<host:pid>`` and the caller's,
+  so :func:`sweep_orphans` can find containers left behind by a crashed worker.
+
+Users: the idle process (docker-init + ``sleep infinity``) runs as ``nobody`` (65534), commands run
+as the *sandbox user*. When the worker runs as root the sandbox user is uid/gid 1000 and the
+workspace tree is chowned to 1000:1000 at start (the worker, being root, can still read and write
+it; git in the worker needs ``safe.directory`` for it). When the worker is not root, commands run
+with the workspace owner's uid/gid and nothing is chowned. Because the idle process belongs to
+another uid, ``kill -KILL -1`` issued as the sandbox user after every command removes every
+process the command left behind (daemons, ``(sleep &)``, fork bombs) without killing the
+container.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits
+from workers.sandbox.output import NOTE_RESERVE, OutputCap
+
+log = logging.getLogger(__name__)
+
+LABEL = "qwenfix"
+LABEL_JOB = "qwenfix.job"
+LABEL_WORKER = "qwenfix.worker"
+LABEL_HOST = "qwenfix.host"
+LABEL_PID = "qwenfix.pid"
+SANDBOX_UID = 1000
+IDLE_UID = 65534  # nobody: owns the container's idle process, out of reach of `kill -1`
+HOME = "/home/sandbox"
+SANDBOX_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": HOME,
+    "USER": "sandbox",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "TERM": "dumb",
+    "CI": "true",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "1",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "npm_config_update_notifier": "false",
+    "TMPDIR": "/tmp",
+}
+# Run as the sandbox user after every command: kill what is left, then report OOM counters
+# (cgroup v1 memory.oom_control "oom_kill N", cgroup v2 memory.events "oom_kill N").
+_REAP = (
+    "kill -KILL -1 2>/dev/null; "
+    "cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null; true"
+)
+
+
+def _client():
+    import docker
+
+    return docker.from_env(timeout=120)
+
+
+def sandbox_user_for(workspace: Path) -> tuple[int, int]:
+    """uid/gid commands run as: the workspace owner when the worker isn't root, else 1000."""
+    if os.geteuid() != 0:
+        st = workspace.stat()
+        return st.st_uid, st.st_gid
+    return SANDBOX_UID, SANDBOX_UID
+
+
+def chown_tree(path: Path, uid: int, gid: int) -> None:
+    """Give the sandbox user the workspace (symlinks themselves, never their targets)."""
+    os.chown(path, uid, gid, follow_symlinks=False)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            try:
+                os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+            except FileNotFoundError:
+                pass
+
+
+def _parse_oom(text: str) -> int | None:
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "oom_kill" and parts[1].isdigit():
+            return int(parts[1])
+    return None
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class DockerSandbox:
+    """A running sandbox container. Commands run one at a time."""
+
+    def __init__(
+        self, engine: DockerEngine, container, workspace: Path, limits: Limits, uid: int, gid: int
+    ) -> None:
+        self.engine = engine
+        self.container = container
+        self.id: str = container.id
+        self.workspace = workspace
+        self.limits = limits
+        self.uid, self.gid = uid, gid
+        self._lock = threading.Lock()
+        self._oom_count = 0
+        self._oom_flag = False
+        self._stopped = False
+        self.restarts = 0
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _api(self):
+        return self.engine.client.api
+
+    def _reap(self) -> int | None:
+        """Kill every process the sandbox user has in the container; return the OOM counter.
+
+        Retries for a few seconds (a fork bomb or an OOM in progress can make one exec fail);
+        as a last resort restarts the container, which kills everything: the workspace
+        survives, /tmp and $HOME do not (``self.restarts`` counts those).
+        """
+        api = self._api()
+        last = ""
+        deadline = time.monotonic() + 6
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                ex = api.exec_create(
+                    self.id,
+                    ["sh", "-c", _REAP],
+                    user=f"{self.uid}:{self.gid}",
+                    environment=SANDBOX_ENV,
+                )
+                out = api.exec_start(ex["Id"]).decode("utf-8", "replace")
+                code = api.exec_inspect(ex["Id"]).get("ExitCode")
+                if code == 0:
+                    return _parse_oom(out)
+                last = f"exit {code}: {out.strip()[:200]}"
+            except Exception as e:  # pids exhausted, OOM in progress, daemon busy...
+                last = f"{type(e).__name__}: {e}"
+            log.info("sandbox %s: reap attempt %d failed: %s", self.id[:12], attempt, last)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(min(0.1 * attempt, 1.0))
+        log.warning(
+            "sandbox %s: could not reap processes (%s), restarting the container",
+            self.id[:12],
+            last,
+        )
+        self.container.restart(timeout=0)
+        self.restarts += 1
+        self._oom_count = 0  # the container's cgroup is new
+        return None
+
+    def _oom_flag_now(self) -> bool:
+        try:
+            return bool(self._api().inspect_container(self.id)["State"].get("OOMKilled"))
+        except Exception:
+            return False
+
+    # -- protocol ----------------------------------------------------------------------------
+    def exec(
+        self, command: str | list[str], cwd: str = ".", timeout: float | None = None
+    ) -> ExecResult:
+        if self._stopped:
+            raise RuntimeError("sandbox is stopped")
+        argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
+        workdir = os.path.normpath(os.path.join(WORKSPACE_MOUNT, cwd))
+        if not (workdir == WORKSPACE_MOUNT or workdir.startswith(WORKSPACE_MOUNT + "/")):
+            raise ValueError(f"cwd must stay inside the workspace: {cwd!r}")
+        limit = self.limits.timeout_s if timeout is None else timeout
+        with self._lock:
+            return self._exec(argv, workdir, limit)
+
+    def _exec(self, argv: list[str], workdir: str, limit: float) -> ExecResult:
+        api = self._api()
+        cap = OutputCap(self.limits.output_bytes - NOTE_RESERVE)
+        t0 = time.monotonic()
+        try:
+            ex = api.exec_create(
+                self.id,
+                argv,
+                user=f"{self.uid}:{self.gid}",
+                environment=SANDBOX_ENV,
+                workdir=workdir,
+            )
+            stream = api.exec_start(ex["Id"], stream=True)
+        except Exception as e:
+            # e.g. the pids limit is exhausted, or the binary does not exist
+            return ExecResult(
+                exit_code=127,
+                output=f"qwenfix: could not start command: {e}",
+                duration_s=time.monotonic() - t0,
+            )
+        exec_id = ex["Id"]
+
+        def pump() -> None:
+            try:
+                for chunk in stream:
+                    cap.write(chunk)
+            except Exception as e:  # connection closed under us after a restart
+                log.debug("exec stream ended: %s", e)
+
+        reader = threading.Thread(target=pump, daemon=True, name=f"sandbox-out-{self.id[:8]}")
+        reader.start()
+        deadline = t0 + limit
+        timed_out = False
+        exit_code: int | None = None
+        poll = 0.02
+        while True:
+            reader.join(timeout=max(0.0, min(poll, deadline - time.monotonic())))
+            if not reader.is_alive():
+                break
+            if time.monotonic() >= deadline:
+                timed_out = True
+                break
+            poll = min(poll * 2, 0.5)
+            info = api.exec_inspect(exec_id)
+            if not info.get("Running"):
+                # The command is done but something it started still holds the output pipe.
+                exit_code = info.get("ExitCode")
+                reader.join(timeout=0.2)
+                break
+        restarts = self.restarts
+        oom_count = self._reap()  # kills leftovers, which also closes the stream
+        reader.join(timeout=10)
+        duration = time.monotonic() - t0
+        if exit_code is None:
+            try:
+                exit_code = api.exec_inspect(exec_id).get("ExitCode")
+            except Exception:  # exec instances are gone after a restart
+                exit_code = None
+        if exit_code is None:
+            exit_code = 137 if timed_out else -1
+        if timed_out:
+            exit_code = 124 if exit_code in (None, -1, 0) else exit_code
+        oom = False
+        if oom_count is not None:
+            oom = oom_count > self._oom_count
+            self._oom_count = oom_count
+        flag = self._oom_flag_now()
+        if flag and not self._oom_flag:
+            oom = True
+        self._oom_flag = flag
+        output = cap.text()
+        if self.restarts != restarts:
+            output += "\n[qwenfix: the sandbox had to be restarted; /tmp and $HOME were reset]\n"
+        if timed_out:
+            output += f"\n[qwenfix: command timed out after {limit:g}s and was killed]\n"
+        if oom:
+            output += (
+                f"\n[qwenfix: out of memory: a process was killed at the "
+                f"{self.limits.memory_mb} MB limit]\n"
+            )
+        return ExecResult(
+            exit_code=exit_code,
+            output=output,
+            duration_s=duration,
+            timed_out=timed_out,
+            oom_killed=oom,
+            truncated=cap.truncated,
+        )
+
+    def stop(self) -> None:
+        self._stopped = True
+        try:
+            self.container.remove(force=True)
+        except Exception as e:
+            import docker
+
+            if not isinstance(e, docker.errors.NotFound):
+                raise
+
+    def __enter__(self) -> DockerSandbox:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class DockerEngine:
+    name = "docker"
+
+    def __init__(self, client=None, network: str = "bridge") -> None:
+        self._client = client
+        self.network = network  # only used when Limits.network is True; never "host"
+        if network == "host":
+            raise ValueError("the host network namespace is never given to a sandbox")
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = _client()
+        return self._client
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            v = self.client.version()
+            return True, f"Docker engine {v.get('Version')} reachable"
+        except Exception as e:
+            return False, f"Docker engine not reachable: {e}"
+
+    def start(
+        self, workspace: Path, image: str, limits: Limits, labels: dict[str, str] | None = None
+    ) -> DockerSandbox:
+        workspace = Path(workspace).resolve()
+        if not workspace.is_dir():
+            raise FileNotFoundError(f"workspace {workspace} is not a directory")
+        uid, gid = sandbox_user_for(workspace)
+        if os.geteuid() == 0:
+            chown_tree(workspace, uid, gid)
+        all_labels = {
+            LABEL: "1",
+            LABEL_JOB: (labels or {}).get(LABEL_JOB, ""),
+            LABEL_WORKER: _worker_id(),
+            LABEL_HOST: socket.gethostname(),
+            LABEL_PID: str(os.getpid()),
+            "qwenfix.workspace": str(workspace),
+            **(labels or {}),
+        }
+        if limits.network and self.network == "host":
+            raise ValueError("the host network namespace is never given to a sandbox")
+        from docker.types import Ulimit
+
+        mem = f"{int(limits.memory_mb)}m"
+        container = self.client.containers.run(
+            image,
+            entrypoint=["sleep", "infinity"],
+            command=[],
+            init=True,
+            detach=True,
+            name=f"qwenfix-{uuid.uuid4().hex[:12]}",
+            hostname="sandbox",
+            user=f"{IDLE_UID}:{IDLE_UID}",
+            working_dir=WORKSPACE_MOUNT,
+            environment=SANDBOX_ENV,
+            labels=all_labels,
+            network_mode=self.network if limits.network else "none",
+            read_only=True,
+            tmpfs={
+                "/tmp": "rw,nosuid,nodev,size=1g,mode=1777",
+                HOME: f"rw,nosuid,nodev,size=512m,mode=0700,uid={uid},gid={gid}",
+            },
+            volumes={str(workspace): {"bind": WORKSPACE_MOUNT, "mode": "rw"}},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            pids_limit=int(limits.pids),
+            mem_limit=mem,
+            memswap_limit=mem,
+            nano_cpus=int(limits.cpus * 1e9),
+            ulimits=[
+                Ulimit(name="core", soft=0, hard=0),
+                Ulimit(name="nofile", soft=4096, hard=4096),
+            ],
+            ipc_mode="private",
+            stop_signal="SIGKILL",
+        )
+        return DockerSandbox(self, container, workspace, limits, uid, gid)
+
+
+def list_sandboxes(client=None) -> list:
+    client = client or _client()
+    return client.containers.list(all=True, filters={"label": f"{LABEL}=1"})
+
+
+def sweep_orphans(
+    max_age_s: float = 0.0,
+    alive_job_ids: set[str] | frozenset[str] | None = None,
+    client=None,
+    labels: dict[str, str] | None = None,
+) -> list[str]:
+    """Remove qwenfix sandbox containers whose job is not alive; returns removed container ids.
+
+    A container is kept when its ``qwenfix.job`` label is in ``alive_job_ids``, or when it is
+    younger than ``max_age_s`` seconds. With ``alive_job_ids=None`` a container is also kept
+    while the worker process that started it (same host, ``qwenfix.pid``) is still running —
+    the right default right after a worker crash. ``labels`` narrows the sweep to containers
+    carrying all of them (tests use it to stay away from each other's sandboxes).
+    """
+    client = client or _client()
+    removed: list[str] = []
+    now = time.time()
+    host = socket.gethostname()
+    for c in list_sandboxes(client):
+        own = c.labels or {}
+        if labels and any(own.get(k) != v for k, v in labels.items()):
+            continue
+        labels_ = own
+        job = labels_.get(LABEL_JOB, "")
+        if alive_job_ids is not None and job and job in alive_job_ids:
+            continue
+        if alive_job_ids is None and labels_.get(LABEL_HOST) == host:
+            pid = labels_.get(LABEL_PID, "")
+            if pid.isdigit() and _pid_alive(int(pid)):
+                continue
+        if max_age_s > 0:
+            created = c.attrs.get("Created", "")
+            age = now - _parse_docker_time(created) if created else max_age_s + 1
+            if age < max_age_s:
+                continue
+        try:
+            c.remove(force=True)
+            removed.append(c.id)
+        except Exception as e:
+            log.warning("could not remove orphan sandbox %s: %s", c.id[:12], e)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is not alive
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _parse_docker_time(s: str | int | float) -> float:
+    from datetime import datetime
+
+    if isinstance(s, (int, float)):  # the list API gives a unix timestamp
+        return float(s)
+
+    s = s.rstrip("Z")
+    if "." in s:
+        base, frac = s.split(".", 1)
+        s = f"{base}.{frac[:6]}"
+    try:
+        return datetime.fromisoformat(s + "+00:00").timestamp()
+    except ValueError:
+        return 0.0
