@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     private_key_path: Path | None = None
     github_api_url: str = "https://api.github.com"
     public_url: str = "http://127.0.0.1:8000"  # where job links in comments point
+    commit_author_name: str = "qwenfix[bot]"
+    commit_author_email: str = "qwenfix[bot]@users.noreply.github.com"
 
     # state and queue
     data_dir: Path = Path("var")

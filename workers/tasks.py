@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from celery.signals import worker_ready
+
 from workers import runner
 from workers.celery_app import RUN_JOB, SWEEP, celery_app
 
@@ -16,4 +18,10 @@ def run_job(self, job_id: int) -> None:
 
 @celery_app.task(name=SWEEP)
 def sweep() -> None:
+    runner.sweep()
+
+
+@worker_ready.connect
+def _sweep_at_start(**_kwargs) -> None:
+    """A worker that crashed left sandboxes behind: clear them before taking new work."""
     runner.sweep()

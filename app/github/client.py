@@ -9,6 +9,10 @@ Installation tokens are narrowed to the job's repository, cached in-process per
 transparently: a client made by :meth:`GitHubApp.installation_client` fetches the current token
 on every request and, if GitHub answers 401 (token revoked), exchanges a new one once.
 
+Keep the client in a variable while using it: githubkit's ``gh.rest`` namespaces hold the client
+weakly, so ``app.installation_client(...).rest.x.y()`` on one line fails with "GitHub client has
+already been collected".
+
 Tokens and the private key are never logged.
 """
 
@@ -113,6 +117,23 @@ class GitHubApp:
             _InstallationAuthStrategy(self, installation_id, repository), **self._options()
         )
 
+    def describe_app(self) -> str:
+        """The app's slug as GitHub knows it (GET /app): proves the id, key and URL work."""
+        client = self.app_client()  # keep a reference: githubkit namespaces hold it weakly
+        try:
+            app = client.rest.apps.get_authenticated().parsed_data
+        except RequestFailed as exc:
+            if exc.response.status_code == 401:
+                raise GitHubAppError(
+                    "GitHub refused the app's JSON web token (401): check QWENFIX_APP_ID and "
+                    "that the private key belongs to this app",
+                    401,
+                ) from None
+            raise
+        if app is None:
+            raise GitHubAppError("GitHub returned no app for this JSON web token")
+        return app.slug or app.name
+
     def _options(self) -> dict:
         return {
             "base_url": self.base_url,
@@ -152,10 +173,9 @@ class GitHubApp:
         data: dict = {}
         if repository:
             data["repositories"] = [repository.split("/", 1)[-1]]
+        client = self.app_client()  # keep a reference: githubkit namespaces hold it weakly
         try:
-            resp = self.app_client().rest.apps.create_installation_access_token(
-                installation_id, **data
-            )
+            resp = client.rest.apps.create_installation_access_token(installation_id, **data)
         except RequestFailed as exc:
             status = exc.response.status_code
             if status == 401:
@@ -269,11 +289,17 @@ class _InstallationAuthStrategy(BaseAuthStrategy):
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, what it wraps (githubkit's RequestError around an error raised while sending,
+    e.g. by the token exchange inside the auth flow) and its causes."""
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen and len(seen) < 8:
         seen.add(id(cur))
         yield cur
+        if isinstance(cur, RequestError) and not isinstance(cur, RequestFailed | RequestTimeout):
+            if isinstance(cur.exc, BaseException) and not isinstance(cur.exc, httpx.HTTPError):
+                cur = cur.exc
+                continue
         cur = cur.__cause__ or cur.__context__
 
 
@@ -302,7 +328,7 @@ def is_transient(exc: BaseException) -> bool:
             return status in (403, 429) and "retry-after" in e.response.headers
         if isinstance(e, RequestTimeout):
             return True
-        if isinstance(e, RequestError):
+        if isinstance(e, RequestError) and isinstance(e.exc, httpx.HTTPError):
             return isinstance(e.exc, httpx.TransportError)
         if isinstance(e, (httpx.TransportError, ConnectionError, TimeoutError)):
             return True
