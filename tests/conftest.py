@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.support.git_http",
     "tests.support.fake_github",
     "tests.support.fake_openai",
+    "tests.support.stack",
 ]

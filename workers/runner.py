@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable
 
 import structlog
 
@@ -25,6 +25,7 @@ log = get_logger("qwenfix.runner")
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 LOCK_TTL = timedelta(minutes=45)
 LOCK_RETRY_S = 5.0
+WAIT_FOR_PR_LOCK = ("repair",)  # these queue behind a running job; `/qwen fix` answers "already working"
 
 
 class Transient(Exception):
@@ -48,6 +49,7 @@ class JobContext:
 
     job: Job
     settings: Settings
+    holds_lock: bool = False
 
     def progress(self, text: str) -> bool:
         """Record progress; False once the job was cancelled (`/qwen stop`, newer push)."""
@@ -58,6 +60,15 @@ class JobContext:
         with session_scope(self.settings.database_url) as session:
             job = session.get(Job, self.job.id)
             return job is None or job.state == "cancelled"
+
+    def try_lock(self) -> bool:
+        """Take this pull request's lock (released when the job ends). False: another job holds it."""
+        if not self.job.pr_number:
+            return True
+        with session_scope(self.settings.database_url) as session:
+            taken = jobs.acquire_lock(session, pr_lock_name(self.job), WORKER_ID, LOCK_TTL)
+        self.holds_lock = self.holds_lock or taken
+        return taken
 
     def update(self, **fields) -> None:
         with session_scope(self.settings.database_url) as session:
@@ -82,6 +93,8 @@ def handles(*kinds: str) -> Callable[[Handler], Handler]:
 def _load_handlers() -> None:
     # importing the behaviour modules registers their handlers
     import workers.installations  # noqa: F401
+    import workers.pr_commands  # noqa: F401
+    import workers.red_build  # noqa: F401
 
 
 def run_job(job_id: int, settings: Settings | None = None) -> float | None:
@@ -95,23 +108,27 @@ def run_job(job_id: int, settings: Settings | None = None) -> float | None:
         if job is None:
             log.info("job not claimable (done, cancelled or running elsewhere)")
             return None
-        lock = f"pr:{job.repo}#{job.pr_number}" if job.pr_number else None
-        if lock:
+        ctx = JobContext(job=job, settings=settings)
+        if job.kind in WAIT_FOR_PR_LOCK and not ctx.try_lock():
             with session_scope(settings.database_url) as session:
-                if not jobs.acquire_lock(session, lock, WORKER_ID, LOCK_TTL):
-                    jobs.release_to_queue(session, job_id, "waiting for another job on this pull request")
-                    return LOCK_RETRY_S
+                jobs.release_to_queue(session, job_id, "waiting for another job on this pull request")
+            return LOCK_RETRY_S
         try:
-            return _run_claimed(job, settings)
+            return _run_claimed(ctx)
         finally:
-            if lock:
+            if ctx.holds_lock:
                 with session_scope(settings.database_url) as session:
-                    jobs.release_lock(session, lock, WORKER_ID)
+                    jobs.release_lock(session, pr_lock_name(job), WORKER_ID)
     finally:
         structlog.contextvars.unbind_contextvars("job")
 
 
-def _run_claimed(job: Job, settings: Settings) -> float | None:
+def pr_lock_name(job: Job) -> str:
+    return f"pr:{job.repo}#{job.pr_number}"
+
+
+def _run_claimed(ctx: JobContext) -> float | None:
+    job, settings = ctx.job, ctx.settings
     handler = HANDLERS.get(job.kind)
     started = time.monotonic()
     if handler is None:
@@ -119,7 +136,7 @@ def _run_claimed(job: Job, settings: Settings) -> float | None:
     else:
         log.info("job started", kind=job.kind, repo=job.repo, pr=job.pr_number)
         try:
-            outcome = handler(JobContext(job=job, settings=settings))
+            outcome = handler(ctx)
         except Transient as exc:
             log.warning("transient failure; will retry", error=str(exc))
             with session_scope(settings.database_url) as session:
@@ -139,16 +156,17 @@ def _run_claimed(job: Job, settings: Settings) -> float | None:
 
 def sweep() -> None:
     """Worker-side housekeeping: remove sandboxes whose job is no longer running."""
-    settings = get_settings()
-    try:
-        from workers.sandbox.docker import sweep_orphans
-    except ImportError:
-        return
-    with session_scope(settings.database_url) as session:
-        from sqlalchemy import select
+    from sqlalchemy import select
 
+    from workers.sandbox import bwrap, docker
+
+    settings = get_settings()
+    with session_scope(settings.database_url) as session:
         alive = {str(i) for i in session.scalars(select(Job.id).where(Job.state == "running"))}
-    try:
-        sweep_orphans(alive_job_ids=alive)
-    except Exception as exc:  # noqa: BLE001 — no Docker on this worker: nothing to sweep
-        log.debug("sandbox sweep skipped", error=str(exc))
+    for name, sweep_engine in (("docker", lambda: docker.sweep_orphans(alive_job_ids=alive)), ("bwrap", bwrap.sweep_orphans)):
+        try:
+            removed = sweep_engine()
+            if removed:
+                log.info("removed orphaned sandboxes", engine=name, count=len(removed))
+        except Exception as exc:  # noqa: BLE001 — that engine is absent on this worker
+            log.debug("sandbox sweep skipped", engine=name, error=str(exc))

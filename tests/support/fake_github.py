@@ -1497,6 +1497,14 @@ class FakeGitHub:
 
         # ------------------------------------------------------------ actions
 
+        @api.get("/repos/{owner}/{name}/actions/runs")
+        async def list_runs(owner: str, name: str, request: Request, head_sha: str | None = None):  # noqa: ANN202
+            r, _ = fake._repo_for(request, owner, name)
+            runs = [run for run in fake.workflow_runs.values() if run["repo"] == r.full_name
+                    and (head_sha is None or run["head_sha"] == head_sha)]
+            items = [fake._workflow_run_json(run) for run in sorted(runs, key=lambda x: -x["id"])]
+            return fake._paged_object(request, "workflow_runs", items)
+
         @api.get("/repos/{owner}/{name}/actions/runs/{run_id}")
         async def get_run(owner: str, name: str, run_id: int, request: Request):  # noqa: ANN202
             r, _ = fake._repo_for(request, owner, name)

@@ -1,1 +1,147 @@
-"""Placeholder: filled in by its owner."""
+"""A scripted OpenAI-compatible model server on 127.0.0.1, driven by the real `openai` client.
+
+A script is a list of replies, one per agent step. The step is read from the request itself (the
+number of assistant messages so far), so concurrent conversations — k candidates in parallel —
+each follow the script independently. Every request body and its headers are recorded.
+
+Reply shapes:
+    call("read_file", path="a.py")                  native OpenAI tool_calls
+    call("read_file", path="a.py", shape="xml")     Qwen3-Coder XML in the text
+    call("read_file", path="a.py", shape="json")    a JSON object in the text
+    text("anything")                                plain text (no tool call)
+    error(429)                                      an HTTP error status
+or a callable(request_body) -> one of those.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from tests.support.git_http import ServerThread
+
+MODEL = "qwen3-coder-test"
+
+
+def call(name: str, shape: str = "native", **arguments) -> dict:
+    return {"kind": "call", "name": name, "arguments": arguments, "shape": shape}
+
+
+def text(content: str) -> dict:
+    return {"kind": "text", "content": content}
+
+
+def error(status: int, times: int = 1) -> dict:
+    return {"kind": "error", "status": status}
+
+
+def finish(summary: str = "Done.", shape: str = "native") -> dict:
+    return call("finish", shape=shape, summary=summary)
+
+
+@dataclass
+class RecordedCall:
+    body: dict
+    headers: dict[str, str]
+
+    @property
+    def messages(self) -> list[dict]:
+        return self.body.get("messages", [])
+
+    @property
+    def raw(self) -> str:
+        return json.dumps(self.body) + json.dumps(self.headers)
+
+
+@dataclass
+class FakeModel:
+    url: str = ""
+    requests: list[RecordedCall] = field(default_factory=list)
+    replies: list[Any] = field(default_factory=list)
+    failures: list[int] = field(default_factory=list)  # HTTP statuses to answer before any reply
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def script(self, replies: list[Any]) -> None:
+        self.replies = list(replies)
+
+    def fail_next(self, status: int, times: int = 1) -> None:
+        self.failures += [status] * times
+
+    def chat_requests(self) -> list[RecordedCall]:
+        return [r for r in self.requests if "messages" in r.body]
+
+    def answer(self, body: dict) -> tuple[int, dict]:
+        with self.lock:
+            if self.failures:
+                status = self.failures.pop(0)
+                return status, {"error": {"message": f"scripted {status}", "type": "server_error"}}
+            call_id = next(self.ids)
+        step = sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
+        reply = self.replies[step] if step < len(self.replies) else finish("Script exhausted.")
+        if callable(reply):
+            reply = reply(body)
+        if reply["kind"] == "error":
+            return reply["status"], {"error": {"message": "scripted error", "type": "server_error"}}
+        prompt_tokens = len(json.dumps(body.get("messages", []))) // 4
+        if reply["kind"] == "text":
+            message = {"role": "assistant", "content": reply["content"]}
+        elif reply["shape"] == "native":
+            message = {"role": "assistant", "content": None, "tool_calls": [{
+                "id": f"call_{call_id}", "type": "function",
+                "function": {"name": reply["name"], "arguments": json.dumps(reply["arguments"])}}]}
+        elif reply["shape"] == "xml":
+            params = "".join(f"<parameter={k}>\n{v}\n</parameter>\n" for k, v in reply["arguments"].items())
+            message = {"role": "assistant", "content": f"Let me do that.\n<tool_call>\n<function={reply['name']}>\n{params}</function>\n</tool_call>"}
+        else:
+            payload = json.dumps({"name": reply["name"], "arguments": reply["arguments"]})
+            message = {"role": "assistant", "content": f"```json\n{payload}\n```"}
+        completion = len(json.dumps(message)) // 4 + 1
+        return 200, {
+            "id": f"chatcmpl-{call_id}", "object": "chat.completion", "created": 0, "model": body.get("model", MODEL),
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion, "total_tokens": prompt_tokens + completion},
+        }
+
+
+def make_app(model: FakeModel) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        body = await request.json()
+        model.requests.append(RecordedCall(body, dict(request.headers)))
+        status, payload = model.answer(body)
+        return JSONResponse(payload, status_code=status)
+
+    @app.get("/v1/models")
+    async def models(request: Request):
+        model.requests.append(RecordedCall({}, dict(request.headers)))
+        return {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "test"}]}
+
+    return app
+
+
+@pytest.fixture
+def fake_model():
+    model = FakeModel()
+    server = ServerThread(make_app(model)).start()
+    model.url = server.url
+    try:
+        yield model
+    finally:
+        server.stop()
+
+
+Responder = Callable[[dict], dict]

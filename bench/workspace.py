@@ -1,0 +1,138 @@
+"""Benchmark: a fresh `git clone` per job vs the mirror cache's checkout (fetch + worktree).
+
+    .venv/bin/python bench/workspace.py [--files 5000] [--commits 10] [--runs 5]
+
+A repository with FILES files and some history is served over real git smart HTTP
+(`git http-backend` behind uvicorn on 127.0.0.1, token required). Each run pushes one small commit
+first, so every measured job has something new to get, then times:
+
+  (a) fresh clone       `git clone` of the remote into an empty directory (what a worker without
+                        a cache does for every job);
+  (b) mirror checkout   MirrorCache.checkout of the new commit when the mirror already exists
+                        (a fetch of the new objects + `git worktree add --detach`);
+  (c) mirror, no fetch  MirrorCache.checkout of a commit the mirror already has;
+  (d) shared clone      for comparison with (b)'s worktree step: `git clone --shared --no-checkout`
+                        from the mirror + `git checkout --detach SHA` (no network).
+
+Prints medians and the ratio (a)/(b). Figures only; nothing asserts on wall-clock time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.git_http import (  # noqa: E402
+    ServerThread,
+    git_http_app,
+    make_bare_repo,
+    push_commit,
+)
+from workers.workspace import MirrorCache, _git, _rmtree  # noqa: E402
+
+REPO = "bench/big"
+
+
+def _content(rng: random.Random, i: int, version: int = 0) -> str:
+    words = ["alpha", "beta", "gamma", "delta", "widget", "return", "value", "self", "def"]
+    lines = [f"# file {i} version {version}"]
+    for n in range(rng.randint(20, 80)):
+        lines.append(" ".join(rng.choice(words) for _ in range(rng.randint(3, 10))) + f" {n}")
+    return "\n".join(lines) + "\n"
+
+
+def make_repo(root: Path, files: int, commits: int) -> tuple[str, int]:
+    rng = random.Random(1234)
+    tree = {f"pkg{i % 50:02d}/sub{i % 7}/mod_{i:05d}.py": _content(rng, i) for i in range(files)}
+    make_bare_repo(root, REPO, tree)
+    paths = sorted(tree)
+    for c in range(1, commits + 1):
+        changed = {p: _content(rng, c * 100000 + k, c) for k, p in enumerate(rng.sample(paths, 200))}
+        push_commit(root, REPO, "main", changed, message=f"history {c}")
+    size = sum(len(v) for v in tree.values())
+    return REPO, size
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=5000)
+    parser.add_argument("--commits", type=int, default=10, help="history commits on main")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
+    token = "ghs_bench_token_0123456789"
+    with tempfile.TemporaryDirectory(prefix="qwenfix-bench-ws-") as tmp_s:
+        tmp = Path(tmp_s)
+        repos = tmp / "repos"
+        t0 = time.perf_counter()
+        name, size = make_repo(repos, args.files, args.commits)
+        print(
+            f"repository: {args.files} files ({size / 1e6:.1f} MB of text), "
+            f"{args.commits + 1} commits, made in {time.perf_counter() - t0:.1f}s"
+        )
+        server = ServerThread(git_http_app(repos, lambda t: t == token)).start()
+        url = f"{server.url}/{name}.git"
+        cache = MirrorCache(tmp / "mirrors", 50 << 30, worktree_dir=tmp / "wt")
+        try:
+            t0 = time.perf_counter()
+            sha0 = push_commit(repos, name, "main", {"warmup.txt": "0\n"}, message="warm up")
+            cache.checkout(url, sha0, token).remove()
+            print(f"first job (mirror created): {time.perf_counter() - t0:.2f}s")
+
+            fresh, mirror, present, shared = [], [], [], []
+            for run in range(args.runs):
+                sha = push_commit(repos, name, "main", {"bench/run.txt": f"{run}\n"})
+
+                dest = tmp / f"clone-{run}"
+                t0 = time.perf_counter()
+                _git(["clone", "--quiet", url, str(dest)], token=token, cwd=tmp, timeout=600)
+                fresh.append(time.perf_counter() - t0)
+                _rmtree(dest)
+
+                t0 = time.perf_counter()
+                wt = cache.checkout(url, sha, token)
+                mirror.append(time.perf_counter() - t0)
+                assert wt.head() == sha and (wt.path / "bench/run.txt").exists()
+                wt.remove()
+
+                t0 = time.perf_counter()
+                wt = cache.checkout(url, sha, token)
+                present.append(time.perf_counter() - t0)
+                wt.remove()
+
+                dest = tmp / f"shared-{run}"
+                t0 = time.perf_counter()
+                _git(
+                    ["clone", "--quiet", "--shared", "--no-checkout",
+                     str(cache.mirror_path(url)), str(dest)],
+                    cwd=tmp,
+                )
+                _git(["checkout", "--quiet", "--detach", sha], cwd=dest)
+                shared.append(time.perf_counter() - t0)
+                _rmtree(dest)
+        finally:
+            server.stop()
+
+        a, b, c, d = map(_median, (fresh, mirror, present, shared))
+        print(f"runs: {args.runs} (medians)")
+        print(f"  (a) fresh git clone over HTTP           {a * 1000:8.0f} ms")
+        print(f"  (b) mirror checkout: fetch + worktree   {b * 1000:8.0f} ms")
+        print(f"  (c) mirror checkout, commit present     {c * 1000:8.0f} ms")
+        print(f"  (d) clone --shared + checkout (local)   {d * 1000:8.0f} ms")
+        print(f"ratio (a)/(b): {a / b:.1f}x   (target >= 5x)")
+        print(f"ratio (a)/(c): {a / c:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

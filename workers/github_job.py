@@ -1,0 +1,99 @@
+"""A job's connection to GitHub: client and token for its repository, its target, the base branch's
+config, and the progress comment and check run it keeps up to date."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.config import Settings
+from app.github.client import GitHubApp, is_transient, retry_after
+from workers import deliver, reports
+from workers.repo_config import RepoConfig, load_repo_config
+from workers.runner import JobContext, Transient
+from workers.target import Target, read_text, resolve_target
+
+CONTEXT_FILES = ("README.md", "AGENTS.md", "QWEN.md", "CONTRIBUTING.md")
+
+
+_apps: dict[tuple[str, str], GitHubApp] = {}
+
+
+def github_app(settings: Settings) -> GitHubApp:
+    """One per process and App: installation tokens are cached inside it."""
+    key = (settings.app_id, settings.github_api_url)
+    if key not in _apps:
+        _apps[key] = GitHubApp(settings)
+    return _apps[key]
+
+
+@dataclass
+class GitHubJob:
+    ctx: JobContext
+    gh: object  # githubkit.GitHub, built by app.github.client
+    token: str
+    target: Target
+    config: RepoConfig
+    config_error: str | None
+    comment_id: int | None = None
+
+    @property
+    def job_id(self) -> int:
+        return self.ctx.job.id
+
+    @property
+    def url(self) -> str:
+        return reports.job_url(self.ctx.settings.public_url, self.job_id)
+
+    @property
+    def secrets(self) -> list[str]:
+        return [*self.ctx.settings.secrets(), self.token]
+
+    def stage(self, stage: str, detail: str = "", comment: bool = True) -> bool:
+        """Record progress on the job, the PR comment and the check run; False when cancelled."""
+        alive = self.ctx.progress(f"{stage}{': ' + detail if detail else ''}")
+        if comment and self.target.pr_number:
+            self.comment(reports.progress(self.job_id, self.url, stage, detail))
+        self.check_run("in_progress", title=reports.STAGES.get(stage, stage), summary=detail or reports.STAGES.get(stage, stage))
+        return alive
+
+    def comment(self, body: str) -> None:
+        if self.target.pr_number:
+            self.comment_id = call(deliver.upsert_comment, self.gh, self.target.repo, self.target.pr_number, self.job_id, body)
+
+    def check_run(self, status: str, conclusion: str | None = None, title: str = "", summary: str = "", text: str | None = None) -> None:
+        if self.config_error:  # reported once, on the check run, naming the field
+            summary = f"{summary}\n\n{reports.config_error(self.config_error)}"
+        call(
+            deliver.upsert_check_run, self.gh, self.target.repo, self.target.head_sha, self.job_id, status,
+            conclusion=conclusion, title=title[:200], summary=summary[:60000], details_url=self.url, text=text,
+        )
+
+    def context_files(self) -> dict[str, str]:
+        """README and agent guidance from the BASE branch: never instructions from the PR head."""
+        files = {}
+        for path in CONTEXT_FILES:
+            text = call(read_text, self.gh, self.target.repo, path, self.target.base_ref)
+            if text:
+                files[path] = text[:4000]
+        return files
+
+
+def call(fn, *args, **kwargs):
+    """Call GitHub; a transient failure (5xx, secondary rate limit) becomes a retry of the whole job."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        if is_transient(exc):
+            raise Transient(f"GitHub: {type(exc).__name__}", retry_after(exc) or 10.0) from exc
+        raise
+
+
+def open_job(ctx: JobContext, head_sha: str | None = None, head_branch: str | None = None) -> GitHubJob:
+    job = ctx.job
+    app = github_app(ctx.settings)
+    gh = call(app.installation_client, job.installation_id, job.repo)
+    token = call(app.installation_token, job.installation_id, job.repo)
+    target = call(resolve_target, gh, job.repo, job.pr_number, head_sha or job.head_sha, head_branch)
+    text = call(read_text, gh, job.repo, ".github/qwen.yml", target.base_ref)
+    config, error = load_repo_config(text)
+    return GitHubJob(ctx=ctx, gh=gh, token=token, target=target, config=config, config_error=error)

@@ -1,0 +1,226 @@
+"""`/qwen` commands on pull requests: fix, explain, help, stop, retry.
+
+Every command job first acknowledges the comment (👀), then checks that the commenter may write
+to the repository. Context is frozen at trigger time: the command text comes from the webhook
+payload, and no other comment is read.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app import jobs
+from app.db.models import Job
+from app.db.session import session_scope
+from workers import ci_logs, deliver, reports
+from workers.fix_pipeline import mirror_cache
+from workers.github_job import GitHubJob, call, open_job
+from workers.red_build import conclude, model_overrides, record
+from workers.repair import RepairTask
+from workers.repo_config import describe
+from workers.runner import JobContext, Outcome, handles
+from workers.test_command import detect_test_command
+
+HELP = """Commands (a comment whose line starts with `/qwen`):
+
+| command | what it does |
+| --- | --- |
+| `/qwen fix [instructions]` | repair the failing checks of this pull request, or do what the instructions ask, verify with the tests, and push a commit (or suggest changes when the app may not push here) |
+| `/qwen explain` | explain the current CI failure in plain words, without a patch |
+| `/qwen stop` | stop the job running on this pull request |
+| `/qwen retry` | run the last job again |
+| `/qwen help` | this message |
+
+Only people with write access can use them."""
+
+
+def _acknowledged(ctx: JobContext) -> GitHubJob | Outcome:
+    """👀 on the command, then the permission check. An Outcome means: stop here."""
+    params = ctx.job.params
+    gj = open_job(ctx, head_sha=ctx.job.head_sha)
+    call(deliver.react, gj.gh, gj.target.repo, params["comment_id"], "eyes", params.get("source") == "review_comment")
+    actor = params.get("actor") or ""
+    if call(deliver.permission, gj.gh, gj.target.repo, actor) not in deliver.WRITE_PERMISSIONS:
+        _refuse_once(gj, actor)
+        return Outcome("skipped", f"@{actor} has no write access; refused")
+    if not ctx.job.head_sha and gj.target.current_head_sha:
+        ctx.update(head_sha=gj.target.current_head_sha)  # freeze the head as it is now
+    return gj
+
+
+def _refuse_once(gj: GitHubJob, actor: str) -> None:
+    """One polite refusal per person per pull request, however often they ask."""
+    with session_scope(gj.ctx.settings.database_url) as session:
+        earlier = session.scalars(select(Job).where(
+            Job.repo == gj.target.repo, Job.pr_number == gj.target.pr_number, Job.id != gj.job_id,
+            Job.outcome == f"@{actor} has no write access; refused",
+        )).first()
+    if earlier is None:
+        gj.comment(reports.refusal(actor))
+
+
+@handles("help")
+def help_command(ctx: JobContext) -> Outcome:
+    gj = _acknowledged(ctx)
+    if isinstance(gj, Outcome):
+        return gj
+    unknown = ctx.job.params.get("unknown")
+    intro = f"`/qwen {unknown}` is not a command I know.\n\n" if unknown else ""
+    config = describe(gj.config)
+    body = f"{intro}{HELP}\n\nThis repository's effective configuration (`.github/qwen.yml` on `{gj.target.base_ref}`):\n\n{config}"
+    gj.comment(reports.outcome(gj.job_id, gj.url, "help", body))
+    return Outcome("succeeded", "help posted")
+
+
+def _active_jobs(ctx: JobContext, kinds: tuple[str, ...]) -> list[Job]:
+    job = ctx.job
+    with session_scope(ctx.settings.database_url) as session:
+        return list(session.scalars(select(Job).where(
+            Job.repo == job.repo, Job.pr_number == job.pr_number, Job.id != job.id,
+            Job.kind.in_(kinds), Job.state.in_(Job.ACTIVE),
+        ).order_by(Job.id)))
+
+
+@handles("stop")
+def stop_command(ctx: JobContext) -> Outcome:
+    gj = _acknowledged(ctx)
+    if isinstance(gj, Outcome):
+        return gj
+    stopped = []
+    for job in _active_jobs(ctx, ("repair", "fix", "retry", "explain")):
+        with session_scope(ctx.settings.database_url) as session:
+            if jobs.cancel(session, job.id, f"stopped by @{ctx.job.params.get('actor')}"):
+                stopped.append(job.id)
+    text = ("Stopped job " + ", ".join(f"[{i}]({reports.job_url(ctx.settings.public_url, i)})" for i in stopped)
+            if stopped else "Nothing is running on this pull request.")
+    gj.comment(reports.outcome(gj.job_id, gj.url, "stop", text))
+    return Outcome("succeeded", text)
+
+
+@handles("retry")
+def retry_command(ctx: JobContext) -> Outcome:
+    gj = _acknowledged(ctx)
+    if isinstance(gj, Outcome):
+        return gj
+    with session_scope(ctx.settings.database_url) as session:
+        last = session.scalars(select(Job).where(
+            Job.repo == ctx.job.repo, Job.pr_number == ctx.job.pr_number, Job.id != ctx.job.id,
+            Job.kind.in_(("repair", "fix", "explain")),
+        ).order_by(Job.id.desc())).first()
+        if last is None:
+            gj.comment(reports.outcome(gj.job_id, gj.url, "retry", "There is no earlier job on this pull request to run again."))
+            return Outcome("skipped", "nothing to retry")
+        again = Job(
+            kind=last.kind, installation_id=last.installation_id, repo=last.repo, pr_number=last.pr_number,
+            head_sha=last.head_sha, trigger=f"retry:{ctx.job.params['comment_id']}",
+            delivery_id=ctx.job.delivery_id, params={**last.params, "retry_of": last.id},
+            idempotency_key=f"{last.idempotency_key}|retry:{ctx.job.params['comment_id']}", state="queued",
+        )
+        session.add(again)
+        session.flush()
+        again_id = again.id
+    from workers.celery_app import enqueue
+
+    enqueue(ctx.settings, again_id)
+    link = f"[job {again_id}]({reports.job_url(ctx.settings.public_url, again_id)})"
+    gj.comment(reports.outcome(gj.job_id, gj.url, "retry", f"Running job {last.id} again as {link}."))
+    return Outcome("succeeded", f"retrying job {last.id} as job {again_id}")
+
+
+def _failing_evidence(gj: GitHubJob):
+    """The failing CI of the frozen head, through its failed workflow runs (or third-party checks)."""
+    target = gj.target
+    runs = call(gj.gh.rest.actions.list_workflow_runs_for_repo, target.owner, target.name, head_sha=target.head_sha)
+    for run in runs.raw_response.json().get("workflow_runs") or []:
+        if run.get("conclusion") in ci_logs.FAILING:
+            params = {"source": "workflow_run", "run_id": run["id"], "workflow_path": run.get("path")}
+            evidence = call(ci_logs.collect, gj.gh, target, params, gj.config.repair.command)
+            if evidence.report is not None:
+                return evidence
+    return None
+
+
+@handles("fix")
+def fix_command(ctx: JobContext) -> Outcome:
+    gj = _acknowledged(ctx)
+    if isinstance(gj, Outcome):
+        return gj
+    if not ctx.try_lock():
+        busy = _active_jobs(ctx, ("repair", "fix"))
+        link = f" ([job {busy[0].id}]({reports.job_url(ctx.settings.public_url, busy[0].id)}))" if busy else ""
+        gj.comment(reports.outcome(gj.job_id, gj.url, "already working on it",
+                                   f"Another job is already working on this pull request{link}."))
+        return Outcome("skipped", "already working on it")
+    instructions = (ctx.job.params.get("text") or "").strip() or None
+    focus = ctx.job.params.get("path")
+    if focus and instructions:
+        instructions = f"{instructions}\n\n(The request was made on {focus}, line {ctx.job.params.get('line')}.)"
+    gj.stage("reproducing", "looking for failing checks")
+    evidence = _failing_evidence(gj)
+    overrides = model_overrides(gj)
+    common = dict(
+        setup=gj.config.repair.setup, instructions=instructions, candidates=gj.config.repair.candidates,
+        allow_ci_changes=gj.config.repair.allow_ci_changes, allow_test_deletion=gj.config.repair.allow_test_deletion,
+        ignore_paths=tuple(gj.config.paths.ignore), **overrides,
+    )
+    if evidence is not None and evidence.report.command:
+        report = evidence.report
+        regression = gj.config.repair.regression_command or evidence.regression_command
+        task = RepairTask(command=report.command, regression_command=regression if regression != report.command else None,
+                          failure_text=ci_logs_prompt(report), working_directory=report.working_directory or ".", **common)
+        title, command, excerpt = f"Fix {report.job_name}", report.command, report.error_excerpt
+    else:
+        if not instructions:
+            gj.comment(reports.outcome(gj.job_id, gj.url, "nothing to fix",
+                                       "All checks pass on this commit. Tell me what to change: `/qwen fix <instructions>`."))
+            gj.check_run("completed", "neutral", "Nothing to fix", "No failing checks and no instructions.")
+            return Outcome("skipped", "no failing checks and no instructions")
+        command = gj.config.repair.command or _detected_test_command(gj)
+        if not command:
+            gj.comment(reports.outcome(gj.job_id, gj.url, "no test command",
+                                       "I could not tell how to run this repository's tests. Set `repair.command` in `.github/qwen.yml`."))
+            return Outcome("failed", "no test command to validate with")
+        task = RepairTask(command=command, require_failure=False, **common)
+        title, excerpt = "Apply requested change", ""
+    result = run_engine_for(gj, task)
+    mode = "commit" if gj.target.can_push_to_head else "suggest"
+    return conclude(gj, result, command, excerpt, record(result), title=title, mode=mode)
+
+
+def run_engine_for(gj: GitHubJob, task: RepairTask):
+    from workers.fix_pipeline import run_engine
+
+    return run_engine(gj, task)
+
+
+def ci_logs_prompt(report) -> str:
+    from workers.failure import as_prompt
+
+    return as_prompt(report)
+
+
+def _detected_test_command(gj: GitHubJob) -> str | None:
+    target = gj.target
+    fetch = [f"refs/pull/{target.pr_number}/head"] if target.pr_number else []
+    with mirror_cache(gj.ctx.settings).checkout(target.clone_url, target.head_sha, gj.token, fetch) as worktree:
+        return detect_test_command(worktree.path)
+
+
+@handles("explain")
+def explain_command(ctx: JobContext) -> Outcome:
+    gj = _acknowledged(ctx)
+    if isinstance(gj, Outcome):
+        return gj
+    evidence = _failing_evidence(gj)
+    if evidence is None:
+        gj.comment(reports.outcome(gj.job_id, gj.url, "explain", f"No check is failing on `{gj.target.head_sha[:7]}`."))
+        return Outcome("succeeded", "no failing checks to explain")
+    report = evidence.report
+    from workers.fix_pipeline import model_client
+    from workers.agent.explain import explain_failure
+
+    client = model_client(ctx.settings)
+    explanation = explain_failure(client, ci_logs_prompt(report), gj.secrets) if client else None
+    body = "\n\n".join(p for p in (explanation or "", reports.failure_section(report.command, report.error_excerpt)) if p)
+    gj.comment(reports.outcome(gj.job_id, gj.url, f"why `{report.job_name}` fails", body))
+    return Outcome("succeeded", "explanation posted")

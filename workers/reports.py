@@ -1,0 +1,99 @@
+"""Everything the app says about a job — progress comment, check-run summary, refusals — in one place,
+so wording changes in one edit."""
+
+from __future__ import annotations
+
+MARKER = "<!-- qwenfix:job:{job_id} -->"
+
+
+def job_url(public_url: str, job_id: int) -> str:
+    return f"{public_url.rstrip('/')}/jobs/{job_id}"
+
+
+def fence(text: str, lang: str = "") -> str:
+    """A code fence longer than any backtick run inside the text, so logs cannot break out of it."""
+    longest, run = 0, 0
+    for ch in text:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"
+
+
+STAGES = {
+    "queued": "Queued",
+    "reproducing": "Reproducing the failure in a sandbox",
+    "fixing": "Running deterministic fixers",
+    "validating": "Validating candidate patches",
+    "delivering": "Delivering the fix",
+}
+
+
+def progress(job_id: int, url: str, stage: str, detail: str = "") -> str:
+    label = STAGES.get(stage, stage)
+    line = f"⏳ **qwenfix** — {label}{(': ' + detail) if detail else ''}…"
+    return f"{line}\n\n[Job {job_id}]({url})\n\n{MARKER.format(job_id=job_id)}"
+
+
+def outcome(job_id: int, url: str, headline: str, body: str = "") -> str:
+    parts = [f"**qwenfix** — {headline}"]
+    if body:
+        parts.append(body)
+    parts.append(f"[Job {job_id}]({url})")
+    parts.append(MARKER.format(job_id=job_id))
+    return "\n\n".join(parts)
+
+
+def failure_section(command: str | None, excerpt: str) -> str:
+    lines = []
+    if command:
+        lines.append(f"Failing command: `{command}`" if "`" not in command else "Failing command:\n" + fence(command))
+    if excerpt:
+        lines.append("<details><summary>Error</summary>\n\n" + fence(excerpt[-3000:]) + "\n\n</details>")
+    return "\n\n".join(lines)
+
+
+def attempts_section(candidates: list[dict]) -> str:
+    if not candidates:
+        return ""
+    rows = ["| attempt | verified | why |", "| --- | --- | --- |"]
+    for index, candidate in enumerate(candidates, 1):
+        why = "; ".join(candidate.get("reasons") or []) or candidate.get("outcome") or ""
+        rows.append(f"| {index} | {'yes' if candidate.get('verified') else 'no'} | {why.replace('|', '/')} |")
+    return "What was tried:\n\n" + "\n".join(rows)
+
+
+def no_fix(command: str | None, excerpt: str, candidates: list[dict], reason: str) -> tuple[str, str]:
+    headline = "could not find a verified fix"
+    body = "\n\n".join(p for p in (reason, failure_section(command, excerpt), attempts_section(candidates)) if p)
+    return headline, body
+
+
+def flaky(command: str | None, rerun: bool) -> tuple[str, str]:
+    headline = "the failure did not reproduce"
+    body = (
+        f"`{command}` passes in a clean sandbox at this commit, so this looks flaky or caused by the CI "
+        "infrastructure. No patch was made."
+        + (" The failed jobs were re-run." if rerun else "")
+    )
+    return headline, body
+
+
+def fixed(how: str, summary: str, fixer: str | None) -> tuple[str, str]:
+    source = f"the `{fixer}` fixer (no model calls)" if fixer else "the coding agent"
+    return f"verified fix delivered as {how}", f"Made by {source} and verified by re-running the failing command.\n\n{summary}"
+
+
+def skipped(reason: str) -> tuple[str, str]:
+    return "nothing to do", reason
+
+
+def refusal(user: str) -> str:
+    return (
+        f"Sorry @{user}, `/qwen` commands can only be used by people with write access to this repository. "
+        "A maintainer can run the command for you."
+    )
+
+
+def config_error(error: str) -> str:
+    return f"`.github/qwen.yml` on the base branch is invalid, so the defaults apply: {error}"
