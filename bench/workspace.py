@@ -54,7 +54,9 @@ def make_repo(root: Path, files: int, commits: int) -> tuple[str, int]:
     make_bare_repo(root, REPO, tree)
     paths = sorted(tree)
     for c in range(1, commits + 1):
-        changed = {p: _content(rng, c * 100000 + k, c) for k, p in enumerate(rng.sample(paths, 200))}
+        changed = {
+            p: _content(rng, c * 100000 + k, c) for k, p in enumerate(rng.sample(paths, 200))
+        }
         push_commit(root, REPO, "main", changed, message=f"history {c}")
     size = sum(len(v) for v in tree.values())
     return REPO, size
@@ -69,14 +71,24 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=5000)
     parser.add_argument("--commits", type=int, default=10, help="history commits on main")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="where repos, mirrors, clones and worktrees go "
+        "(default: the temp dir; try /dev/shm to take the filesystem out of the picture)",
+    )
     args = parser.parse_args()
 
     token = "ghs_bench_token_0123456789"
-    with tempfile.TemporaryDirectory(prefix="qwenfix-bench-ws-") as tmp_s:
+    if args.dir is not None:
+        tempfile.tempdir = str(args.dir)  # the helpers' scratch clones go there too
+    with tempfile.TemporaryDirectory(prefix="qwenfix-bench-ws-", dir=args.dir) as tmp_s:
         tmp = Path(tmp_s)
         repos = tmp / "repos"
         t0 = time.perf_counter()
         name, size = make_repo(repos, args.files, args.commits)
+        print(f"directory: {tmp}")
         print(
             f"repository: {args.files} files ({size / 1e6:.1f} MB of text), "
             f"{args.commits + 1} commits, made in {time.perf_counter() - t0:.1f}s"
@@ -96,7 +108,12 @@ def main() -> None:
 
                 dest = tmp / f"clone-{run}"
                 t0 = time.perf_counter()
-                _git(["clone", "--quiet", url, str(dest)], token=token, cwd=tmp, timeout=600)
+                _git(
+                    ["-c", "checkout.workers=0", "clone", "--quiet", url, str(dest)],
+                    token=token,
+                    cwd=tmp,
+                    timeout=600,
+                )
                 fresh.append(time.perf_counter() - t0)
                 _rmtree(dest)
 
@@ -114,11 +131,17 @@ def main() -> None:
                 dest = tmp / f"shared-{run}"
                 t0 = time.perf_counter()
                 _git(
-                    ["clone", "--quiet", "--shared", "--no-checkout",
-                     str(cache.mirror_path(url)), str(dest)],
+                    [
+                        "clone",
+                        "--quiet",
+                        "--shared",
+                        "--no-checkout",
+                        str(cache.mirror_path(url)),
+                        str(dest),
+                    ],
                     cwd=tmp,
                 )
-                _git(["checkout", "--quiet", "--detach", sha], cwd=dest)
+                _git(["-c", "checkout.workers=0", "checkout", "--quiet", "--detach", sha], cwd=dest)
                 shared.append(time.perf_counter() - t0)
                 _rmtree(dest)
         finally:

@@ -87,3 +87,15 @@ def workflow_run_event(repo: str, run: dict, pr_numbers=(), head_branch: str = "
             "run_attempt": 1, "actor": {"login": actor}, "pull_requests": [{"number": n} for n in pr_numbers],
         },
     }
+
+
+def comment_event(repo: str, number: int, comment_id: int, body: str, user: str = "maintainer",
+                  user_type: str = "User", installation: int = 1) -> dict:
+    return {
+        "action": "created",
+        "installation": {"id": installation},
+        "repository": {"full_name": repo, "name": repo.split("/")[1], "owner": {"login": repo.split("/")[0]}},
+        "sender": {"login": user, "type": user_type},
+        "issue": {"number": number, "pull_request": {"url": f"https://api.github.com/repos/{repo}/pulls/{number}"}},
+        "comment": {"id": comment_id, "body": body, "created_at": "2026-11-23T10:00:00Z", "user": {"login": user}},
+    }

@@ -117,11 +117,13 @@ def test_first_checkout_clones_then_fetches_only_what_is_new(git_server, cache, 
         assert wt.head() == sha1
     assert len(git_server.requests) == seen
 
-    # a new commit: one fetch, carrying only the new objects
+    # a new commit: one fetch by sha (no ref listing), carrying only the new objects
     sha2 = git_server.push_commit(REPO, "main", {"src/util.py": "def helper():\n    return 2\n"})
+    seen = len(git_server.requests)
     with cache.checkout(url, sha2, git_server.token) as wt:
         assert wt.head() == sha2
         assert "return 2" in (wt.path / "src/util.py").read_text()
+    assert [r.command for r in git_server.requests[seen:] if r.is_pack_request] == ["fetch"]
     fetches = git_server.fetches(REPO)
     assert len(fetches) == 2
     assert fetches[1].bytes_out < clone[0].bytes_out / 20
@@ -369,8 +371,8 @@ def test_commit_and_push_moves_the_branch_on_the_server(git_server, cache, repo)
         )
         assert git_server.ref(REPO, "refs/heads/qwen/fix-1") == new
         assert wt.head() == new
-        assert git_server.file_at(REPO, "qwen/fix-1", "src/util.py").endswith("return 42")
-        assert git_server.file_at(REPO, "qwen/fix-1", "NEW.md") == "new"
+        assert git_server.file_at(REPO, "qwen/fix-1", "src/util.py").endswith("return 42\n")
+        assert git_server.file_at(REPO, "qwen/fix-1", "NEW.md") == "new\n"
         with pytest.raises(KeyError):
             git_server.file_at(REPO, "qwen/fix-1", "docs/guide.txt")
         log = _git(

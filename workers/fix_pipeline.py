@@ -66,11 +66,16 @@ def run_engine(gj: GitHubJob, task: RepairTask) -> RepairResult:
 
     context = RepoContext(files=gj.context_files())
     with CancelWatch(gj.ctx.cancelled, live) as watch:
-        return repair(
-            task, checkout=checkout, base_sha=target.head_sha, start_sandbox=start_sandbox,
-            client=model_client(settings), context=context, progress=progress, secrets=gj.secrets,
-            cancelled=watch.is_set,
-        )
+        try:
+            return repair(
+                task, checkout=checkout, base_sha=target.head_sha, start_sandbox=start_sandbox,
+                client=model_client(settings), context=context, progress=progress, secrets=gj.secrets,
+                cancelled=watch.is_set,
+            )
+        except Exception:
+            if watch.is_set():  # its sandboxes were killed under it: that is the cancellation, not a bug
+                return RepairResult("cancelled", None, reason="stopped")
+            raise
 
 
 class CancelWatch:

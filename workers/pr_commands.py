@@ -7,6 +7,8 @@ payload, and no other comment is read.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 
 from app import jobs
@@ -21,6 +23,7 @@ from workers.repo_config import describe
 from workers.runner import JobContext, Outcome, handles
 from workers.test_command import detect_test_command
 
+REFUSAL_MEMORY = timedelta(days=365)
 HELP = """Commands (a comment whose line starts with `/qwen`):
 
 | command | what it does |
@@ -49,13 +52,11 @@ def _acknowledged(ctx: JobContext) -> GitHubJob | Outcome:
 
 
 def _refuse_once(gj: GitHubJob, actor: str) -> None:
-    """One polite refusal per person per pull request, however often they ask."""
+    """One polite refusal per person per pull request, however often (and however fast) they ask."""
+    name = f"refused:{gj.target.repo}#{gj.target.pr_number}:{actor}"
     with session_scope(gj.ctx.settings.database_url) as session:
-        earlier = session.scalars(select(Job).where(
-            Job.repo == gj.target.repo, Job.pr_number == gj.target.pr_number, Job.id != gj.job_id,
-            Job.outcome == f"@{actor} has no write access; refused",
-        )).first()
-    if earlier is None:
+        first = jobs.acquire_lock(session, name, f"job:{gj.job_id}", REFUSAL_MEMORY)
+    if first:
         gj.comment(reports.refusal(actor))
 
 

@@ -174,8 +174,8 @@ class Toolbox:
             return f"error: {exc}"
         except TypeError as exc:
             return f"error: bad arguments for {name}: {exc}"
-        except (OSError, UnicodeDecodeError) as exc:
-            return f"error: {name} failed: {exc}"
+        except Exception as exc:  # noqa: BLE001 — a failing tool is an observation, never a crashed job
+            return f"error: {name} failed: {type(exc).__name__}: {exc}"
         if len(output) > MAX_OBSERVATION:
             output = output[: MAX_OBSERVATION // 2] + "\n[… output shortened …]\n" + output[-MAX_OBSERVATION // 2 :]
         return output
