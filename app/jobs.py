@@ -20,41 +20,38 @@ def record_delivery(
 ) -> tuple[Delivery, Job | None, bool]:
     """Store the delivery and, for an intent, its job. Returns (delivery, job, job_is_new).
 
-    The same delivery twice, or two deliveries with one idempotency key, yield one job.
+    The same delivery twice, or two deliveries with one idempotency key, yield one job. New
+    deliveries take one round trip (insert, commit); duplicates fall back to looking up what exists.
     """
+    try:
+        job = _new_job(routed, delivery_id) if isinstance(routed, Intent) else None
+        if job is not None:
+            session.add(job)
+            session.flush()
+        delivery = _delivery(delivery_id, event, action, routed, job, created=True)
+        session.add(delivery)
+        if job is not None and routed.supersedes_older_heads and routed.pr_number and routed.head_sha:
+            cancel_older_heads(session, routed.repo, routed.pr_number, routed.head_sha)
+        session.commit()
+        return delivery, job, job is not None
+    except IntegrityError:  # seen before: this delivery, or a job with the same idempotency key
+        session.rollback()
     existing = session.get(Delivery, delivery_id)
     if existing is not None:
-        job = session.get(Job, existing.job_id) if existing.job_id else None
-        return existing, job, False
-    job, created = None, False
-    if isinstance(routed, Intent):
-        job, created = _job_for(session, routed, delivery_id)
-    delivery = Delivery(
-        id=delivery_id,
-        event=event,
-        action=action,
-        repo=routed.repo if isinstance(routed, Intent) else None,
-        status="accepted" if job else "ignored",
-        reason=routed.reason if isinstance(routed, Ignored) else (None if created else "duplicate of an existing job"),
-        job_id=job.id if job else None,
-    )
+        return existing, session.get(Job, existing.job_id) if existing.job_id else None, False
+    job = session.scalar(select(Job).where(Job.idempotency_key == routed.idempotency_key))
+    delivery = _delivery(delivery_id, event, action, routed, job, created=False)
     session.add(delivery)
     try:
         session.commit()
     except IntegrityError:  # a concurrent copy of this delivery won the race
         session.rollback()
-        existing = session.get(Delivery, delivery_id)
-        job = session.get(Job, existing.job_id) if existing and existing.job_id else None
-        return existing, job, False
-    return delivery, job, created
+        delivery = session.get(Delivery, delivery_id)
+    return delivery, job, False
 
 
-def _job_for(session: Session, intent: Intent, delivery_id: str) -> tuple[Job, bool]:
-    key = intent.idempotency_key
-    job = session.scalar(select(Job).where(Job.idempotency_key == key))
-    if job is not None:
-        return job, False
-    job = Job(
+def _new_job(intent: Intent, delivery_id: str) -> Job:
+    return Job(
         kind=intent.kind,
         installation_id=intent.installation_id,
         repo=intent.repo,
@@ -62,19 +59,28 @@ def _job_for(session: Session, intent: Intent, delivery_id: str) -> tuple[Job, b
         head_sha=intent.head_sha,
         trigger=intent.trigger,
         delivery_id=delivery_id,
-        idempotency_key=key,
+        idempotency_key=intent.idempotency_key,
         params=intent.params,
         state="queued",
         progress="queued",
+        enqueued_at=utcnow(),  # optimistic: cleared if the broker refuses, so the sweep picks it up
     )
-    try:
-        with session.begin_nested():
-            session.add(job)
-    except IntegrityError:
-        return session.scalar(select(Job).where(Job.idempotency_key == key)), False
-    if intent.supersedes_older_heads and intent.pr_number and intent.head_sha:
-        cancel_older_heads(session, intent.repo, intent.pr_number, intent.head_sha)
-    return job, True
+
+
+def _delivery(delivery_id, event, action, routed, job, created: bool) -> Delivery:
+    if isinstance(routed, Ignored):
+        reason = routed.reason
+    else:
+        reason = None if created else "duplicate of an existing job"
+    return Delivery(
+        id=delivery_id,
+        event=event,
+        action=action,
+        repo=routed.repo if isinstance(routed, Intent) else None,
+        status="accepted" if job else "ignored",
+        reason=reason,
+        job_id=job.id if job else None,
+    )
 
 
 def cancel_older_heads(session: Session, repo: str, pr_number: int, head_sha: str) -> int:
@@ -147,8 +153,8 @@ def cancel(session: Session, job_id: int, outcome: str) -> bool:
     return result.rowcount == 1
 
 
-def mark_enqueued(session: Session, job_id: int) -> None:
-    session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
+def mark_enqueued(session: Session, job_id: int, enqueued: bool = True) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow() if enqueued else None))
     session.commit()
 
 

@@ -78,9 +78,7 @@ async def receive(request: Request) -> JSONResponse:
         log.warning("payload not understood", delivery=delivery_id, error=repr(exc))
         routed = Ignored(f"{event} payload has an unexpected shape ({type(exc).__name__})")
     try:
-        delivery, job, created = await run_in_threadpool(
-            _record, settings.database_url, delivery_id, event, action, routed
-        )
+        delivery, job, created = await run_in_threadpool(_record_and_enqueue, settings, delivery_id, event, action, routed)
     except (OperationalError, InterfaceError, DBAPIError) as exc:
         log.error("database unavailable", delivery=delivery_id, error=type(exc).__name__)
         return _answer(503, event, "db_down", error="database unavailable; GitHub will show a failed delivery")
@@ -88,8 +86,6 @@ async def receive(request: Request) -> JSONResponse:
         "webhook recorded", delivery=delivery_id, gh_event=event, action=action,
         status=delivery.status, reason=delivery.reason, job=job.id if job else None, new_job=created,
     )
-    if created and job is not None:
-        await run_in_threadpool(_enqueue, settings, job.id)
     return _answer(
         202, event, delivery.status if created or job is None else "duplicate",
         delivery=delivery_id, status=delivery.status, reason=delivery.reason,
@@ -97,16 +93,13 @@ async def receive(request: Request) -> JSONResponse:
     )
 
 
-def _record(url: str, delivery_id: str, event: str, action: str | None, routed):
-    with session_scope(url) as session:
-        return jobs.record_delivery(session, delivery_id, event, action, routed)
-
-
-def _enqueue(settings: Settings, job_id: int) -> None:
-    if enqueue(settings, job_id):
-        with session_scope(settings.database_url) as session:
-            jobs.mark_enqueued(session, job_id)
-    else:
-        log.warning("broker unavailable; job stays queued for the sweep", job=job_id)
+def _record_and_enqueue(settings: Settings, delivery_id: str, event: str, action: str | None, routed):
+    """Commit the job first (durable hand-off), then give it to the broker."""
+    with session_scope(settings.database_url) as session:
+        delivery, job, created = jobs.record_delivery(session, delivery_id, event, action, routed)
+        if created and job is not None and not enqueue(settings, job.id):
+            log.warning("broker unavailable; job stays queued for the sweep", job=job.id)
+            jobs.mark_enqueued(session, job.id, enqueued=False)
+    return delivery, job, created
 
 
