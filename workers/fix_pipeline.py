@@ -25,7 +25,9 @@ class Delivered:
 
 
 def mirror_cache(settings: Settings) -> MirrorCache:
-    return MirrorCache(settings.mirror_dir, settings.mirror_disk_budget_mb * 1024 * 1024)
+    # worktrees under the data dir: a containerized worker and the Docker host then see one path
+    return MirrorCache(settings.mirror_dir, settings.mirror_disk_budget_mb * 1024 * 1024,
+                       worktree_dir=settings.data_dir / "worktrees")
 
 
 def limits(settings: Settings, network: bool = False) -> Limits:

@@ -214,6 +214,12 @@ def _empty_home() -> Path:
         return _home
 
 
+@atexit.register
+def _remove_empty_home() -> None:
+    if _home is not None:
+        shutil.rmtree(_home, ignore_errors=True)
+
+
 def _git_env(token: str | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {
         "PATH": os.environ.get("PATH") or os.defpath,
@@ -620,18 +626,10 @@ class MirrorCache:
         try:
             mirror = self._ensure(k, url, token, sha, refs)
             tmp = Path(tempfile.mkdtemp(prefix=f"qwenfix-{k[:40]}-", dir=self.worktree_dir))
+            # parallel checkout (one worker per CPU): ~1.7x faster for 5,000 files on ext4 here
+            add = ["-c", "checkout.workers=0", "worktree", "add", "--detach", "--quiet"]
             _git(
-                # parallel checkout (one worker per CPU): measured ~1.7x faster for 5,000 files
-                [
-                    "-c",
-                    "checkout.workers=0",
-                    "worktree",
-                    "add",
-                    "--detach",
-                    "--quiet",
-                    str(tmp),
-                    sha,
-                ],
+                [*add, str(tmp), sha],
                 git_dir=mirror,
                 cwd=self.root,
                 what=f"git worktree add {sha[:12]}",
@@ -673,11 +671,14 @@ class MirrorCache:
         use = self._acquire_use(k)
         try:
             mirror = self._ensure(k, url, token, sha, [])
-            spec = f"{sha}:{rel}"
-            kind = _git(["cat-file", "-t", spec], git_dir=mirror, check=False)
-            if kind.returncode != 0 or _out(kind) != "blob":
+            # a regular file only (not a directory, symlink or submodule)
+            entry = _out(_git(["ls-tree", "-z", sha, "--", rel], git_dir=mirror)).rstrip("\0")
+            mode, _, rest = entry.partition(" ")
+            kind, _, rest = rest.partition(" ")
+            oid, _, name = rest.partition("\t")
+            if name != rel or kind != "blob" or mode not in ("100644", "100755"):
                 return None
-            blob = _git(["cat-file", "blob", spec], git_dir=mirror).stdout
+            blob = _git(["cat-file", "blob", oid], git_dir=mirror).stdout
         finally:
             use.release()
         self._touch(mirror)
