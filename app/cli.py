@@ -25,7 +25,7 @@ def cmd_serve(args) -> int:
     worker = None
     if settings.embedded_broker and not args.no_worker:
         # one box: the worker runs beside the web process on the same embedded broker
-        worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--beat"])
+        worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--beat"], preexec_fn=_die_with_parent)
     try:
         uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, log_level="warning")
     finally:
@@ -33,6 +33,14 @@ def cmd_serve(args) -> int:
             worker.terminate()
             worker.wait(timeout=30)
     return 0
+
+
+def _die_with_parent() -> None:
+    """Linux: the embedded worker gets SIGTERM when `serve` goes away, however it goes."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def cmd_worker(args) -> int:

@@ -213,7 +213,7 @@ def test_push_over_git_moves_the_pull_request(world, tmp_path):
     assert new != head
     assert gh.rest.pulls.get("octo", "app", 5).parsed_data.head.sha == new
     assert fake.ref(REPO, "refs/pull/5/head") == new
-    assert fake.file_at(REPO, "feature", "app.py") == "a = 1\nb = 30\nc = 3"
+    assert fake.file_at(REPO, "feature", "app.py") == "a = 1\nb = 30\nc = 3\n"
     # the narrowed token cannot clone another repository of the installation
     other = fake.clone_url("octo/other").replace("http://", f"http://x-access-token:{token}@")
     proc = subprocess.run(["git", "clone", "--quiet", other, str(tmp_path / "o")],

@@ -171,3 +171,57 @@ def test_a_failure_on_the_default_branch_gets_a_fix_pull_request(stack):
     assert gh.ref(REPO, "refs/heads/main") == head  # the default branch itself is untouched
     [check] = gh.check_runs(REPO, head)
     assert check["conclusion"] == "success" and f"pull request #{pull['number']}" in check["output"]["title"]
+
+
+def test_an_invalid_config_is_reported_once_on_the_check_run_and_defaults_apply(stack):
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"candidates": 99}})
+    stack.model.script(AGENT_FIX)
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "succeeded", job.outcome
+    [check] = gh.check_runs(REPO, head)
+    assert "repair.candidates" in check["output"]["summary"] and "defaults apply" in check["output"]["summary"]
+    assert len(job.result["candidates"]) == 2  # the default, not 99
+    assert len(gh.reviews(REPO, 7)) == 1  # default mode on a pull request: suggestions
+
+
+def test_excluded_branches_and_moved_heads_are_skipped_with_the_reason(stack):
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"exclude_branches": ["feat*"]}})
+    job = stack.wait(fail_run(stack, head, run_id=906))
+    assert job.state == "skipped" and "excluded" in job.outcome
+    newer = gh.push(REPO, "feature", {"README.md": "newer\n"})
+    gh.issue_comments.clear()
+    job = stack.wait(fail_run(stack, head, run_id=907, workflow_id=79))
+    assert job.state == "skipped" and newer[:7] in job.outcome
+    assert stack.model.requests == [] and gh.check_runs(REPO) == []
+
+
+def test_third_party_ci_failure_is_repaired_with_the_configured_command(stack):
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "commit", "command": "python3 -m pytest -q"}})
+    run_id = gh.add_check_run(REPO, head, "jenkins / unit", app_slug="jenkins", title="1 test failed",
+                              summary="FAILED tests/test_calc.py::test_add - assert -1 == 5")
+    suite = gh.check_run_records[run_id]["check_suite_id"]
+    stack.model.script(AGENT_FIX)
+    payload = {
+        "action": "completed", "installation": {"id": 1}, "repository": {"full_name": REPO},
+        "sender": {"login": "jenkins[bot]", "type": "Bot"},
+        "check_suite": {"id": suite, "head_sha": head, "head_branch": "feature", "conclusion": "failure",
+                        "app": {"id": 999, "slug": "jenkins"}, "pull_requests": [{"number": 7}]},
+    }
+    job = stack.wait(stack.deliver("check_suite", payload).json()["job"])
+    assert job.state == "succeeded", job.outcome
+    assert gh.file_at(REPO, gh.ref(REPO, "refs/heads/feature"), "calc.py") == FIXED_CALC
+    assert "assert -1 == 5" in stack.model.chat_requests()[0].raw
+
+
+def test_a_github_outage_mid_job_is_retried_and_posts_once(stack):
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "commit"}})
+    stack.model.script(AGENT_FIX)
+    gh.fail_next("GET", f"/repos/{REPO}/pulls/7", 502, times=3)
+    job = stack.wait(fail_run(stack, head, run_id=908))
+    assert job.state == "succeeded", job.outcome
+    assert job.attempts >= 2  # the first attempt gave the job back to the queue
+    assert len(gh.bot_comments(REPO, 7)) == 1 and len(gh.check_runs(REPO, head)) == 1

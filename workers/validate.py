@@ -1,17 +1,32 @@
 """Validate a candidate patch: what it touches is allowed, and in a fresh worktree and sandbox the
-failing command passes and the regression command still passes."""
+failing command passes and the regression command still passes. Nothing unverified is ever chosen."""
 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from workers.workspace import FileChange, patch_files
+from workers.sandbox import ExecResult, Sandbox
+from workers.workspace import PatchApplyError, apply_patch, patch_files
 
-CI_PATHS = (".github/workflows/*", ".github/actions/*", ".gitlab-ci.yml", ".circleci/*", "azure-pipelines.yml",
-            ".travis.yml", "Jenkinsfile", ".buildkite/*", ".github/qwen.yml")
-TEST_PATHS = ("tests/*", "test/*", "*/tests/*", "*/test/*", "test_*.py", "*/test_*.py", "*_test.py", "*_test.go",
-              "*.test.js", "*.test.ts", "*.spec.js", "*.spec.ts", "__tests__/*", "*/__tests__/*")
+if TYPE_CHECKING:
+    from workers.repair import RepairTask
+
+Checkout = Callable[[], AbstractContextManager[Any]]  # yields a Worktree (or a Path) at the base commit
+StartSandbox = Callable[[Path], Sandbox]
+
+CI_PATHS = (".github/workflows/*", ".github/actions/*", ".github/qwen.yml", ".gitlab-ci.yml", ".gitlab/ci/*",
+            ".circleci/*", "azure-pipelines.yml", ".azure-pipelines/*", ".travis.yml", "Jenkinsfile",
+            ".buildkite/*", "bitbucket-pipelines.yml", ".drone.yml", ".woodpecker/*", ".woodpecker.yml",
+            "appveyor.yml", ".appveyor.yml")
+TEST_PATHS = ("tests/*", "test/*", "*/tests/*", "*/test/*", "spec/*", "*/spec/*", "__tests__/*", "*/__tests__/*",
+              "test_*.py", "*/test_*.py", "*_test.py", "conftest.py", "*/conftest.py", "*_test.go",
+              "*.test.[jt]s", "*.test.[jt]sx", "*.spec.[jt]s", "*.spec.[jt]sx", "*_spec.rb", "*Test.java",
+              "*Tests.java")
 
 
 @dataclass(frozen=True)
@@ -20,24 +35,72 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)
 
 
+def workdir(worktree) -> Path:
+    """The host path of what `checkout()` yielded: a workspace Worktree or a plain Path."""
+    return Path(getattr(worktree, "path", worktree))
+
+
 def _matches(path: str, patterns) -> bool:
     return any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns)
 
 
 def check_paths(patch: str, allow_ci_changes: bool = False, allow_test_deletion: bool = False,
                 ignore_paths: tuple[str, ...] = ()) -> Verdict:
-    """Refuse patches that change CI configuration, delete tests, or touch ignored paths (unless allowed)."""
+    """Refuse empty patches and patches that change CI configuration, delete (or rename away) test
+    files, or touch ignored paths, unless allowed. Modifying a test is allowed."""
     if not patch.strip():
         return Verdict(False, ["the patch is empty"])
     reasons = []
-    changes: list[FileChange] = patch_files(patch)
-    for change in changes:
+    for change in patch_files(patch):
         paths = {p for p in (change.path, change.old_path) if p}
         if not allow_ci_changes and any(_matches(p, CI_PATHS) for p in paths):
             reasons.append(f"changes CI configuration ({change.path})")
-        renamed_away = change.is_rename and _matches(change.old_path or "", TEST_PATHS) and not _matches(change.path, TEST_PATHS)
+        renamed_away = (change.is_rename and _matches(change.old_path or "", TEST_PATHS)
+                        and not _matches(change.path, TEST_PATHS))
         if not allow_test_deletion and ((change.is_deleted and _matches(change.path, TEST_PATHS)) or renamed_away):
             reasons.append(f"deletes a test file ({change.old_path or change.path})")
         if ignore_paths and any(_matches(p, ignore_paths) for p in paths):
             reasons.append(f"touches an ignored path ({change.path})")
     return Verdict(not reasons, reasons)
+
+
+def setup_failure(sandbox: Sandbox, task: RepairTask) -> ExecResult | None:
+    """Run the task's setup command, if any; its result when it fails, else None."""
+    if not task.setup:
+        return None
+    result = sandbox.exec(task.setup, cwd=task.working_directory)
+    return None if result.ok else result
+
+
+def validate(task: RepairTask, patch: str, checkout: Checkout, start_sandbox: StartSandbox) -> Verdict:
+    """The patch is allowed, applies to a fresh worktree, and there the command (and the regression
+    command, when given) passes."""
+    verdict = check_paths(patch, task.allow_ci_changes, task.allow_test_deletion, task.ignore_paths)
+    if not verdict.ok:
+        return verdict
+    with checkout() as worktree:
+        try:
+            apply_patch(worktree, patch)
+        except PatchApplyError as exc:
+            return Verdict(False, [str(exc)])
+        sandbox = start_sandbox(workdir(worktree))
+        try:
+            if setup_failure(sandbox, task) is not None:
+                return Verdict(False, ["the setup command fails with the patch applied"])
+            result = sandbox.exec(task.command, cwd=task.working_directory)
+            if not result.ok:
+                return Verdict(False, [f"`{task.command}` still fails ({_status(result)})"])
+            if task.regression_command:
+                regression = sandbox.exec(task.regression_command, cwd=task.working_directory)
+                if not regression.ok:
+                    return Verdict(False, [f"the regression command `{task.regression_command}` fails "
+                                           f"({_status(regression)})"])
+        finally:
+            sandbox.stop()
+    return Verdict(True, [])
+
+
+def _status(result: ExecResult) -> str:
+    if result.timed_out:
+        return "timed out"
+    return "out of memory" if result.oom_killed else f"exit {result.exit_code}"

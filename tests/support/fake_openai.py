@@ -8,9 +8,14 @@ Reply shapes:
     call("read_file", path="a.py")                  native OpenAI tool_calls
     call("read_file", path="a.py", shape="xml")     Qwen3-Coder XML in the text
     call("read_file", path="a.py", shape="json")    a JSON object in the text
+    raw_call("run", '{"command": ')                 native, with this exact arguments string
     text("anything")                                plain text (no tool call)
-    error(429)                                      an HTTP error status
-or a callable(request_body) -> one of those.
+    error(429)                                      an HTTP error status, served once; the next
+                                                    request (the client's retry) gets the next reply
+    error(500, times=None)                          an HTTP error status for this step, every time
+or a callable(request_body) -> one of those (an error it returns is served for that request only).
+
+`fake_model.fail_next(status, times)` makes the next requests fail, whatever the step.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from fastapi import FastAPI, Request
@@ -34,12 +40,17 @@ def call(name: str, shape: str = "native", **arguments) -> dict:
     return {"kind": "call", "name": name, "arguments": arguments, "shape": shape}
 
 
+def raw_call(name: str, arguments: str) -> dict:
+    """A native tool call whose arguments string is sent as is (e.g. not valid JSON)."""
+    return {"kind": "call", "name": name, "arguments": arguments, "shape": "native"}
+
+
 def text(content: str) -> dict:
     return {"kind": "text", "content": content}
 
 
-def error(status: int, times: int = 1) -> dict:
-    return {"kind": "error", "status": status}
+def error(status: int, times: int | None = 1) -> dict:
+    return {"kind": "error", "status": status, "times": times}
 
 
 def finish(summary: str = "Done.", shape: str = "native") -> dict:
@@ -65,6 +76,7 @@ class FakeModel:
     url: str = ""
     requests: list[RecordedCall] = field(default_factory=list)
     replies: list[Any] = field(default_factory=list)
+    step_errors: dict[int, list[int]] = field(default_factory=dict)  # step -> statuses served first
     failures: list[int] = field(default_factory=list)  # HTTP statuses to answer before any reply
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -74,7 +86,13 @@ class FakeModel:
         return f"{self.url}/v1"
 
     def script(self, replies: list[Any]) -> None:
-        self.replies = list(replies)
+        """The replies for steps 0, 1, …; transient errors attach to the reply that follows them."""
+        self.replies, self.step_errors = [], {}
+        for reply in replies:
+            if isinstance(reply, dict) and reply["kind"] == "error" and reply.get("times"):
+                self.step_errors.setdefault(len(self.replies), []).extend([reply["status"]] * reply["times"])
+            else:
+                self.replies.append(reply)
 
     def fail_next(self, status: int, times: int = 1) -> None:
         self.failures += [status] * times
@@ -84,11 +102,12 @@ class FakeModel:
 
     def answer(self, body: dict) -> tuple[int, dict]:
         with self.lock:
-            if self.failures:
-                status = self.failures.pop(0)
+            step = sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
+            pending = self.step_errors.get(step) or self.failures
+            if pending:
+                status = pending.pop(0)
                 return status, {"error": {"message": f"scripted {status}", "type": "server_error"}}
             call_id = next(self.ids)
-        step = sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
         reply = self.replies[step] if step < len(self.replies) else finish("Script exhausted.")
         if callable(reply):
             reply = reply(body)
@@ -100,7 +119,8 @@ class FakeModel:
         elif reply["shape"] == "native":
             message = {"role": "assistant", "content": None, "tool_calls": [{
                 "id": f"call_{call_id}", "type": "function",
-                "function": {"name": reply["name"], "arguments": json.dumps(reply["arguments"])}}]}
+                "function": {"name": reply["name"], "arguments": reply["arguments"] if isinstance(reply["arguments"], str)
+                             else json.dumps(reply["arguments"])}}]}
         elif reply["shape"] == "xml":
             params = "".join(f"<parameter={k}>\n{v}\n</parameter>\n" for k, v in reply["arguments"].items())
             message = {"role": "assistant", "content": f"Let me do that.\n<tool_call>\n<function={reply['name']}>\n{params}</function>\n</tool_call>"}
@@ -121,9 +141,12 @@ def make_app(model: FakeModel) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
         body = await request.json()
-        model.requests.append(RecordedCall(body, dict(request.headers)))
+        with model.lock:
+            model.requests.append(RecordedCall(body, dict(request.headers)))
         status, payload = model.answer(body)
-        return JSONResponse(payload, status_code=status)
+        # a short Retry-After keeps the client's (real) retries fast in tests
+        headers = {"retry-after-ms": "20"} if status >= 400 else None
+        return JSONResponse(payload, status_code=status, headers=headers)
 
     @app.get("/v1/models")
     async def models(request: Request):

@@ -1,5 +1,10 @@
 """The model behind an OpenAI-compatible endpoint (DashScope, vLLM, Ollama, …): the only module that
-imports `openai`. Retries with backoff on 429/5xx come from the client; usage is recorded per call."""
+imports `openai`.
+
+Retries: the openai client itself retries connection errors, 408, 409, 429 and 5xx with exponential
+backoff (honouring Retry-After) up to ``max_retries`` times; what is left after that becomes
+`ModelUnavailable` (cannot reach or use the endpoint) or `ModelError` (it answered with an error).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from app.config import Settings
 
 
 class ModelUnavailable(RuntimeError):
-    """No endpoint configured, unreachable, or refusing our credentials."""
+    """No endpoint configured, unreachable, timing out, or refusing our credentials."""
 
 
 class ModelError(RuntimeError):
@@ -28,22 +33,45 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens)
+
+
+@dataclass(frozen=True)
 class ModelReply:
     text: str
     tool_calls: list[ToolCall] = field(default_factory=list)  # native ones only
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    usage: Usage = Usage()
     latency_s: float = 0.0
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.usage.prompt_tokens
+
+    @property
+    def completion_tokens(self) -> int:
+        return self.usage.completion_tokens
 
 
 class ModelClient:
+    """One model on one endpoint. ``complete`` is safe to call from several threads at once."""
+
     def __init__(self, base_url: str, api_key: str, model: str, timeout_s: float = 120.0, max_retries: int = 3):
         if not base_url:
-            raise ModelUnavailable("no model endpoint configured (QWENFIX_LLM_BASE_URL)")
+            raise ModelUnavailable("no model endpoint configured (set QWENFIX_LLM_BASE_URL)")
         self.model = model
         self.base_url = base_url
         # local endpoints often need no key, but the client insists on one
-        self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "none", timeout=timeout_s, max_retries=max_retries)
+        self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "none", timeout=timeout_s,
+                                     max_retries=max_retries)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelClient:
@@ -63,34 +91,43 @@ class ModelClient:
         except (openai.APIConnectionError, openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise ModelUnavailable(f"{type(exc).__name__}: {exc}") from exc
         except openai.APIStatusError as exc:
-            raise ModelError(f"model endpoint answered {exc.status_code}") from exc
+            raise ModelError(f"model endpoint answered {exc.status_code}: {_message(exc)}") from exc
+        except openai.OpenAIError as exc:  # malformed answers and the like
+            raise ModelError(f"{type(exc).__name__}: {exc}") from exc
         latency = time.monotonic() - started
         message = response.choices[0].message if response.choices else None
-        usage = response.usage
         calls = []
         for call in (message.tool_calls or []) if message else []:
             fn = getattr(call, "function", None)
-            if fn is None:
-                continue
-            calls.append(ToolCall(fn.name, _arguments(fn.arguments), call.id))
+            if fn is not None:
+                calls.append(ToolCall(fn.name, _arguments(fn.arguments), call.id))
+        usage = response.usage
         return ModelReply(
             text=(message.content or "") if message else "",
             tool_calls=calls,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
+            usage=Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0) if usage else Usage(),
             latency_s=latency,
         )
 
     def list_models(self) -> list[str]:
+        """The endpoint's models; [] when it does not list them (reaching it is enough)."""
         try:
             return [m.id for m in self._client.models.list()]
-        except openai.NotFoundError:
-            return []  # some endpoints do not list models; reaching them is enough
-        except (openai.APIConnectionError, openai.AuthenticationError) as exc:
+        except (openai.NotFoundError, openai.UnprocessableEntityError):
+            return []
+        except (openai.APIConnectionError, openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise ModelUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        except openai.APIStatusError as exc:
+            raise ModelUnavailable(f"model endpoint answered {exc.status_code}") from exc
+
+
+def _message(exc: openai.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    return str(body.get("message") or exc.message)[:300]
 
 
 def _arguments(raw: str | None) -> dict:
+    """Native arguments are a JSON string; anything else is kept for the toolbox to explain."""
     try:
         value = json.loads(raw or "{}")
     except ValueError:

@@ -1,153 +1,139 @@
 """The agent loop: prompt → model → tool call → observation, until `finish` or a budget runs out.
 
-Old observations are elided beyond a window so the prompt stays bounded on long runs; the task and
-the list of edits made so far always stay. Secrets are redacted before anything reaches the model
-or the trajectory.
+Secrets are redacted from everything before it is sent to the model or kept in the trajectory.
+A reply without a tool call gets a short correction, which costs a step; nothing the model says
+raises out of the loop.
 """
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from app.logs import redact
-from workers.agent.llm import ModelClient, ModelError, ModelUnavailable
+from workers.agent.budget import Budget
+from workers.agent.history import Turn, window
+from workers.agent.llm import ModelClient, ModelError, ModelUnavailable, Usage
+from workers.agent.task import PROMPTS, AgentTask, fenced  # noqa: F401 — fenced is used by explain.py
 from workers.agent.toolcalls import CORRECTION, parse_tool_calls
-from workers.agent.tools import TOOL_SCHEMAS, Toolbox
+from workers.agent.tools import TOOL_SCHEMAS, Toolbox, shorten
 
-PROMPTS = Path(__file__).parent / "prompts"
-ELIDED = "[observation elided to keep the prompt short; call the tool again if you need it]"
-
-
-@dataclass(frozen=True)
-class Budget:
-    max_steps: int = 30
-    max_tokens: int = 400_000  # prompt + completion, summed over the run
-    max_seconds: float = 900.0
-    max_cost: float | None = None  # in the currency of the prices below
-    price_per_1k_prompt: float = 0.0
-    price_per_1k_completion: float = 0.0
-    observation_window: int = 6  # tool observations kept in full
-    max_tokens_per_reply: int | None = None
+OUTCOMES = ("finished", "budget_steps", "budget_tokens", "budget_time", "budget_cost", "model_error", "cancelled")
 
 
 @dataclass
 class Step:
     index: int
-    response: str
-    tool: str | None
+    response: str  # the model's text (redacted)
+    tool: str | None  # None: no tool call found, a correction was sent
     arguments: dict | None
-    observation: str
+    observation: str  # as sent to the model (redacted, shortened)
     prompt_tokens: int
     completion_tokens: int
-    latency_s: float
+    latency_s: float  # the model call
+    tool_s: float = 0.0  # the tool call
 
 
 @dataclass
 class AgentResult:
-    outcome: str  # finished | budget_steps | budget_tokens | budget_time | budget_cost | model_error
+    outcome: str  # one of OUTCOMES
     summary: str
     steps: list[Step] = field(default_factory=list)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    usage: Usage = Usage()
     error: str | None = None
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.usage.prompt_tokens
+
+    @property
+    def completion_tokens(self) -> int:
+        return self.usage.completion_tokens
 
     def trajectory(self) -> list[dict]:
         return [asdict(step) for step in self.steps]
 
 
-def fenced(label: str, text: str) -> str:
-    """Text from the repository, logs or PR, marked as data (and unable to close the marker)."""
-    safe = text.replace("</untrusted-data>", "</untrusted_data>")
-    return f'<untrusted-data source="{label}">\n{safe}\n</untrusted-data>'
-
-
-def build_task_prompt(goal: str, command: str, working_directory: str, failure: str | None,
-                      instructions: str | None, tree: str, context: dict[str, str]) -> str:
-    template = (PROMPTS / "task.md").read_text()
-    return template.format(
-        goal=goal,
-        command=command,
-        working_directory=working_directory,
-        failure="# Failure\n\n" + fenced("CI failure", failure) if failure else "",
-        instructions="# Requested change\n\n" + fenced("pull request comment", instructions) if instructions else "",
-        tree=tree,
-        context="\n\n".join(f"## {name}\n\n{fenced(name, text)}" for name, text in context.items()),
-    ).strip()
-
-
-def run_agent(task_prompt: str, toolbox: Toolbox, client: ModelClient, budget: Budget,
-              temperature: float = 0.0, secrets: list[str] | None = None, cancelled=lambda: False) -> AgentResult:
+def run_agent(task: AgentTask | str, toolbox: Toolbox, client: ModelClient, budget: Budget,
+              temperature: float = 0.0, secrets: list[str] | None = None,
+              cancelled: Callable[[], bool] = lambda: False) -> AgentResult:
     secrets = [s for s in secrets or [] if s]
     system = (PROMPTS / "system.md").read_text()
-    task = redact(task_prompt, secrets)
-    history: list[dict] = []  # assistant/tool messages after the task
-    observations: list[int] = []  # indexes in history of tool observations, oldest first
+    prompt = task if isinstance(task, str) else task.prompt()
+    turns: list[Turn] = []
     result = AgentResult(outcome="budget_steps", summary="")
     started = time.monotonic()
 
     for index in range(1, budget.max_steps + 1):
-        if cancelled():
-            result.outcome = "cancelled"
+        stop = "cancelled" if cancelled() else budget.before_step(time.monotonic() - started)
+        if stop:
+            result.outcome = stop
             break
-        if time.monotonic() - started > budget.max_seconds:
-            result.outcome = "budget_time"
-            break
-        _elide(history, observations, budget.observation_window)
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": _task_with_edits(task, toolbox)}, *history]
+        messages = [{"role": "system", "content": system},
+                    {"role": "user", "content": _with_edits(prompt, toolbox.edits)},
+                    *window(turns, budget.observation_window)]
         try:
-            reply = client.complete(messages, tools=TOOL_SCHEMAS, temperature=temperature, max_tokens=budget.max_tokens_per_reply)
+            reply = client.complete(_redacted(messages, secrets), tools=TOOL_SCHEMAS, temperature=temperature,
+                                    max_tokens=budget.max_tokens_per_reply)
         except (ModelUnavailable, ModelError) as exc:
             result.outcome, result.error = "model_error", redact(str(exc), secrets)
             break
-        result.prompt_tokens += reply.prompt_tokens
-        result.completion_tokens += reply.completion_tokens
-        calls = parse_tool_calls(reply)
+        result.usage += reply.usage
         text = redact(reply.text or "", secrets)
-        if not calls:
-            history.append({"role": "assistant", "content": text or "(empty reply)"})
-            history.append({"role": "user", "content": CORRECTION})
-            result.steps.append(Step(index, text, None, None, CORRECTION, reply.prompt_tokens, reply.completion_tokens, reply.latency_s))
-        else:
-            call = calls[0]  # one action per step keeps observations attributable
-            observation = redact(toolbox.call(call.name, dict(call.arguments)), secrets)
+        calls = parse_tool_calls(reply)
+        t0 = time.monotonic()
+        if calls:
+            call = calls[0]  # one action per step keeps every observation attributable
+            observation = shorten(redact(toolbox.call(call.name, dict(call.arguments)), secrets))
             if len(calls) > 1:
                 observation += f"\n[only the first of {len(calls)} tool calls was run; call one tool per reply]"
-            if call.id:  # native tool calling: answer by id
-                history.append({"role": "assistant", "content": text or None, "tool_calls": [{
-                    "id": call.id, "type": "function",
-                    "function": {"name": call.name, "arguments": redact(json.dumps(call.arguments), secrets)}}]})
-                history.append({"role": "tool", "tool_call_id": call.id, "content": observation})
-            else:
-                history.append({"role": "assistant", "content": text})
-                history.append({"role": "user", "content": f"Observation from {call.name}:\n{observation}"})
-            observations.append(len(history) - 1)
-            args = json.loads(redact(json.dumps(call.arguments), secrets))
-            result.steps.append(Step(index, text, call.name, args, observation, reply.prompt_tokens, reply.completion_tokens, reply.latency_s))
+            call = type(call)(call.name, _redact_arguments(call.arguments, secrets), call.id)
+        else:
+            call, observation = None, CORRECTION
+        turns.append(Turn(text, call, observation))
+        result.steps.append(Step(index, text, call.name if call else None, call.arguments if call else None,
+                                 observation, reply.prompt_tokens, reply.completion_tokens, reply.latency_s,
+                                 time.monotonic() - t0))
         if toolbox.finished:
             result.outcome, result.summary = "finished", redact(toolbox.summary, secrets)
             break
-        if result.prompt_tokens + result.completion_tokens >= budget.max_tokens:
-            result.outcome = "budget_tokens"
-            break
-        if budget.max_cost is not None and _cost(result, budget) >= budget.max_cost:
-            result.outcome = "budget_cost"
+        stop = budget.after_step(result.usage)
+        if stop:
+            result.outcome = stop
             break
     return result
 
 
-def _task_with_edits(task: str, toolbox: Toolbox) -> str:
-    if not toolbox.edits:
-        return task
-    return task + "\n\n# Edits made so far\n\n" + "\n".join(f"- {e}" for e in toolbox.edits)
+def _with_edits(prompt: str, edits: list[str]) -> str:
+    """The task, followed by the edits made so far: kept in every prompt, whatever the window drops."""
+    if not edits:
+        return prompt
+    return prompt + "\n\n# Edits made so far\n\n" + "\n".join(f"- {e}" for e in edits)
 
 
-def _elide(history: list[dict], observations: list[int], window: int) -> None:
-    for position in observations[:-window] if window else observations:
-        history[position]["content"] = ELIDED
+def _redact_arguments(value, secrets: list[str]):
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {k: _redact_arguments(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_arguments(v, secrets) for v in value]
+    return value
 
 
-def _cost(result: AgentResult, budget: Budget) -> float:
-    return (result.prompt_tokens * budget.price_per_1k_prompt + result.completion_tokens * budget.price_per_1k_completion) / 1000
+def _redacted(messages: list[dict], secrets: list[str]) -> list[dict]:
+    """The last gate before the endpoint: every text field, including tool-call arguments."""
+    if not secrets:
+        return messages
+    out = []
+    for message in messages:
+        message = dict(message)
+        if isinstance(message.get("content"), str):
+            message["content"] = redact(message["content"], secrets)
+        if message.get("tool_calls"):
+            message["tool_calls"] = [{**c, "function": {**c["function"],
+                                      "arguments": redact(c["function"]["arguments"], secrets)}}
+                                     for c in message["tool_calls"]]
+        out.append(message)
+    return out

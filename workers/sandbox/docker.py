@@ -385,10 +385,9 @@ def sweep_orphans(
 ) -> list[str]:
     """Remove qwenfix sandbox containers whose job is not alive; returns removed container ids.
 
-    A container is kept when its ``qwenfix.job`` label is in ``alive_job_ids``, or when it is
-    younger than ``max_age_s`` seconds. With ``alive_job_ids=None`` a container is also kept
-    while the worker process that started it (same host, ``qwenfix.pid``) is still running —
-    the right default right after a worker crash. ``labels`` narrows the sweep to containers
+    A container is kept when its ``qwenfix.job`` label is in ``alive_job_ids``, when it is
+    younger than ``max_age_s`` seconds, or while the process that started it (same host,
+    ``qwenfix.pid``) is still running — so a sweep never pulls a sandbox from under a live worker. ``labels`` narrows the sweep to containers
     carrying all of them (tests use it to stay away from each other's sandboxes).
     """
     client = client or _client()
@@ -403,7 +402,8 @@ def sweep_orphans(
         job = labels_.get(LABEL_JOB, "")
         if alive_job_ids is not None and job and job in alive_job_ids:
             continue
-        if alive_job_ids is None and labels_.get(LABEL_HOST) == host:
+        # a live process on this host still owns it (another worker, a local `qwenfix repair`)
+        if labels_.get(LABEL_HOST) == host:
             pid = labels_.get(LABEL_PID, "")
             if pid.isdigit() and _pid_alive(int(pid)):
                 continue
