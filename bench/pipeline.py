@@ -1,0 +1,160 @@
+"""End-to-end repair job time minus model time minus the repository's own test time, by stage.
+
+Runs real red-build jobs in this process (PostgreSQL, Docker sandboxes, git over smart HTTP) against
+the fake GitHub and the scripted model from tests/support, on a small repository:
+
+    python bench/pipeline.py [--jobs 3] [--candidates 1]
+
+The test command's own time is measured in the same run: the median of running it alone in a fresh
+sandbox, times the number of times a job runs it. Prints figures, not verdicts (target: ≤ 1 s of
+pipeline overhead per job).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+import yaml  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
+
+from app.config import Settings  # noqa: E402
+from app.db.migrate import upgrade  # noqa: E402
+from app.db.models import Job  # noqa: E402
+from app.db.session import session_scope  # noqa: E402
+from app.intents import route  # noqa: E402
+from app import jobs  # noqa: E402
+from tests.repos import BASE_FILES, BROKEN_CALC, REPO, failing_job, workflow_run_event  # noqa: E402
+from tests.support.fake_github import FakeGitHub  # noqa: E402
+from tests.support.fake_openai import FakeModel, call, finish, make_app  # noqa: E402
+from tests.support.git_http import ServerThread  # noqa: E402
+from workers import runner  # noqa: E402
+from workers.sandbox import Limits, select_engine  # noqa: E402
+
+COMMAND = "python3 -m pytest -q"
+SCRIPT = [
+    call("read_file", path="calc.py"),
+    call("edit_file", path="calc.py", old="return a - b", new="return a + b"),
+    call("run", command=COMMAND),
+    finish("add() now adds."),
+]
+
+
+def keypair() -> tuple[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
+
+
+def test_command_seconds(settings: Settings, workdir: Path, runs: int = 5) -> float:
+    """The repository's own test time: the command alone in a fresh sandbox, median of runs."""
+    engine = select_engine(settings.sandbox_engine, settings.sandbox_image)
+    samples = []
+    for i in range(runs):
+        ws = workdir / f"alone-{i}"
+        for name, text in {**BASE_FILES, "calc.py": BROKEN_CALC}.items():
+            (ws / name).parent.mkdir(parents=True, exist_ok=True)
+            (ws / name).write_text(text)
+        sandbox = engine.start(ws, settings.sandbox_image, Limits())
+        try:
+            samples.append(sandbox.exec(COMMAND).duration_s)
+        finally:
+            sandbox.stop()
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=3)
+    parser.add_argument("--candidates", type=int, default=1)
+    parser.add_argument("--pg-admin", default="postgresql://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+
+    name = f"qwenfix_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(args.pg_admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    database_url = args.pg_admin.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(database_url)
+    private, public = keypair()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="qwenfix-bench-") as tmp:
+        tmp = Path(tmp)
+        model = FakeModel()
+        model_server = ServerThread(make_app(model)).start()
+        model.url = model_server.url
+        model.script(SCRIPT)
+        try:
+            for i in range(args.jobs):
+                gh = FakeGitHub(tmp / f"repos-{i}", 424242, private, public)
+                server = ServerThread(gh.app).start()
+                gh.url = gh.server_url = server.url
+                try:
+                    rows.append(one_job(i, gh, model, database_url, private, tmp, args.candidates))
+                finally:
+                    server.stop()
+            settings = Settings(_env_file=None, data_dir=tmp / "data")
+            alone = test_command_seconds(settings, tmp)
+        finally:
+            model_server.stop()
+            with psycopg.connect(args.pg_admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    print(f"test command alone in a sandbox: {alone:.2f} s (median)")
+    print(f"{'job':>4}{'total s':>9}{'model s':>9}{'tests s':>9}{'overhead s':>12}   stages (s)")
+    overheads = []
+    for row in rows:
+        tests = row["test_runs"] * alone
+        overhead = row["total"] - row["model"] - tests
+        overheads.append(overhead)
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in row["timings"].items() if k != "total")
+        print(f"{row['job']:>4}{row['total']:>9.2f}{row['model']:>9.2f}{tests:>9.2f}{overhead:>12.2f}   {stages}")
+    print(f"median pipeline overhead per job: {statistics.median(overheads):.2f} s (target ≤ 1 s); "
+          f"test command runs per job: {rows[0]['test_runs']}")
+
+
+def one_job(i, gh, model, database_url, private, tmp, candidates) -> dict:
+    gh.add_installation(1, "octo")
+    files = dict(BASE_FILES, **{".github/qwen.yml": yaml.safe_dump({"repair": {"mode": "commit", "candidates": candidates}})})
+    gh.add_repo(REPO, files)
+    head = gh.push(REPO, "feature", {"calc.py": BROKEN_CALC}, parent_branch="main")
+    gh.add_pull(REPO, 7, head_ref="feature", base_ref="main")
+    gh.add_workflow_run(REPO, 900 + i, head, jobs=[failing_job(9000 + i)], pull_numbers=(7,), head_branch="feature")
+    settings = Settings(_env_file=None, database_url=database_url, app_id="424242", private_key=private,
+                        github_api_url=gh.url, llm_base_url=model.base_url, llm_api_key="sk-bench", llm_model="m",
+                        data_dir=tmp / "data", sandbox_engine="docker")
+    payload = workflow_run_event(REPO, {"id": 900 + i, "head_sha": head}, (7,))
+    with session_scope(database_url) as session:
+        _, job, _ = jobs.record_delivery(session, str(uuid.uuid4()), "workflow_run", "completed",
+                                         route("workflow_run", payload, "bench"))
+    before = len(model.requests)
+    started = time.monotonic()
+    runner.run_job(job.id, settings)
+    wall = time.monotonic() - started
+    with session_scope(database_url) as session:
+        done = session.get(Job, job.id)
+    assert done.state == "succeeded", done.outcome
+    steps = [s for s in done.trajectory]
+    agent_runs = sum(1 for s in steps if s.get("tool") == "run")
+    return {
+        "job": i + 1, "total": wall, "timings": done.timings,
+        "model": sum(s.get("latency_s", 0.0) for s in steps),
+        # reproduce + validate (+ regression) + the agent's own runs
+        "test_runs": 1 + candidates + agent_runs,
+        "model_calls": len(model.requests) - before,
+    }
+
+
+if __name__ == "__main__":
+    main()
