@@ -100,6 +100,7 @@ def cmd_sandbox_build(args) -> int:
 
 def cmd_repair(args) -> int:
     from rich.console import Console
+
     from workers.local_repair import repair_local
 
     return repair_local(

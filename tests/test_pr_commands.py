@@ -70,7 +70,7 @@ def test_fix_repairs_failing_checks_and_pushes_a_commit(stack):
 
 def test_fix_with_instructions_and_green_checks_validates_with_the_test_command(stack):
     gh = stack.github
-    head = pr(gh, files={"calc.py": FIXED_CALC + "\n\ndef sub(a, b):\n    return a - b\n"})
+    pr(gh, files={"calc.py": FIXED_CALC + "\n\ndef sub(a, b):\n    return a - b\n"})
     stack.model.script([
         call("edit_file", path="calc.py", old="def sub(a, b):\n", new='def sub(a, b):\n    """a minus b."""\n'),
         finish("Documented sub()."),
@@ -148,7 +148,7 @@ def _containers(job_id: int) -> list[str]:
 
 def test_a_comment_edited_after_the_trigger_is_not_read(stack):
     gh = stack.github
-    head = pr(gh, files={"calc.py": FIXED_CALC + "\n\ndef sub(a, b):\n    return a - b\n"})
+    pr(gh, files={"calc.py": FIXED_CALC + "\n\ndef sub(a, b):\n    return a - b\n"})
     stack.model.script([finish("Looked, nothing to change.")])
     cid = gh.add_comment(REPO, 7, "/qwen fix rename sub to minus", user="maintainer")
     payload = comment_event(REPO, 7, cid, "/qwen fix rename sub to minus")

@@ -6,8 +6,15 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.repos import (BASE_FILES, BROKEN_CALC, FIXED_CALC, LINT_WORKFLOW, PYTEST_FAILURE, REPO, failing_job,
-                         workflow_run_event)
+from tests.repos import (
+    BASE_FILES,
+    BROKEN_CALC,
+    FIXED_CALC,
+    LINT_WORKFLOW,
+    REPO,
+    failing_job,
+    workflow_run_event,
+)
 from tests.support.fake_openai import call, finish
 
 pytestmark = pytest.mark.docker
@@ -125,7 +132,6 @@ def test_the_same_delivery_twice_and_the_same_job_twice_post_nothing_twice(stack
     job = stack.wait(first)
     assert job.state == "succeeded", job.outcome
     # run the finished job again, as a redelivered Celery message after a crash would
-    from app import jobs as jobs_module
     from app.db.session import session_scope
 
     with session_scope(stack.settings.database_url) as session:

@@ -103,7 +103,7 @@ class CancelWatch:
             except Exception:  # noqa: BLE001 — database blip: look again next tick
                 continue
 
-    def __enter__(self) -> "CancelWatch":
+    def __enter__(self) -> CancelWatch:
         self._thread.start()
         return self
 
@@ -114,7 +114,7 @@ class CancelWatch:
 
 def deliver_patch(gj: GitHubJob, patch: str, summary: str, mode: str, title: str) -> Delivered:
     """Deliver a verified patch: a commit, a suggestion review, a fix pull request, or a comment."""
-    target, settings = gj.target, gj.ctx.settings
+    target = gj.target
     if mode == "commit" and not target.can_push_to_head:
         mode = "suggest"  # a fork that does not allow maintainer edits gets suggestions instead
     if mode in ("suggest", "comment") and not target.pr_number:

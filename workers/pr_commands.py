@@ -15,7 +15,8 @@ from app import jobs
 from app.db.models import Job
 from app.db.session import session_scope
 from workers import ci_logs, deliver, reports
-from workers.fix_pipeline import mirror_cache
+from workers.failure import as_prompt
+from workers.fix_pipeline import mirror_cache, model_client, run_engine
 from workers.github_job import GitHubJob, call, open_job
 from workers.red_build import conclude, model_overrides, record
 from workers.repair import RepairTask
@@ -168,7 +169,7 @@ def fix_command(ctx: JobContext) -> Outcome:
         report = evidence.report
         regression = gj.config.repair.regression_command or evidence.regression_command
         task = RepairTask(command=report.command, regression_command=regression if regression != report.command else None,
-                          failure_text=ci_logs_prompt(report), working_directory=report.working_directory or ".", **common)
+                          failure_text=as_prompt(report), working_directory=report.working_directory or ".", **common)
         title, command, excerpt = f"Fix {report.job_name}", report.command, report.error_excerpt
     else:
         if not instructions:
@@ -183,21 +184,9 @@ def fix_command(ctx: JobContext) -> Outcome:
             return Outcome("failed", "no test command to validate with")
         task = RepairTask(command=command, require_failure=False, **common)
         title, excerpt = "Apply requested change", ""
-    result = run_engine_for(gj, task)
+    result = run_engine(gj, task)
     mode = "commit" if gj.target.can_push_to_head else "suggest"
     return conclude(gj, result, command, excerpt, record(result), title=title, mode=mode)
-
-
-def run_engine_for(gj: GitHubJob, task: RepairTask):
-    from workers.fix_pipeline import run_engine
-
-    return run_engine(gj, task)
-
-
-def ci_logs_prompt(report) -> str:
-    from workers.failure import as_prompt
-
-    return as_prompt(report)
 
 
 def _detected_test_command(gj: GitHubJob) -> str | None:
@@ -217,11 +206,10 @@ def explain_command(ctx: JobContext) -> Outcome:
         gj.comment(reports.outcome(gj.job_id, gj.url, "explain", f"No check is failing on `{gj.target.head_sha[:7]}`."))
         return Outcome("succeeded", "no failing checks to explain")
     report = evidence.report
-    from workers.fix_pipeline import model_client
     from workers.agent.explain import explain_failure
 
     client = model_client(ctx.settings)
-    explanation = explain_failure(client, ci_logs_prompt(report), gj.secrets) if client else None
+    explanation = explain_failure(client, as_prompt(report), gj.secrets) if client else None
     body = "\n\n".join(p for p in (explanation or "", reports.failure_section(report.command, report.error_excerpt)) if p)
     gj.comment(reports.outcome(gj.job_id, gj.url, f"why `{report.job_name}` fails", body))
     return Outcome("succeeded", "explanation posted")

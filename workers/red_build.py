@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app.db.models import Job
 from app.db.session import session_scope
 from workers import ci_logs, reports
+from workers.failure import as_prompt
 from workers.fix_pipeline import deliver_patch, run_engine
 from workers.github_job import GitHubJob, call, open_job
 from workers.repair import RepairResult, RepairTask
@@ -56,7 +57,7 @@ def repair_red_build(ctx: JobContext) -> Outcome:
         command=report.command,
         regression_command=regression if regression and regression != report.command else None,
         setup=gj.config.repair.setup,
-        failure_text=ci_logs_prompt(report),
+        failure_text=as_prompt(report),
         working_directory=report.working_directory or ".",
         candidates=gj.config.repair.candidates,
         allow_ci_changes=gj.config.repair.allow_ci_changes,
@@ -65,15 +66,9 @@ def repair_red_build(ctx: JobContext) -> Outcome:
         **model_overrides(gj),
     )
     result = run_engine(gj, task)
-    fields = record(result, signature=report.signature, failure=ci_logs_prompt(report))
+    fields = record(result, signature=report.signature, failure=as_prompt(report))
     return conclude(gj, result, report.command, report.error_excerpt, fields,
                     title=f"Fix {report.job_name or 'the failing check'}")
-
-
-def ci_logs_prompt(report) -> str:
-    from workers.failure import as_prompt
-
-    return as_prompt(report)
 
 
 def model_overrides(gj: GitHubJob) -> dict:

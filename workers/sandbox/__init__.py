@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 WORKSPACE_MOUNT = "/workspace"  # where the worktree appears inside every sandbox
+
+
+def command_in_workspace(command: str | list[str], cwd: str = ".") -> tuple[list[str], str]:
+    """(argv, absolute working directory) for an exec; a shell string runs through `sh -c`.
+    A cwd that leaves the workspace is refused."""
+    argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
+    workdir = os.path.normpath(os.path.join(WORKSPACE_MOUNT, cwd))
+    if not (workdir == WORKSPACE_MOUNT or workdir.startswith(WORKSPACE_MOUNT + "/")):
+        raise ValueError(f"cwd must stay inside the workspace: {cwd!r}")
+    return argv, workdir
 
 
 @dataclass(frozen=True)

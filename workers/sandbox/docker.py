@@ -31,7 +31,7 @@ import time
 import uuid
 from pathlib import Path
 
-from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits
+from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, command_in_workspace
 from workers.sandbox.output import NOTE_RESERVE, OutputCap
 
 log = logging.getLogger(__name__)
@@ -178,10 +178,7 @@ class DockerSandbox:
     ) -> ExecResult:
         if self._stopped:
             raise RuntimeError("sandbox is stopped")
-        argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
-        workdir = os.path.normpath(os.path.join(WORKSPACE_MOUNT, cwd))
-        if not (workdir == WORKSPACE_MOUNT or workdir.startswith(WORKSPACE_MOUNT + "/")):
-            raise ValueError(f"cwd must stay inside the workspace: {cwd!r}")
+        argv, workdir = command_in_workspace(command, cwd)
         limit = self.limits.timeout_s if timeout is None else timeout
         with self._lock:
             return self._exec(argv, workdir, limit)
