@@ -161,7 +161,8 @@ def fix_command(ctx: JobContext) -> Outcome:
     evidence = _failing_evidence(gj)
     overrides = model_overrides(gj)
     common = dict(
-        setup=gj.config.repair.setup, instructions=instructions, candidates=gj.config.repair.candidates,
+        setup=gj.config.repair.setup, instructions=instructions,
+        setup_network=gj.config.setup_network(ctx.settings.sandbox_allow_setup_network), candidates=gj.config.repair.candidates,
         allow_ci_changes=gj.config.repair.allow_ci_changes, allow_test_deletion=gj.config.repair.allow_test_deletion,
         ignore_paths=tuple(gj.config.paths.ignore), **overrides,
     )

@@ -57,6 +57,7 @@ def repair_red_build(ctx: JobContext) -> Outcome:
         command=report.command,
         regression_command=regression if regression and regression != report.command else None,
         setup=gj.config.repair.setup,
+        setup_network=gj.config.setup_network(gj.ctx.settings.sandbox_allow_setup_network),
         failure_text=as_prompt(report),
         working_directory=report.working_directory or ".",
         candidates=gj.config.repair.candidates,

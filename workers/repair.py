@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from app.logs import redact
 from workers.agent.budget import Budget
@@ -23,6 +23,7 @@ from workers.agent.task import AgentTask, file_tree
 from workers.agent.tools import Toolbox
 from workers.fixers import Fixer, fixer_for
 from workers.sandbox import ExecResult
+from workers.setup_phase import prepared
 from workers.validate import Checkout, StartSandbox, Verdict, setup_failure, validate, workdir
 from workers.workspace import export_patch
 
@@ -48,6 +49,8 @@ class RepairTask:
     max_tokens: int | None = None  # per model reply
     max_seconds: float = 900.0  # per candidate, wall time
     require_failure: bool = True  # red build: the command must fail first; `/qwen fix <text>`: it may pass
+    setup_network: bool = False  # network for the setup phase only (repo asks and operator allows)
+    setup_products: frozenset[str] = frozenset()  # set by repair(): files setup made, never patched
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,20 @@ def repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_san
            client: ModelClient | None, context: RepoContext,
            progress: Callable[..., None] = lambda stage, detail="": None,
            secrets: list[str] | None = None, cancelled: Callable[[], bool] = lambda: False) -> RepairResult:
+    """Setup once (see workers/setup_phase.py), then reproduce, fix, validate and choose."""
+    if task.setup:
+        progress("reproducing", f"setup `{task.setup}`")
+    with prepared(task.setup, task.working_directory, task.setup_network, checkout, start_sandbox) as prep:
+        if prep.failure is not None:
+            return RepairResult("no_fix", prep.failure,
+                                reason=f"the setup command `{task.setup}` fails (exit {prep.failure.exit_code})")
+        task = replace(task, setup=None, setup_products=prep.products)
+        return _repair(task, prep.checkout, base_sha, start_sandbox, client, context, progress, secrets, cancelled)
+
+
+def _repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_sandbox: StartSandbox,
+            client: ModelClient | None, context: RepoContext, progress: Callable[..., None],
+            secrets: list[str] | None, cancelled: Callable[[], bool]) -> RepairResult:
     secrets = [s for s in secrets or [] if s]
     lock = threading.Lock()
 
@@ -171,14 +188,15 @@ def repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_san
     return RepairResult("fixed", reproduction, verified[0], candidates, timings=timings)
 
 
-def drop_junk(patch: str) -> str:
-    """Remove caches and bytecode the test runs left behind from a patch."""
+def drop_junk(patch: str, products: frozenset[str] = frozenset()) -> str:
+    """Remove caches and bytecode the test runs left behind, and the setup's products, from a patch."""
     sections: list[list[str]] = []
     for line in patch.splitlines(keepends=True):
         if line.startswith("diff --git ") or not sections:
             sections.append([])
         sections[-1].append(line)
-    kept = [s for s in sections if not any(junk in s[0].rstrip("\n") + " " for junk in JUNK)]
+    kept = [s for s in sections if not any(junk in s[0].rstrip("\n") + " " for junk in JUNK)
+            and s[0].rstrip("\n").split(" b/", 1)[-1] not in products]
     return "".join(line for section in kept for line in section)
 
 
@@ -223,7 +241,7 @@ def _fixer_candidate(candidate: Candidate, task: RepairTask, fixer: Fixer, check
                     sandbox.exec(command, cwd=task.working_directory)
         finally:
             sandbox.stop()
-        candidate.patch = drop_junk(export_patch(worktree, base_sha))
+        candidate.patch = drop_junk(export_patch(worktree, base_sha), task.setup_products)
     candidate.verdict = validate(task, candidate.patch, checkout, start_sandbox)
     return candidate
 
@@ -243,7 +261,7 @@ def _agent_candidate(candidate: Candidate, task: RepairTask, agent_task: AgentTa
             result = run_agent(agent_task, toolbox, client, budget, temperature, secrets, cancelled)
         finally:
             sandbox.stop()
-        candidate.patch = drop_junk(export_patch(worktree, base_sha))
+        candidate.patch = drop_junk(export_patch(worktree, base_sha), task.setup_products)
     candidate.summary = result.summary or "The agent did not summarise its change."
     candidate.outcome = result.outcome
     candidate.trajectory = result.trajectory()
