@@ -96,3 +96,12 @@ def test_doctor_names_what_is_missing_and_how_to_fix_it(tmp_path):
     assert "FAIL  database" in out and "qwenfix db upgrade" in out  # fresh SQLite file, not migrated
     assert "FAIL  broker" in out and "broker unreachable" in out
     assert "FAIL  model" in out and "QWENFIX_LLM_BASE_URL" in out
+
+
+def test_env_example_lists_every_setting():
+    import re
+
+    from app.config import Settings
+
+    listed = set(re.findall(r"^QWENFIX_([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert listed == {name.upper() for name in Settings.model_fields}

@@ -89,3 +89,13 @@ def test_a_job_is_claimed_once_even_when_delivered_twice(make_settings, database
     with session_scope(database_url) as session:
         job = session.get(Job, job_id)
         assert job.attempts == 1
+
+
+def test_a_job_that_cannot_authenticate_says_why(make_settings, database_url):
+    settings = make_settings(database_url=database_url, broker_url="redis://127.0.0.1:1/0", app_id="1")
+    with TestClient(create_app(settings, sweep=False)) as client:
+        job_id = post(client, workflow_run(prs=(3,)), "workflow_run").json()["job"]
+    assert runner.run_job(job_id, settings) is None
+    state, outcome = job_state(database_url, job_id)
+    assert state == "failed"
+    assert outcome.startswith("GitHub App: ") and "QWENFIX_PRIVATE_KEY" in outcome

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.config import Settings
-from app.github.client import GitHubApp, is_transient, retry_after
+from app.github.client import GitHubApp, GitHubAppError, is_transient, retry_after
 from workers import deliver, reports
 from workers.repo_config import RepoConfig, load_repo_config
-from workers.runner import JobContext, Transient
+from workers.runner import JobContext, JobFailed, Transient
 from workers.target import Target, read_text, resolve_target
 
 CONTEXT_FILES = ("README.md", "AGENTS.md", "QWEN.md", "CONTRIBUTING.md")
@@ -82,6 +82,8 @@ def call(fn, *args, **kwargs):
     """Call GitHub; a transient failure (5xx, secondary rate limit) becomes a retry of the whole job."""
     try:
         return fn(*args, **kwargs)
+    except GitHubAppError as exc:  # wrong key, app uninstalled, repository not granted
+        raise JobFailed(f"GitHub App: {exc}") from exc
     except Exception as exc:
         if is_transient(exc):
             raise Transient(f"GitHub: {type(exc).__name__}", retry_after(exc) or 10.0) from exc

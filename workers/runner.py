@@ -36,6 +36,10 @@ class Transient(Exception):
         self.retry_after = retry_after
 
 
+class JobFailed(Exception):
+    """A failure with a reason a person can act on (configuration, permissions): shown as is."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     state: str  # succeeded | failed | skipped | cancelled
@@ -142,6 +146,8 @@ def _run_claimed(ctx: JobContext) -> float | None:
             with session_scope(settings.database_url) as session:
                 jobs.release_to_queue(session, job.id, f"retrying: {exc}")
             return exc.retry_after
+        except JobFailed as exc:
+            outcome = Outcome("failed", str(exc))
         except Exception as exc:  # noqa: BLE001 — a job failure is recorded, never lost
             log.exception("job crashed")
             outcome = Outcome("failed", f"internal error: {type(exc).__name__}: {exc}")
