@@ -297,3 +297,22 @@ def test_react_and_permission(world):
     assert permission(gh, REPO, "alice") == "write"
     assert permission(gh, REPO, "bob") == "read"
     assert permission(gh, REPO, "stranger") == "read"  # public repository
+
+
+def test_a_known_comment_or_check_run_id_is_edited_without_a_lookup(world):
+    fake, gh, head = world
+    comment = upsert_comment(gh, REPO, 12, 51, "Reproducing…")
+    run = upsert_check_run(gh, REPO, head, 51, "in_progress", title="Reproducing", summary="…",
+                           details_url="http://q/jobs/51")
+    before = len(fake.requests)
+    assert upsert_comment(gh, REPO, 12, 51, "Validating…", known_id=comment) == comment
+    assert upsert_check_run(gh, REPO, head, 51, "completed", "success", title="Fixed", summary="ok",
+                            details_url="http://q/jobs/51", known_id=run) == run
+    calls = [(r.method, r.path) for r in fake.requests[before:] if "access_tokens" not in r.path]
+    assert calls == [("PATCH", f"/repos/{REPO}/issues/comments/{comment}"), ("PATCH", f"/repos/{REPO}/check-runs/{run}")]
+    assert "Validating…" in fake.comments(REPO, 12)[0]["body"]
+    assert fake.check_runs(REPO, head)[0]["conclusion"] == "success"
+    # a comment deleted meanwhile is posted again rather than lost
+    fake.issue_comments.pop(comment)
+    again = upsert_comment(gh, REPO, 12, 51, "Done.", known_id=comment)
+    assert again != comment and "Done." in fake.comments(REPO, 12)[0]["body"]

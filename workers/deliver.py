@@ -116,12 +116,20 @@ def _patch_stats(patch: str) -> str:
 # ---------------------------------------------------------------------- comments
 
 
-def upsert_comment(gh: GitHub, repo: str, issue_number: int, job_id: int | str, body: str) -> int:
+def upsert_comment(gh: GitHub, repo: str, issue_number: int, job_id: int | str, body: str,
+                   known_id: int | None = None) -> int:
     """Post ``body`` on the issue / pull request, or edit this job's earlier comment. Returns the
-    comment id."""
+    comment id. ``known_id`` (the id this job got before) saves looking it up again."""
     owner, name = _split(repo)
     text = with_marker(body, job_id)
     tag = marker(job_id)
+    if known_id is not None:
+        try:
+            gh.rest.issues.update_comment(owner, name, known_id, body=text)
+            return known_id
+        except Exception as exc:
+            if status_code(exc) != 404:  # deleted meanwhile: find or post it again below
+                raise
     for comment in gh.rest.paginate(
         gh.rest.issues.list_comments, owner=owner, repo=name, issue_number=issue_number,
         per_page=100,
@@ -218,11 +226,13 @@ def upsert_check_run(
     details_url: str,
     text: str | None = None,
     annotations: Iterable[Annotation | Mapping[str, Any]] = (),
+    known_id: int | None = None,
 ) -> int:
     """Create this job's "qwenfix" check run on ``head_sha`` (``external_id`` = job id), or update
     it. ``status``: queued | in_progress | completed; a ``conclusion`` implies completed.
     Annotations go 50 per request; an existing run that already has annotations gets no more,
-    so running twice does not duplicate them. Returns the check run id."""
+    so running twice does not duplicate them. ``known_id`` (this job's run, without annotations
+    to add) is updated directly. Returns the check run id."""
     owner, name = _split(repo)
     if conclusion is not None:
         status = "completed"
@@ -242,6 +252,9 @@ def upsert_check_run(
     if conclusion is not None:
         body["conclusion"] = conclusion
 
+    if known_id is not None and not items:
+        gh.rest.checks.update(owner, name, known_id, output=output, **body)
+        return known_id
     existing = _find_check_run(gh, owner, name, head_sha, job_id)
     if existing is None or not existing.output.annotations_count:
         first, rest = items[:MAX_ANNOTATIONS_PER_REQUEST], items[MAX_ANNOTATIONS_PER_REQUEST:]

@@ -35,6 +35,8 @@ class GitHubJob:
     config: RepoConfig
     config_error: str | None
     comment_id: int | None = None
+    check_run_id: int | None = None
+    last_comment: str | None = None
 
     @property
     def job_id(self) -> int:
@@ -57,15 +59,18 @@ class GitHubJob:
         return alive
 
     def comment(self, body: str) -> None:
-        if self.target.pr_number:
-            self.comment_id = call(deliver.upsert_comment, self.gh, self.target.repo, self.target.pr_number, self.job_id, body)
+        if self.target.pr_number and body != self.last_comment:
+            self.comment_id = call(deliver.upsert_comment, self.gh, self.target.repo, self.target.pr_number,
+                                   self.job_id, body, known_id=self.comment_id)
+            self.last_comment = body
 
     def check_run(self, status: str, conclusion: str | None = None, title: str = "", summary: str = "", text: str | None = None) -> None:
         if self.config_error:  # reported once, on the check run, naming the field
             summary = f"{summary}\n\n{reports.config_error(self.config_error)}"
-        call(
+        self.check_run_id = call(
             deliver.upsert_check_run, self.gh, self.target.repo, self.target.head_sha, self.job_id, status,
             conclusion=conclusion, title=title[:200], summary=summary[:60000], details_url=self.url, text=text,
+            known_id=self.check_run_id,
         )
 
     def context_files(self) -> dict[str, str]:
