@@ -23,17 +23,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
 import yaml  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
+from app import jobs  # noqa: E402
 from app.config import Settings  # noqa: E402
-from app.db.migrate import upgrade  # noqa: E402
 from app.db.models import Job  # noqa: E402
 from app.db.session import session_scope  # noqa: E402
 from app.intents import route  # noqa: E402
-from app import jobs  # noqa: E402
+from bench.scratch import scratch_database  # noqa: E402
 from tests.repos import BASE_FILES, BROKEN_CALC, REPO, failing_job, workflow_run_event  # noqa: E402
 from tests.support.fake_github import FakeGitHub  # noqa: E402
 from tests.support.fake_openai import FakeModel, call, finish, make_app  # noqa: E402
@@ -82,14 +81,9 @@ def main() -> None:
     parser.add_argument("--pg-admin", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
 
-    name = f"qwenfix_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.pg_admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    database_url = args.pg_admin.rsplit("/", 1)[0] + f"/{name}"
-    upgrade(database_url)
     private, public = keypair()
     rows = []
-    with tempfile.TemporaryDirectory(prefix="qwenfix-bench-") as tmp:
+    with scratch_database(args.pg_admin) as database_url, tempfile.TemporaryDirectory(prefix="qwenfix-bench-") as tmp:
         tmp = Path(tmp)
         model = FakeModel()
         model_server = ServerThread(make_app(model)).start()
@@ -108,8 +102,6 @@ def main() -> None:
             alone = test_command_seconds(settings, tmp)
         finally:
             model_server.stop()
-            with psycopg.connect(args.pg_admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     print(f"test command alone in a sandbox: {alone:.2f} s (median)")
     print(f"{'job':>4}{'total s':>9}{'model s':>9}{'tests s':>9}{'overhead s':>12}   stages (s)")

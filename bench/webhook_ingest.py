@@ -15,7 +15,6 @@ import hmac
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -23,7 +22,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret"
@@ -121,14 +119,15 @@ def main() -> None:
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/8")
     args = parser.parse_args()
 
-    name = f"qwenfix_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.pg_admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    database_url = args.pg_admin.rsplit("/", 1)[0] + f"/{name}"
     sys.path.insert(0, str(ROOT))
-    from app.db.migrate import upgrade
+    from bench.scratch import scratch_database
 
-    upgrade(database_url)
+    with scratch_database(args.pg_admin) as database_url:
+        results = measure(args, database_url)
+    report(args, results)
+
+
+def measure(args, database_url: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QWENFIX_")}
     env.update(QWENFIX_WEBHOOK_SECRET=SECRET, QWENFIX_DATABASE_URL=database_url, QWENFIX_BROKER_URL=args.broker_url,
                QWENFIX_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
@@ -149,8 +148,10 @@ def main() -> None:
                 proc.wait()
     finally:
         subprocess.run(["redis-cli", "-n", args.broker_url.rsplit("/", 1)[1], "flushdb"], capture_output=True)
-        with psycopg.connect(args.pg_admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return results
+
+
+def report(args, results: dict) -> None:
     print(f"uvicorn workers: {args.workers} (both servers)")
     print(f"{'':18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}   (latency at {args.rate:.0f} req/s)")
     for label, (rps, p50, p99) in results.items():
