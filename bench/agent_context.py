@@ -29,7 +29,7 @@ from workers.agent.loop import run_agent  # noqa: E402
 from workers.agent.task import AgentTask, file_tree  # noqa: E402
 from workers.agent.tools import Toolbox  # noqa: E402
 
-SECRETS = ["sk-bench-key-0123456789", "ghs_benchInstallationToken000"]
+SECRETS = ["sk-bench-key-0123456789", "ghs_bench-installation-token-000"]
 
 
 def make_repo(root: Path, modules: int = 8) -> None:

@@ -80,7 +80,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    token = "ghs_bench_token_0123456789"
+    token = "ghs_bench-token-0123456789"
     if args.dir is not None:
         tempfile.tempdir = str(args.dir)  # the helpers' scratch clones go there too
     with tempfile.TemporaryDirectory(prefix="qwenfix-bench-ws-", dir=args.dir) as tmp_s:

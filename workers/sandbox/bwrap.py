@@ -34,7 +34,7 @@ from pathlib import Path
 
 from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, command_in_workspace
 from workers.sandbox.docker import HOME, SANDBOX_ENV, SANDBOX_UID, chown_tree
-from workers.sandbox.output import NOTE_RESERVE, OutputCap
+from workers.sandbox.output import NOTE_RESERVE, OutputCap, result
 
 log = logging.getLogger(__name__)
 
@@ -370,22 +370,7 @@ class BwrapSandbox:
         code = proc.returncode
         exit_code = 128 - code if code < 0 else code  # -9 -> 137 like a shell
         oom = bool(self.cgroups and self.cgroups.oom_kills() > oom_before)
-        output = cap.text()
-        if timed_out:
-            output += f"\n[qwenfix: command timed out after {limit:g}s and was killed]\n"
-        if oom:
-            output += (
-                f"\n[qwenfix: out of memory: a process was killed at the "
-                f"{self.limits.memory_mb} MB limit]\n"
-            )
-        return ExecResult(
-            exit_code=exit_code,
-            output=output,
-            duration_s=duration,
-            timed_out=timed_out,
-            oom_killed=oom,
-            truncated=cap.truncated,
-        )
+        return result(cap, exit_code, duration, timed_out, oom, self.limits.memory_mb, limit)
 
     def _kill(self, proc: subprocess.Popen) -> None:
         try:

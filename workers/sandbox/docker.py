@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 
 from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, command_in_workspace
-from workers.sandbox.output import NOTE_RESERVE, OutputCap
+from workers.sandbox.output import NOTE_RESERVE, OutputCap, result
 
 log = logging.getLogger(__name__)
 
@@ -253,24 +253,9 @@ class DockerSandbox:
         if flag and not self._oom_flag:
             oom = True
         self._oom_flag = flag
-        output = cap.text()
-        if self.restarts != restarts:
-            output += "\n[qwenfix: the sandbox had to be restarted; /tmp and $HOME were reset]\n"
-        if timed_out:
-            output += f"\n[qwenfix: command timed out after {limit:g}s and was killed]\n"
-        if oom:
-            output += (
-                f"\n[qwenfix: out of memory: a process was killed at the "
-                f"{self.limits.memory_mb} MB limit]\n"
-            )
-        return ExecResult(
-            exit_code=exit_code,
-            output=output,
-            duration_s=duration,
-            timed_out=timed_out,
-            oom_killed=oom,
-            truncated=cap.truncated,
-        )
+        restarted = self.restarts != restarts
+        note = "\n[qwenfix: the sandbox had to be restarted; /tmp and $HOME were reset]\n" if restarted else ""
+        return result(cap, exit_code, duration, timed_out, oom, self.limits.memory_mb, limit, note)
 
     def stop(self) -> None:
         self._stopped = True

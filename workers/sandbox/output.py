@@ -51,3 +51,17 @@ class OutputCap:
             return (bytes(self.head) + bytes(self.tail)).decode("utf-8", "replace")
         head = bytes(self.head).decode("utf-8", "replace")
         return head + MARKER.format(dropped=self.dropped) + tail.decode("utf-8", "replace")
+
+
+def result(cap: OutputCap, exit_code: int, duration_s: float, timed_out: bool, oom: bool, memory_mb: int,
+           limit_s: float, note: str = ""):
+    """The ExecResult of a finished command, with the engine's notes appended to what it printed."""
+    from workers.sandbox import ExecResult
+
+    output = cap.text() + note
+    if timed_out:
+        output += f"\n[qwenfix: command timed out after {limit_s:g}s and was killed]\n"
+    if oom:
+        output += f"\n[qwenfix: out of memory: a process was killed at the {memory_mb} MB limit]\n"
+    return ExecResult(exit_code=exit_code, output=output, duration_s=duration_s, timed_out=timed_out,
+                      oom_killed=oom, truncated=cap.truncated)
