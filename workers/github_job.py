@@ -8,12 +8,10 @@ from dataclasses import dataclass
 from app.config import Settings
 from app.github.client import GitHubApp, GitHubAppError, is_transient, retry_after
 from workers import deliver, reports
+from workers.repair import CONTEXT_FILES
 from workers.repo_config import RepoConfig, load_repo_config
 from workers.runner import JobContext, JobFailed, Transient
 from workers.target import Target, read_text, resolve_target
-
-CONTEXT_FILES = ("README.md", "AGENTS.md", "QWEN.md", "CONTRIBUTING.md")
-
 
 _apps: dict[tuple[str, str], GitHubApp] = {}
 

@@ -27,12 +27,11 @@ from rich.syntax import Syntax
 
 from app.config import Settings
 from workers.agent.llm import ModelClient, ModelUnavailable
-from workers.repair import RepairResult, RepairTask, RepoContext, repair
+from workers.repair import CONTEXT_FILES, RepairResult, RepairTask, RepoContext, repair
 from workers.sandbox import Limits, select_engine
 from workers.workspace import MirrorCache, PatchApplyError, apply_patch, export_patch
 
 EXIT_FIXED, EXIT_NO_FIX, EXIT_USAGE, EXIT_ALREADY_PASSING, EXIT_NO_MODEL, EXIT_NO_SANDBOX, EXIT_APPLY_FAILED = range(7)
-CONTEXT_FILES = ("README.md", "AGENTS.md", "QWEN.md", "CONTRIBUTING.md")
 # a fixed identity and date make the commit of the uncommitted changes the same in every worktree
 _BASELINE_ENV = {"GIT_AUTHOR_NAME": "qwenfix", "GIT_AUTHOR_EMAIL": "qwenfix@localhost",
                  "GIT_COMMITTER_NAME": "qwenfix", "GIT_COMMITTER_EMAIL": "qwenfix@localhost",

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from app.db.models import Job
 from app.db.session import session_scope
+from app.jobs import as_aware
 from workers import ci_logs, reports
 from workers.failure import as_prompt
 from workers.fix_pipeline import deliver_patch, run_engine
@@ -153,13 +154,9 @@ def _earlier_jobs(ctx: JobContext) -> list[Job]:
 
 def _attempts_today(jobs: list[Job]) -> list[Job]:
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    return [j for j in jobs if j.state in ATTEMPT_STATES and _aware(j.created_at) >= today]
+    return [j for j in jobs if j.state in ATTEMPT_STATES and as_aware(j.created_at) >= today]
 
 
 def _own_fix_for(jobs: list[Job], head_sha: str) -> Job | None:
     """The earlier job whose commit is this head: the failure follows qwenfix's own fix."""
     return next((j for j in jobs if (j.result or {}).get("commit_sha") == head_sha), None)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

@@ -53,6 +53,9 @@ class RepairTask:
     setup_products: frozenset[str] = frozenset()  # set by repair(): files setup made, never patched
 
 
+CONTEXT_FILES = ("README.md", "AGENTS.md", "QWEN.md", "CONTRIBUTING.md")  # guidance read from the base
+
+
 @dataclass(frozen=True)
 class RepoContext:
     files: dict[str, str] = field(default_factory=dict)  # README head, AGENTS.md, … read from the BASE commit

@@ -3,7 +3,7 @@ so wording changes in one edit."""
 
 from __future__ import annotations
 
-MARKER = "<!-- qwenfix:job:{job_id} -->"
+from workers.deliver import fence_for, marker
 
 
 def job_url(public_url: str, job_id: int) -> str:
@@ -11,12 +11,8 @@ def job_url(public_url: str, job_id: int) -> str:
 
 
 def fence(text: str, lang: str = "") -> str:
-    """A code fence longer than any backtick run inside the text, so logs cannot break out of it."""
-    longest, run = 0, 0
-    for ch in text:
-        run = run + 1 if ch == "`" else 0
-        longest = max(longest, run)
-    ticks = "`" * max(3, longest + 1)
+    """Fenced so that logs cannot break out of the block."""
+    ticks = fence_for(text)
     return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"
 
 
@@ -32,7 +28,7 @@ STAGES = {
 def progress(job_id: int, url: str, stage: str, detail: str = "") -> str:
     label = STAGES.get(stage, stage)
     line = f"⏳ **qwenfix** — {label}{(': ' + detail) if detail else ''}…"
-    return f"{line}\n\n[Job {job_id}]({url})\n\n{MARKER.format(job_id=job_id)}"
+    return f"{line}\n\n[Job {job_id}]({url})\n\n{marker(job_id)}"
 
 
 def outcome(job_id: int, url: str, headline: str, body: str = "") -> str:
@@ -40,7 +36,7 @@ def outcome(job_id: int, url: str, headline: str, body: str = "") -> str:
     if body:
         parts.append(body)
     parts.append(f"[Job {job_id}]({url})")
-    parts.append(MARKER.format(job_id=job_id))
+    parts.append(marker(job_id))
     return "\n\n".join(parts)
 
 
