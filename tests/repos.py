@@ -99,3 +99,18 @@ def comment_event(repo: str, number: int, comment_id: int, body: str, user: str 
         "issue": {"number": number, "pull_request": {"url": f"https://api.github.com/repos/{repo}/pulls/{number}"}},
         "comment": {"id": comment_id, "body": body, "created_at": "2026-11-23T10:00:00Z", "user": {"login": user}},
     }
+
+
+def local_origin(root, files: dict[str, str]) -> str:
+    """A one-commit git repository at ``root`` (a plain directory, no server); returns its head sha."""
+    import subprocess
+
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@e"]
+    subprocess.run(git + ["init", "-q", "-b", "main"], cwd=root, check=True)
+    subprocess.run(git + ["add", "-A"], cwd=root, check=True)
+    subprocess.run(git + ["commit", "-qm", "init"], cwd=root, check=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                          check=True).stdout.strip()

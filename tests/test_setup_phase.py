@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-import subprocess
 
 import pytest
 
+from tests.repos import local_origin
 from tests.support.fake_openai import call, finish
 from workers.agent.llm import ModelClient
 from workers.repair import RepairTask, RepoContext, repair
@@ -24,15 +24,7 @@ SETUP = "mkdir -p build && echo 5 > build/expected.txt && touch build/stamp-$(da
 @pytest.fixture
 def origin(tmp_path):
     root = tmp_path / "origin"
-    (root / "tests").mkdir(parents=True)
-    (root / "calc.py").write_text("def add(a, b):\n    return a - b\n")
-    (root / "tests" / "test_calc.py").write_text(TEST)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@e"]
-    subprocess.run(git + ["init", "-q", "-b", "main"], cwd=root, check=True)
-    subprocess.run(git + ["add", "-A"], cwd=root, check=True)
-    subprocess.run(git + ["commit", "-qm", "init"], cwd=root, check=True)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
-    return root, head
+    return root, local_origin(root, {"calc.py": "def add(a, b):\n    return a - b\n", "tests/test_calc.py": TEST})
 
 
 def test_setup_runs_once_and_its_products_reach_every_candidate_but_no_patch(origin, fake_model, docker_engine, tmp_path):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import fcntl
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -83,6 +85,20 @@ def _git(cwd: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
     ).stdout.strip()
+
+
+def busy_slots(cache: MirrorCache) -> list[str]:
+    """Worktree slots some job still holds (their flock is taken)."""
+    busy = []
+    for lock_path in cache.worktree_dir.glob("*.lock"):
+        fd = os.open(lock_path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            busy.append(lock_path.name[: -len(".lock")])
+        finally:
+            os.close(fd)
+    return sorted(busy)
 
 
 @pytest.fixture
@@ -168,10 +184,10 @@ def test_checkout_of_a_pull_request_ref_and_of_an_unknown_sha(git_server, cache,
         cache.checkout(url, "main", git_server.token)
     with pytest.raises(ValueError):
         cache.checkout(url, pr2, git_server.token, fetch_refs=["--upload-pack=evil"])
-    assert not list(cache.worktree_dir.iterdir())
+    assert busy_slots(cache) == []
 
 
-def test_worktrees_are_independent_and_removed(git_server, cache, repo):
+def test_worktrees_are_independent_and_a_released_one_comes_back_pristine(git_server, cache, repo):
     url, sha = repo
     a = cache.checkout(url, sha, git_server.token)
     b = cache.checkout(url, sha, git_server.token)
@@ -184,19 +200,112 @@ def test_worktrees_are_independent_and_removed(git_server, cache, repo):
         assert export_patch(b, sha) == ""
         assert "only_in_a.txt" in export_patch(a, sha)
     finally:
-        a.remove()
-    assert not a.path.exists() and b.path.exists()
-    a.remove()  # idempotent
-    b.remove()
-    assert not b.path.exists()
-    assert not list((cache.mirror_path(url) / "worktrees").glob("*"))
+        a.release()
+    assert busy_slots(cache) == [b.path.name]
+    a.release()  # idempotent
+    with pytest.raises(Exception, match="released"):
+        export_patch(a, sha)
+
+    again = cache.checkout(url, sha, git_server.token)  # a's slot, warm
+    assert again.path == a.path and again.head() == sha
+    assert _files(again.path) == _files(b.path)
+    assert export_patch(again, sha) == ""
+    again.release()
+    b.release()
+    assert busy_slots(cache) == []
 
     with pytest.raises(RuntimeError, match="boom"):
-        with cache.checkout(url, sha, git_server.token) as wt:
-            path = wt.path
+        with cache.checkout(url, sha, git_server.token):
             raise RuntimeError("boom")
-    assert not path.exists()
-    assert not list(cache.worktree_dir.iterdir())
+    assert busy_slots(cache) == []
+
+
+def test_a_reused_slot_undoes_whatever_the_sandbox_did_there(git_server, cache, repo, tmp_path):
+    """Sandboxed code owns the worktree while it runs; the next job must not inherit any of it."""
+    url, sha = repo
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine\n")
+    with cache.checkout(url, sha, git_server.token) as wt:
+        path = wt.path
+        util = path / "src/util.py"
+        before = util.stat()
+        util.write_text("def helper():\n    return 2\n")  # same size, old mtime put back
+        os.utime(util, ns=(before.st_atime_ns, before.st_mtime_ns))
+        _rmtree_dir = path / "docs"
+        for f in _rmtree_dir.iterdir():
+            f.unlink()
+        _rmtree_dir.rmdir()
+        os.symlink(outside, path / "docs")  # a tracked directory now points out of the worktree
+        (path / ".git").unlink()
+        (path / ".git").mkdir()  # a fake repository with a hook-bearing config
+        (path / ".git" / "config").write_text("[core]\n\thooksPath = /tmp/evil\n")
+        (path / "build").mkdir()
+        (path / "build" / "out.o").write_bytes(b"\0" * 10)
+        (path / ".gitignore").write_text("build/\n")
+        nested = path / "vendor" / "lib"
+        nested.mkdir(parents=True)
+        _git(nested, "init", "-q")
+        (path / "locked").mkdir()
+        (path / "locked" / "f").write_text("x")
+        os.chmod(path / "locked", 0o500)
+
+    with cache.checkout(url, sha, git_server.token) as wt:
+        assert wt.path == path
+        assert _files(wt.path) == {k: v if isinstance(v, bytes) else v.encode()
+                                   for k, v in {**BASE_FILES, "data/big.bin": BIG}.items()}
+        assert not (wt.path / "docs").is_symlink() and (wt.path / "docs/guide.txt").is_file()
+        assert (wt.path / ".git").is_file() and wt.head() == sha
+        assert export_patch(wt, sha) == ""
+    assert sorted(p.name for p in outside.iterdir()) == ["keep.txt"]
+    assert (outside / "keep.txt").read_text() == "mine\n"
+
+
+def test_a_slot_moves_to_another_commit_and_extra_slots_are_not_kept(git_server, tmp_path, repo):
+    url, sha1 = repo
+    cache = MirrorCache(tmp_path / "m", 1 << 30, worktree_dir=tmp_path / "w", spare_worktrees=1)
+    sha2 = git_server.push_commit(REPO, "main", {"src/new.py": "x = 1\n", "README.md": "# v2\n"})
+    first, second = cache.checkout(url, sha1, git_server.token), cache.checkout(url, sha1, git_server.token)
+    second.release()
+    assert not second.path.exists()  # slot 1 is beyond the one spare kept
+    first.release()
+    assert first.path.exists()
+    with cache.checkout(url, sha2, git_server.token) as wt:
+        assert wt.path == first.path and wt.head() == sha2 and wt.base_sha == sha2
+        assert (wt.path / "src/new.py").read_text() == "x = 1\n"
+        assert (wt.path / "README.md").read_text() == "# v2\n"
+        wt.reset(sha1)  # and back, in place
+        assert wt.head() == sha1 and not (wt.path / "src/new.py").exists()
+    assert [p.name for p in cache.slots(url)] == [first.path.name]
+
+
+_HOLD = """
+import os, sys, time
+from pathlib import Path
+from workers.workspace import MirrorCache
+root, wts, url, sha, token = sys.argv[1:]
+wt = MirrorCache(Path(root), 1 << 30, worktree_dir=Path(wts)).checkout(url, sha, token)
+(wt.path / "half-written.txt").write_text("x")
+print(wt.path, flush=True)
+time.sleep(3600)
+"""
+
+
+def test_a_slot_left_by_a_killed_worker_is_reset_and_reused(git_server, cache, repo):
+    url, sha = repo
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(cache.root), str(cache.worktree_dir), url, sha, git_server.token],
+        cwd=root, text=True, stdout=subprocess.PIPE,
+    )
+    held = Path(proc.stdout.readline().strip())
+    assert busy_slots(cache) == [held.name]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    assert busy_slots(cache) == []
+    with cache.checkout(url, sha, git_server.token) as wt:
+        assert wt.path == held
+        assert not (wt.path / "half-written.txt").exists() and export_patch(wt, sha) == ""
 
 
 def test_concurrent_checkouts_of_one_repo_in_threads(git_server, cache, repo):
@@ -222,7 +331,8 @@ def test_concurrent_checkouts_of_one_repo_in_threads(git_server, cache, repo):
     assert all((wt.path / "data/big.bin").read_bytes() == BIG for wt in results)
     assert len(git_server.fetches(REPO)) == 1  # the lock made the others reuse the first clone
     for wt in results:
-        wt.remove()
+        wt.release()
+    assert busy_slots(cache) == []
 
 
 _CHILD = """
@@ -254,7 +364,7 @@ def test_concurrent_checkouts_of_one_repo_in_processes(git_server, cache, repo):
     assert [p.returncode for p in procs] == [0, 0, 0], outputs
     assert all(out.strip() == "# widgets" for out, _ in outputs)
     assert len(git_server.fetches(REPO)) == 1
-    assert not list(cache.worktree_dir.iterdir())
+    assert busy_slots(cache) == []
 
 
 def test_lru_eviction_over_budget_spares_mirrors_in_use(git_server, tmp_path):
@@ -262,7 +372,7 @@ def test_lru_eviction_over_budget_spares_mirrors_in_use(git_server, tmp_path):
     shas = {n: git_server.make_repo(n, {"f.txt": n, "blob.bin": os.urandom(50_000)}) for n in names}
     cache = MirrorCache(tmp_path / "m", 1 << 30, worktree_dir=tmp_path / "w")
     for n in names:
-        cache.checkout(git_server.clone_url(n), shas[n], git_server.token).remove()
+        cache.checkout(git_server.clone_url(n), shas[n], git_server.token).release()
     # use a again: LRU order is now b, c, a
     assert (
         cache.read_file_at(
@@ -274,8 +384,10 @@ def test_lru_eviction_over_budget_spares_mirrors_in_use(git_server, tmp_path):
     assert set(usage) == {"octo__a", "octo__b", "octo__c"}
 
     cache.disk_budget_bytes = usage["octo__a"] + usage["octo__c"] + 1000
+    assert cache.slots(git_server.clone_url("octo/b"))
     assert cache.evict() == ["octo__b"]
     assert set(cache.disk_usage()) == {"octo__a", "octo__c"}
+    assert cache.slots(git_server.clone_url("octo/b")) == []  # its worktree slots went with it
 
     # a mirror in use (a live worktree) is never evicted, even with a zero budget
     wt = cache.checkout(git_server.clone_url("octo/c"), shas["octo/c"], git_server.token)
@@ -285,13 +397,13 @@ def test_lru_eviction_over_budget_spares_mirrors_in_use(git_server, tmp_path):
         assert set(cache.disk_usage()) == {"octo__c"}
         assert wt.head() == shas["octo/c"]
     finally:
-        wt.remove()
+        wt.release()
     assert cache.evict() == ["octo__c"]
 
     # a checkout enforces the budget itself and keeps the mirror it just used
     cache.disk_budget_bytes = 1
     for n in names:
-        cache.checkout(git_server.clone_url(n), shas[n], git_server.token).remove()
+        cache.checkout(git_server.clone_url(n), shas[n], git_server.token).release()
     assert set(cache.disk_usage()) == {"octo__c"}
 
 

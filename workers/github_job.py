@@ -3,15 +3,16 @@ config, and the progress comment and check run it keeps up to date."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.config import Settings
 from app.github.client import GitHubApp, GitHubAppError, is_transient, retry_after
 from workers import deliver, reports
+from workers.progress import ProgressPublisher
 from workers.repair import CONTEXT_FILES
 from workers.repo_config import RepoConfig, load_repo_config
 from workers.runner import JobContext, JobFailed, Transient
-from workers.target import Target, read_text, resolve_target
+from workers.target import Target, file_names, read_text, resolve_target
 
 _apps: dict[tuple[str, str], GitHubApp] = {}
 
@@ -35,6 +36,7 @@ class GitHubJob:
     comment_id: int | None = None
     check_run_id: int | None = None
     last_comment: str | None = None
+    publisher: ProgressPublisher = field(default_factory=ProgressPublisher)
 
     @property
     def job_id(self) -> int:
@@ -49,20 +51,38 @@ class GitHubJob:
         return [*self.ctx.settings.secrets(), self.token]
 
     def stage(self, stage: str, detail: str = "", comment: bool = True) -> bool:
-        """Record progress on the job, the PR comment and the check run; False when cancelled."""
+        """Record progress on the job (at once) and on the PR comment and the check run (at most
+        every few seconds, see workers/progress.py); False when cancelled."""
         alive = self.ctx.progress(f"{stage}{': ' + detail if detail else ''}")
-        if comment and self.target.pr_number:
-            self.comment(reports.progress(self.job_id, self.url, stage, detail))
-        self.check_run("in_progress", title=reports.STAGES.get(stage, stage), summary=detail or reports.STAGES.get(stage, stage))
+        title = reports.STAGES.get(stage, stage)
+
+        def post() -> None:
+            if comment and self.target.pr_number:
+                self._comment(reports.progress(self.job_id, self.url, stage, detail))
+            self._check_run("in_progress", title=title, summary=detail or title)
+
+        self.publisher.submit(post)
         return alive
 
     def comment(self, body: str) -> None:
+        """Replace the job's comment now; progress still waiting to be posted is dropped."""
+        with self.publisher.superseding():
+            self._comment(body)
+
+    def check_run(self, status: str, conclusion: str | None = None, title: str = "", summary: str = "",
+                  text: str | None = None) -> None:
+        """Update the job's check run now; progress still waiting to be posted is dropped."""
+        with self.publisher.superseding():
+            self._check_run(status, conclusion, title, summary, text)
+
+    def _comment(self, body: str) -> None:
         if self.target.pr_number and body != self.last_comment:
             self.comment_id = call(deliver.upsert_comment, self.gh, self.target.repo, self.target.pr_number,
                                    self.job_id, body, known_id=self.comment_id)
             self.last_comment = body
 
-    def check_run(self, status: str, conclusion: str | None = None, title: str = "", summary: str = "", text: str | None = None) -> None:
+    def _check_run(self, status: str, conclusion: str | None = None, title: str = "", summary: str = "",
+                   text: str | None = None) -> None:
         if self.config_error:  # reported once, on the check run, naming the field
             summary = f"{summary}\n\n{reports.config_error(self.config_error)}"
         self.check_run_id = call(
@@ -74,7 +94,8 @@ class GitHubJob:
     def context_files(self) -> dict[str, str]:
         """README and agent guidance from the BASE branch: never instructions from the PR head."""
         files = {}
-        for path in CONTEXT_FILES:
+        present = call(file_names, self.gh, self.target.repo, self.target.base_ref)
+        for path in (p for p in CONTEXT_FILES if p in present):  # no request for the usual 404s
             text = call(read_text, self.gh, self.target.repo, path, self.target.base_ref)
             if text:
                 files[path] = text[:4000]
@@ -97,8 +118,11 @@ def open_job(ctx: JobContext, head_sha: str | None = None, head_branch: str | No
     job = ctx.job
     app = github_app(ctx.settings)
     gh = call(app.installation_client, job.installation_id, job.repo)
+    ctx.resources.enter_context(gh)  # one keep-alive connection for the job's requests from this thread
     token = call(app.installation_token, job.installation_id, job.repo)
     target = call(resolve_target, gh, job.repo, job.pr_number, head_sha or job.head_sha, head_branch)
     text = call(read_text, gh, job.repo, ".github/qwen.yml", target.base_ref)
     config, error = load_repo_config(text)
-    return GitHubJob(ctx=ctx, gh=gh, token=token, target=target, config=config, config_error=error)
+    gj = GitHubJob(ctx=ctx, gh=gh, token=token, target=target, config=config, config_error=error)
+    ctx.resources.callback(gj.publisher.close)  # no stale progress after the job has ended
+    return gj

@@ -70,6 +70,7 @@ def repair_local(path: Path, command: str, instructions: str | None, candidates:
             with mirrors.checkout(str(root), head, None) as worktree:
                 if uncommitted:
                     _commit_baseline(worktree.path, uncommitted, worktree)
+                    worktree.base_sha = _rev_parse(worktree.path)  # what a reset goes back to
                 yield worktree
 
         with checkout() as first:  # the base every candidate's patch is measured against
@@ -108,7 +109,7 @@ def _report(result: RepairResult, command: str, root: Path, apply: bool, have_mo
         return EXIT_NO_FIX
     chosen = result.chosen
     console.print(Syntax(chosen.patch, "diff", theme="ansi_dark", word_wrap=True))
-    console.print(f"[green]Verified[/] by re-running `{command}` in a fresh sandbox ({chosen.source}).")
+    console.print(f"[green]Verified[/] by re-running `{command}` on a pristine worktree in a clean sandbox ({chosen.source}).")
     console.print(f"Summary: {chosen.summary}")
     if apply:
         try:

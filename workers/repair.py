@@ -3,7 +3,8 @@ reproduce → deterministic fixer → k agent candidates in parallel → validat
 smallest verified patch.
 
 Callers provide the worktrees (`checkout`), the sandboxes (`start_sandbox`) and the model client,
-so the engine runs the same on a local checkout and on a pull request. `progress(stage, detail)` is
+so the engine runs the same on a local checkout and on a pull request. Stages borrow a worktree and
+its sandbox from the repair's stations (workers/stations.py), which hand them out again reset. `progress(stage, detail)` is
 called with stage in reproducing | fixing | attempt | validating.
 """
 
@@ -24,7 +25,8 @@ from workers.agent.tools import Toolbox
 from workers.fixers import Fixer, fixer_for
 from workers.sandbox import ExecResult
 from workers.setup_phase import prepared
-from workers.validate import Checkout, StartSandbox, Verdict, setup_failure, validate, workdir
+from workers.stations import Checkout, StartSandbox, Stations
+from workers.validate import Verdict, setup_failure, validate
 from workers.workspace import export_patch
 
 JUNK = ("__pycache__/", ".pytest_cache/", ".ruff_cache/", ".mypy_cache/", ".pyc ")  # never part of a fix
@@ -118,12 +120,13 @@ def repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_san
             return RepairResult("no_fix", prep.failure,
                                 reason=f"the setup command `{task.setup}` fails (exit {prep.failure.exit_code})")
         task = replace(task, setup=None, setup_products=prep.products)
-        return _repair(task, prep.checkout, base_sha, start_sandbox, client, context, progress, secrets, cancelled)
+        with Stations(prep.checkout, start_sandbox, prep.carry) as stations:
+            return _repair(task, stations, base_sha, client, context, progress, secrets, cancelled)
 
 
-def _repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_sandbox: StartSandbox,
-            client: ModelClient | None, context: RepoContext, progress: Callable[..., None],
-            secrets: list[str] | None, cancelled: Callable[[], bool]) -> RepairResult:
+def _repair(task: RepairTask, stations: Stations, base_sha: str | None, client: ModelClient | None,
+            context: RepoContext, progress: Callable[..., None], secrets: list[str] | None,
+            cancelled: Callable[[], bool]) -> RepairResult:
     secrets = [s for s in secrets or [] if s]
     lock = threading.Lock()
 
@@ -134,7 +137,7 @@ def _repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_sa
     timings: dict[str, float] = {}
     clock = time.monotonic()
     report("reproducing", f"`{task.command}`")
-    reproduction, setup_failed, tree, base_sha = _reproduce(task, checkout, start_sandbox, base_sha)
+    reproduction, setup_failed, tree, base_sha = _reproduce(task, stations, base_sha)
     timings["reproduce"] = round(time.monotonic() - clock, 3)
     if setup_failed:
         return RepairResult("no_fix", reproduction, timings=timings,
@@ -150,7 +153,7 @@ def _repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_sa
         report("fixing", fixer.name)
         clock = time.monotonic()
         candidate = _guarded(Candidate(0, f"fixer:{fixer.name}"), secrets, _fixer_candidate,
-                             task, fixer, checkout, base_sha, start_sandbox)
+                             task, fixer, stations, base_sha)
         timings["fixer"] = round(time.monotonic() - clock, 3)
         candidates.append(candidate)
         if candidate.verified:
@@ -175,8 +178,8 @@ def _repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_sa
             return candidate
         temperature = task.temperature if i == 0 else max(task.temperature, SAMPLED_TEMPERATURE)
         report("attempt", f"{i + 1}/{task.candidates}")
-        return _guarded(candidate, secrets, _agent_candidate, task, agent_task, checkout, base_sha,
-                        start_sandbox, client, temperature, secrets, cancelled, report)
+        return _guarded(candidate, secrets, _agent_candidate, task, agent_task, stations, base_sha,
+                        client, temperature, secrets, cancelled, report)
 
     clock = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, min(task.parallel, task.candidates))) as pool:
@@ -203,22 +206,18 @@ def drop_junk(patch: str, products: frozenset[str] = frozenset()) -> str:
     return "".join(line for section in kept for line in section)
 
 
-def _reproduce(task: RepairTask, checkout: Checkout, start_sandbox: StartSandbox, base_sha: str | None):
+def _reproduce(task: RepairTask, stations: Stations, base_sha: str | None):
     """(result, setup failed?, file tree, base sha); the result is the setup's when that fails."""
-    with checkout() as worktree:
-        root = workdir(worktree)
-        base_sha = base_sha or getattr(worktree, "base_sha", None)
+    with stations.station() as station:
+        base_sha = base_sha or getattr(station.worktree, "base_sha", None)
         if not base_sha:
             raise ValueError("base_sha is required when checkout() yields a plain path")
-        tree = file_tree(root)
-        sandbox = start_sandbox(root)
-        try:
-            failed = setup_failure(sandbox, task)
-            if failed is not None:
-                return failed, True, tree, base_sha
-            return sandbox.exec(task.command, cwd=task.working_directory), False, tree, base_sha
-        finally:
-            sandbox.stop()
+        tree = file_tree(station.path)
+        sandbox = station.sandbox()
+        failed = setup_failure(sandbox, task)
+        if failed is not None:
+            return failed, True, tree, base_sha
+        return sandbox.exec(task.command, cwd=task.working_directory), False, tree, base_sha
 
 
 def _guarded(candidate: Candidate, secrets: list[str], make, *args) -> Candidate:
@@ -232,39 +231,33 @@ def _guarded(candidate: Candidate, secrets: list[str], make, *args) -> Candidate
         return candidate
 
 
-def _fixer_candidate(candidate: Candidate, task: RepairTask, fixer: Fixer, checkout: Checkout, base_sha: str,
-                     start_sandbox: StartSandbox) -> Candidate:
+def _fixer_candidate(candidate: Candidate, task: RepairTask, fixer: Fixer, stations: Stations,
+                     base_sha: str) -> Candidate:
     candidate.summary = f"Ran `{'; '.join(fixer.fix_commands)}`."
     candidate.outcome = "fixer"
-    with checkout() as worktree:
-        sandbox = start_sandbox(workdir(worktree))
-        try:
-            if setup_failure(sandbox, task) is None:
-                for command in fixer.fix_commands:
-                    sandbox.exec(command, cwd=task.working_directory)
-        finally:
-            sandbox.stop()
-        candidate.patch = drop_junk(export_patch(worktree, base_sha), task.setup_products)
-    candidate.verdict = validate(task, candidate.patch, checkout, start_sandbox)
+    with stations.station() as station:
+        sandbox = station.sandbox()
+        if setup_failure(sandbox, task) is None:
+            for command in fixer.fix_commands:
+                sandbox.exec(command, cwd=task.working_directory)
+        candidate.patch = drop_junk(export_patch(station.worktree, base_sha), task.setup_products)
+    candidate.verdict = validate(task, candidate.patch, stations)
     return candidate
 
 
-def _agent_candidate(candidate: Candidate, task: RepairTask, agent_task: AgentTask, checkout: Checkout,
-                     base_sha: str, start_sandbox: StartSandbox, client: ModelClient, temperature: float,
+def _agent_candidate(candidate: Candidate, task: RepairTask, agent_task: AgentTask, stations: Stations,
+                     base_sha: str, client: ModelClient, temperature: float,
                      secrets: list[str], cancelled: Callable[[], bool], report) -> Candidate:
-    with checkout() as worktree:
-        sandbox = start_sandbox(workdir(worktree))
-        try:
-            if setup_failure(sandbox, task) is not None:
-                candidate.outcome, candidate.verdict = "setup_failed", Verdict(False, ["the setup command fails"])
-                return candidate
-            toolbox = Toolbox(workdir(worktree), sandbox)
-            budget = Budget(max_steps=task.max_steps, max_seconds=task.max_seconds,
-                            max_tokens_per_reply=task.max_tokens)
-            result = run_agent(agent_task, toolbox, client, budget, temperature, secrets, cancelled)
-        finally:
-            sandbox.stop()
-        candidate.patch = drop_junk(export_patch(worktree, base_sha), task.setup_products)
+    with stations.station() as station:
+        sandbox = station.sandbox()
+        if setup_failure(sandbox, task) is not None:
+            candidate.outcome, candidate.verdict = "setup_failed", Verdict(False, ["the setup command fails"])
+            return candidate
+        toolbox = Toolbox(station.path, sandbox)
+        budget = Budget(max_steps=task.max_steps, max_seconds=task.max_seconds,
+                        max_tokens_per_reply=task.max_tokens)
+        result = run_agent(agent_task, toolbox, client, budget, temperature, secrets, cancelled)
+        candidate.patch = drop_junk(export_patch(station.worktree, base_sha), task.setup_products)
     candidate.summary = result.summary or "The agent did not summarise its change."
     candidate.outcome = result.outcome
     candidate.trajectory = result.trajectory()
@@ -276,7 +269,7 @@ def _agent_candidate(candidate: Candidate, task: RepairTask, agent_task: AgentTa
         candidate.verdict = Verdict(False, [f"the agent changed nothing ({result.outcome})"])
         return candidate
     report("validating", f"attempt {candidate.index + 1}")
-    candidate.verdict = validate(task, candidate.patch, checkout, start_sandbox)
+    candidate.verdict = validate(task, candidate.patch, stations)
     if candidate.verdict.ok and result.outcome != "finished":
         candidate.verdict = Verdict(True, [f"verified, although the agent stopped with {result.outcome}"])
     return candidate

@@ -10,6 +10,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -54,6 +55,7 @@ class JobContext:
     job: Job
     settings: Settings
     holds_lock: bool = False
+    resources: ExitStack = field(default_factory=ExitStack)  # closed when the handler returns
 
     def progress(self, text: str) -> bool:
         """Record progress; False once the job was cancelled (`/qwen stop`, newer push)."""
@@ -140,7 +142,8 @@ def _run_claimed(ctx: JobContext) -> float | None:
     else:
         log.info("job started", kind=job.kind, repo=job.repo, pr=job.pr_number)
         try:
-            outcome = handler(ctx)
+            with ctx.resources:
+                outcome = handler(ctx)
         except Transient as exc:
             log.warning("transient failure; will retry", error=str(exc))
             with session_scope(settings.database_url) as session:

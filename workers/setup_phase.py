@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from workers.sandbox import ExecResult
-from workers.validate import Checkout, StartSandbox, workdir
+from workers.stations import Checkout, StartSandbox, workdir
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Prepared:
     checkout: Checkout  # worktrees that already contain the setup's products
     failure: ExecResult | None  # the setup's result when it failed
     products: frozenset[str]  # repository-relative paths the setup created
+    carry: Callable[[Any], None] = lambda worktree: None  # puts the products back into a reset worktree
 
 
 def _files(root: Path) -> set[str]:
@@ -67,10 +69,13 @@ def prepared(setup: str | None, working_directory: str, network: bool, checkout:
             sandbox.stop()
         products = frozenset(_files(root) - before)
 
+        def carry(worktree) -> None:
+            _carry(root, workdir(worktree), products)
+
         @contextmanager
         def with_products():
             with checkout() as worktree:
-                _carry(root, workdir(worktree), products)
+                carry(worktree)
                 yield worktree
 
-        yield Prepared(with_products, None if result.ok else result, products)
+        yield Prepared(with_products, None if result.ok else result, products, carry)

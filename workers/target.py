@@ -98,3 +98,17 @@ def read_text(gh, repo: str, path: str, ref: str) -> str | None:
     if data.get("type") != "file" or data.get("content") is None:
         return None
     return base64.b64decode(data["content"]).decode("utf-8", errors="replace")
+
+
+def file_names(gh, repo: str, ref: str) -> set[str]:
+    """Names of the files at the repository's root at a ref (one request), empty when none."""
+    owner, name = repo.split("/", 1)
+    try:
+        listing = gh.rest.repos.get_content(owner, name, "", ref=ref).raw_response.json()
+    except RequestFailed as exc:
+        if exc.response.status_code == 404:
+            return set()
+        raise
+    if not isinstance(listing, list):
+        return set()
+    return {item.get("name") for item in listing if isinstance(item, dict) and item.get("type") == "file"}

@@ -1,23 +1,20 @@
-"""Validate a candidate patch: what it touches is allowed, and in a fresh worktree and sandbox the
-failing command passes and the regression command still passes. Nothing unverified is ever chosen."""
+"""Validate a candidate patch: what it touches is allowed, and in a pristine worktree and a fresh
+sandbox the failing command passes and the regression command still passes. Nothing unverified is
+ever chosen."""
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from workers.sandbox import ExecResult, Sandbox
 from workers.workspace import PatchApplyError, apply_patch, patch_files
 
 if TYPE_CHECKING:
     from workers.repair import RepairTask
+    from workers.stations import Stations
 
-Checkout = Callable[[], AbstractContextManager[Any]]  # yields a Worktree (or a Path) at the base commit
-StartSandbox = Callable[[Path], Sandbox]
 
 CI_PATHS = (".github/workflows/*", ".github/actions/*", ".github/qwen.yml", ".gitlab-ci.yml", ".gitlab/ci/*",
             ".circleci/*", "azure-pipelines.yml", ".azure-pipelines/*", ".travis.yml", "Jenkinsfile",
@@ -33,11 +30,6 @@ TEST_PATHS = ("tests/*", "test/*", "*/tests/*", "*/test/*", "spec/*", "*/spec/*"
 class Verdict:
     ok: bool
     reasons: list[str] = field(default_factory=list)
-
-
-def workdir(worktree) -> Path:
-    """The host path of what `checkout()` yielded: a workspace Worktree or a plain Path."""
-    return Path(getattr(worktree, "path", worktree))
 
 
 def _matches(path: str, patterns) -> bool:
@@ -72,31 +64,28 @@ def setup_failure(sandbox: Sandbox, task: RepairTask) -> ExecResult | None:
     return None if result.ok else result
 
 
-def validate(task: RepairTask, patch: str, checkout: Checkout, start_sandbox: StartSandbox) -> Verdict:
-    """The patch is allowed, applies to a fresh worktree, and there the command (and the regression
-    command, when given) passes."""
+def validate(task: RepairTask, patch: str, stations: Stations) -> Verdict:
+    """The patch is allowed, applies to a pristine worktree, and there, in a fresh (or refreshed)
+    sandbox, the command (and the regression command, when given) passes."""
     verdict = check_paths(patch, task.allow_ci_changes, task.allow_test_deletion, task.ignore_paths)
     if not verdict.ok:
         return verdict
-    with checkout() as worktree:
+    with stations.station() as station:
         try:
-            apply_patch(worktree, patch)
+            apply_patch(station.worktree, patch)
         except PatchApplyError as exc:
             return Verdict(False, [str(exc)])
-        sandbox = start_sandbox(workdir(worktree))
-        try:
-            if setup_failure(sandbox, task) is not None:
-                return Verdict(False, ["the setup command fails with the patch applied"])
-            result = sandbox.exec(task.command, cwd=task.working_directory)
-            if not result.ok:
-                return Verdict(False, [f"`{task.command}` still fails ({_status(result)})"])
-            if task.regression_command:
-                regression = sandbox.exec(task.regression_command, cwd=task.working_directory)
-                if not regression.ok:
-                    return Verdict(False, [f"the regression command `{task.regression_command}` fails "
-                                           f"({_status(regression)})"])
-        finally:
-            sandbox.stop()
+        sandbox = station.sandbox()
+        if setup_failure(sandbox, task) is not None:
+            return Verdict(False, ["the setup command fails with the patch applied"])
+        result = sandbox.exec(task.command, cwd=task.working_directory)
+        if not result.ok:
+            return Verdict(False, [f"`{task.command}` still fails ({_status(result)})"])
+        if task.regression_command:
+            regression = sandbox.exec(task.regression_command, cwd=task.working_directory)
+            if not regression.ok:
+                return Verdict(False, [f"the regression command `{task.regression_command}` fails "
+                                       f"({_status(regression)})"])
     return Verdict(True, [])
 
 

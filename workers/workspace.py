@@ -16,13 +16,16 @@ Layout of a cache root::
 
     root/
       owner__repo.git/          bare mirror (branches, tags, requested refs/pull/N/head)
-        worktrees/<name>/       git's metadata of a live worktree (index, HEAD)
+        worktrees/owner__repo.N/  git's metadata of worktree slot N (index, HEAD)
         qwenfix-last-used       LRU stamp (mtime)
       owner__repo.lock          flock: exclusive while the mirror is created or fetched
       owner__repo.use           flock: shared while a job uses the mirror, exclusive to evict
+    worktree_dir/               (default root/worktrees; the data dir's worktrees/ for jobs)
+      owner__repo.N/            worktree slot N: a detached checkout, kept between jobs
+      owner__repo.N.lock        flock: exclusive while a job holds slot N
 
-Worktrees are ``git worktree add --detach`` checkouts in a fresh temporary directory outside the
-cache root. The worker always calls git on them with an explicit ``--git-dir``/``--work-tree``
+Worktrees are ``git worktree add --detach`` checkouts, reset to a pristine state (``reset --hard``
++ ``clean -ffdx``) whenever a slot is handed out again. The worker always calls git on them with an explicit ``--git-dir``/``--work-tree``
 remembered at creation, never by discovering the ``.git`` file inside the worktree: that file is
 writable by the sandboxed code and could otherwise point git (which holds the token when
 pushing) at an attacker's configuration.
@@ -80,6 +83,7 @@ __all__ = [
 DEFAULT_TIMEOUT_S = 600.0  # network operations (clone, fetch, push)
 LOCAL_TIMEOUT_S = 300.0  # local operations (worktree add, add -A, diff, apply, commit)
 LOCK_TIMEOUT_S = 1800.0  # waiting for another job's fetch of the same repository
+SPARE_WORKTREES = 4  # worktree slots kept per repository between jobs
 
 _STAMP = "qwenfix-last-used"
 _SHA_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
@@ -478,50 +482,82 @@ def _rmtree(path: Path) -> None:
 
 @dataclass(eq=False)
 class Worktree:
-    """A fresh checkout of ``base_sha`` (detached HEAD) at ``path``.
+    """A checkout of ``base_sha`` (detached HEAD) at ``path``, exactly as git has it: tracked files
+    at that commit and nothing else.
 
     ``git_dir`` is git's private metadata for this worktree inside the mirror (index, HEAD);
     ``common_dir`` is the mirror itself (objects, refs). Neither lives under ``path``. Use as a
-    context manager, or call :meth:`remove` (idempotent)."""
+    context manager, or call :meth:`release` (idempotent) when done."""
 
     path: Path
     base_sha: str
     git_dir: Path | None = None
     common_dir: Path | None = None
     _release: Any = field(default=None, repr=False)
-    _removed: bool = field(default=False, repr=False)
+    _released: bool = field(default=False, repr=False)
 
     def __enter__(self) -> Worktree:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.remove()
+        self.release()
 
     @property
-    def removed(self) -> bool:
-        return self._removed
+    def released(self) -> bool:
+        return self._released
 
     def head(self) -> str:
         return _out(_git(["rev-parse", "HEAD"], git_dir=self.git_dir, work_tree=self.path))
 
-    def remove(self) -> None:
-        if self._removed:
+    def reset(self, sha: str | None = None) -> None:
+        """Back to a pristine checkout of ``sha`` (default: ``base_sha``): every change, new file,
+        ignored file and nested repository is gone. Raises WorkspaceError when that fails."""
+        if self._released:
+            raise WorkspaceError(f"worktree {self.path} was released")
+        sha = _check_sha(sha or self.base_sha)
+        if self.git_dir is None or not _reset_worktree(self.git_dir, self.path, sha):
+            raise WorkspaceError(f"could not reset the worktree at {self.path}")
+        self.base_sha = sha
+
+    def release(self) -> None:
+        """Done with it: the slot goes back to the cache (see MirrorCache) for the next job."""
+        if self._released:
             return
-        self._removed = True
+        self._released = True
         with _live_lock:
             _live.pop(str(self.path), None)
-        try:
-            _rmtree(self.path)
-            if (
-                self.git_dir is not None
-                and self.common_dir is not None
-                and self.git_dir.parent == self.common_dir / "worktrees"
-            ):
-                _rmtree(self.git_dir)
-        finally:
-            release, self._release = self._release, None
-            if release is not None:
-                release()
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+
+def _reset_worktree(git_dir: Path, path: Path, sha: str) -> bool:
+    """Make the slot at ``path`` a pristine checkout of ``sha``; False when it is not a healthy
+    worktree of ``git_dir`` (then the caller rebuilds it).
+
+    The sandbox could have written anything there, so nothing in it is trusted: the ``.git``
+    pointer is rewritten, git is told where its metadata is (which lives outside the sandbox's
+    reach, in the mirror), ``reset --hard`` rewrites every tracked file whose stat data changed
+    (a sandbox cannot forge ctime) and ``clean -ffdx`` removes everything untracked."""
+    try:
+        if not path.is_dir() or path.is_symlink():
+            return False
+        if Path((git_dir / "gitdir").read_text().strip()) != path / ".git":
+            return False
+        pointer = path / ".git"
+        if pointer.is_dir() and not pointer.is_symlink():
+            _rmtree(pointer)
+        elif pointer.exists() or pointer.is_symlink():
+            pointer.unlink()
+        fd = os.open(pointer, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"gitdir: {git_dir}\n")
+        where = {"git_dir": git_dir, "work_tree": path, "cwd": path}
+        _git(["-c", "checkout.workers=0", "reset", "--hard", "--quiet", sha], **where)
+        _git(["clean", "-ffdxq"], **where)
+        return True
+    except (OSError, WorkspaceError):
+        return False
 
 
 @atexit.register
@@ -530,7 +566,7 @@ def _remove_live_worktrees() -> None:
         live = list(_live.values())
     for wt in live:
         try:
-            wt.remove()
+            wt.release()
         except Exception:  # pragma: no cover - best effort at interpreter exit
             pass
 
@@ -539,8 +575,8 @@ def _resolve(worktree: Worktree | Path | str) -> tuple[Path | None, Path]:
     """(git_dir, work_tree) for a Worktree, a path of a live Worktree, or (None, path) for a
     plain local checkout that the caller trusts (git discovers its repository)."""
     if isinstance(worktree, Worktree):
-        if worktree.removed:
-            raise WorkspaceError(f"worktree {worktree.path} was removed")
+        if worktree.released:
+            raise WorkspaceError(f"worktree {worktree.path} was released")
         return worktree.git_dir, worktree.path
     path = Path(worktree)
     with _live_lock:
@@ -556,12 +592,19 @@ def _resolve(worktree: Worktree | Path | str) -> tuple[Path | None, Path]:
 
 
 class MirrorCache:
-    """One bare mirror per repository under ``root``, fresh worktrees from it, LRU eviction.
+    """One bare mirror per repository under ``root``, worktrees from it, LRU eviction.
+
+    Worktrees live in numbered slots, ``worktree_dir/<key>.<n>``, each held through an exclusive
+    flock on ``<key>.<n>.lock`` while in use. A released slot keeps its files, so the next job on
+    the repository only rewrites what differs between the two commits instead of every file
+    (a 5,000-file checkout drops from seconds to tens of milliseconds); the next checkout resets
+    it to a pristine state first. Slots beyond ``spare_worktrees`` are deleted on release. A slot
+    whose worker crashed is simply free (the kernel dropped its flock) and gets reset and reused.
 
     Safe for concurrent jobs in threads and processes: creating or fetching a mirror holds an
     exclusive flock on ``<key>.lock``; every job that uses a mirror (from checkout to
-    ``Worktree.remove()``) holds a shared flock on ``<key>.use``; eviction deletes a mirror only
-    when it can take both exclusively without waiting."""
+    ``Worktree.release()``) holds a shared flock on ``<key>.use``; eviction deletes a mirror and
+    its slots only when it can take both exclusively without waiting."""
 
     def __init__(
         self,
@@ -569,15 +612,16 @@ class MirrorCache:
         disk_budget_bytes: int,
         *,
         worktree_dir: Path | None = None,
+        spare_worktrees: int = SPARE_WORKTREES,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         lock_timeout_s: float = LOCK_TIMEOUT_S,
     ) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.disk_budget_bytes = int(disk_budget_bytes)
-        self.worktree_dir = Path(worktree_dir).resolve() if worktree_dir else None
-        if self.worktree_dir:
-            self.worktree_dir.mkdir(parents=True, exist_ok=True)
+        self.worktree_dir = Path(worktree_dir).resolve() if worktree_dir else self.root / "worktrees"
+        self.worktree_dir.mkdir(parents=True, exist_ok=True)
+        self.spare_worktrees = spare_worktrees
         self.timeout_s = timeout_s
         self.lock_timeout_s = lock_timeout_s
 
@@ -611,7 +655,7 @@ class MirrorCache:
         *,
         key: str | None = None,
     ) -> Worktree:
-        """A fresh worktree at exactly ``sha`` (detached HEAD) in a new temporary directory.
+        """A pristine worktree at exactly ``sha`` (detached HEAD) in a free slot.
 
         The network is used only when the mirror lacks the commit: a new mirror fetches all
         branches, tags and ``fetch_refs``; an existing one fetches the commit by sha, and falls
@@ -622,38 +666,64 @@ class MirrorCache:
         refs = [_check_ref(r) for r in fetch_refs]
         k = self.key_for(url, key)
         use = self._acquire_use(k)
-        tmp: Path | None = None
+        slot: _Flock | None = None
         try:
             mirror = self._ensure(k, url, token, sha, refs)
-            tmp = Path(tempfile.mkdtemp(prefix=f"qwenfix-{k[:40]}-", dir=self.worktree_dir))
-            # parallel checkout (one worker per CPU): ~1.7x faster for 5,000 files on ext4 here
-            add = ["-c", "checkout.workers=0", "worktree", "add", "--detach", "--quiet"]
-            _git(
-                [*add, str(tmp), sha],
-                git_dir=mirror,
-                cwd=self.root,
-                what=f"git worktree add {sha[:12]}",
-            )
-            pointer = (tmp / ".git").read_text().strip()
-            if not pointer.startswith("gitdir:"):
-                raise WorkspaceError(f"unexpected worktree layout at {tmp}")
-            git_dir = Path(pointer.partition(":")[2].strip())
-            if not git_dir.is_absolute():
-                git_dir = (tmp / git_dir).resolve()
-            wt = Worktree(
-                path=tmp, base_sha=sha, git_dir=git_dir, common_dir=mirror, _release=use.release
-            )
+            slot, number, path = self._claim_slot(k)
+            git_dir = self._prepare_slot(mirror, path, sha)
+
+            def release() -> None:
+                try:
+                    if number >= self.spare_worktrees:
+                        self._drop_slot(mirror, path)
+                finally:
+                    slot.release()
+                    use.release()
+
+            wt = Worktree(path=path, base_sha=sha, git_dir=git_dir, common_dir=mirror, _release=release)
             with _live_lock:
-                _live[str(tmp)] = wt
+                _live[str(path)] = wt
         except BaseException:
-            if tmp is not None:
-                _rmtree(tmp)
-                _git(["worktree", "prune"], git_dir=self.root / f"{k}.git", check=False)
+            if slot is not None:
+                slot.release()
             use.release()
             raise
         self._touch(mirror)
         self.evict(keep=k)
         return wt
+
+    def slots(self, remote_url: str, *, key: str | None = None) -> list[Path]:
+        """The worktree slots kept for a repository (in use or spare)."""
+        k = self.key_for(remote_url, key)
+        return sorted(p for p in self.worktree_dir.glob(f"{k}.*") if p.is_dir() and _slot_number(k, p.name) is not None)
+
+    def _claim_slot(self, key: str) -> tuple[_Flock, int, Path]:
+        """The lowest-numbered free slot, locked: a spare one is warm, a new number is empty."""
+        number = 0
+        while True:
+            lock = _Flock(self.worktree_dir / f"{key}.{number}.lock", exclusive=True)
+            if lock.acquire(timeout=0):
+                return lock, number, self.worktree_dir / f"{key}.{number}"
+            number += 1
+
+    def _prepare_slot(self, mirror: Path, path: Path, sha: str) -> Path:
+        """Reset a warm slot to ``sha``, or build the worktree afresh; returns its git dir."""
+        git_dir = mirror / "worktrees" / path.name
+        if _reset_worktree(git_dir, path, sha):
+            return git_dir
+        self._drop_slot(mirror, path)
+        # parallel checkout (one worker per CPU): ~1.7x faster for 5,000 files on ext4 here
+        add = ["-c", "checkout.workers=0", "worktree", "add", "--force", "--detach", "--quiet"]
+        _git([*add, str(path), sha], git_dir=mirror, cwd=self.root, what=f"git worktree add {sha[:12]}")
+        pointer = (path / ".git").read_text().strip()
+        if not pointer.startswith("gitdir:"):
+            raise WorkspaceError(f"unexpected worktree layout at {path}")
+        made = Path(pointer.partition(":")[2].strip())
+        return made if made.is_absolute() else (path / made).resolve()
+
+    def _drop_slot(self, mirror: Path, path: Path) -> None:
+        _rmtree(path)
+        _rmtree(mirror / "worktrees" / path.name)  # by hand: `worktree prune` could race a slot being built
 
     def read_file_at(
         self, remote_url: str, sha: str, path: str, token: str | None, *, key: str | None = None
@@ -734,6 +804,9 @@ class MirrorCache:
                         continue
                     trash = self.root / f".evict-{key}-{os.getpid()}-{time.monotonic_ns()}"
                     os.rename(mirror, trash)  # atomic: nobody ever sees half a mirror
+                    for slot in self.worktree_dir.glob(f"{key}.*"):  # idle: nobody holds the mirror
+                        if slot.is_dir() and _slot_number(key, slot.name) is not None:
+                            _rmtree(slot)
                 finally:
                     lock.release()
             finally:
@@ -866,6 +939,13 @@ class MirrorCache:
         except BaseException:
             _rmtree(tmp)
             raise
+
+
+def _slot_number(key: str, name: str) -> int | None:
+    """n for ``<key>.<n>`` and ``<key>.<n>.lock``, else None."""
+    rest = name[len(key) + 1:] if name.startswith(key + ".") else ""
+    rest = rest[:-5] if rest.endswith(".lock") else rest
+    return int(rest) if rest.isdigit() else None
 
 
 def _tree_size(path: Path) -> int:

@@ -40,6 +40,7 @@ from githubkit.exception import (
 from githubkit.retry import RetryOption
 
 from app.config import Settings, get_settings
+from app.tls import tls_context
 
 if TYPE_CHECKING:
     from githubkit import GitHubCore
@@ -142,6 +143,7 @@ class GitHubApp:
             "http_cache": False,  # always fresh: idempotency checks must see the latest state
             "cache_strategy": self._cache,
             "auto_retry": self._retry if self._retry is not None else False,
+            "ssl_verify": tls_context(),  # githubkit makes a client per request outside `with`
         }
 
     # ------------------------------------------------------------------ tokens

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import openai
 
 from app.config import Settings
+from app.tls import tls_context
 
 
 class ModelUnavailable(RuntimeError):
@@ -71,7 +72,8 @@ class ModelClient:
         self.base_url = base_url
         # local endpoints often need no key, but the client insists on one
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "none", timeout=timeout_s,
-                                     max_retries=max_retries)
+                                     max_retries=max_retries,
+                                     http_client=openai.DefaultHttpxClient(verify=tls_context()))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelClient:

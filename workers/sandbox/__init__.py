@@ -52,6 +52,10 @@ class Sandbox(Protocol):
     ) -> ExecResult:
         """Run argv (or a shell string via sh -c) with cwd relative to the workspace."""
 
+    def refresh(self) -> None:
+        """Ready for another use after the worker reset or patched the workspace: no process left,
+        /tmp and $HOME empty, the workspace owned by the sandbox user. Raises when it cannot."""
+
     def stop(self) -> None: ...
 
 

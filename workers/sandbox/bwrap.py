@@ -380,6 +380,13 @@ class BwrapSandbox:
         if self.cgroups:
             self.cgroups.kill_all()
 
+    def refresh(self) -> None:
+        """Every command already gets new /tmp and $HOME and leaves no process: only ownership."""
+        if self._stopped:
+            raise RuntimeError("sandbox is stopped")
+        if os.geteuid() == 0:
+            chown_tree(self.workspace, self.uid, self.gid)
+
     def stop(self) -> None:
         if self._stopped:
             return

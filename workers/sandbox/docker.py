@@ -66,6 +66,14 @@ _REAP = (
 )
 
 
+# Run as the sandbox user to hand a used sandbox to the next stage: nothing running, nothing kept.
+_WIPE = (
+    "kill -KILL -1 2>/dev/null; chmod -R u+rwX /tmp /home/sandbox 2>/dev/null; "
+    "find /tmp /home/sandbox -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>/dev/null; "
+    'test -z "$(find /tmp /home/sandbox -mindepth 1 -print -quit)"'
+)
+
+
 def _client():
     import docker
 
@@ -132,21 +140,13 @@ class DockerSandbox:
         as a last resort restarts the container, which kills everything: the workspace
         survives, /tmp and $HOME do not (``self.restarts`` counts those).
         """
-        api = self._api()
         last = ""
         deadline = time.monotonic() + 6
         attempt = 0
         while True:
             attempt += 1
             try:
-                ex = api.exec_create(
-                    self.id,
-                    ["sh", "-c", _REAP],
-                    user=f"{self.uid}:{self.gid}",
-                    environment=SANDBOX_ENV,
-                )
-                out = api.exec_start(ex["Id"]).decode("utf-8", "replace")
-                code = api.exec_inspect(ex["Id"]).get("ExitCode")
+                code, out = self._quick(_REAP)
                 if code == 0:
                     return _parse_oom(out)
                 last = f"exit {code}: {out.strip()[:200]}"
@@ -165,6 +165,14 @@ class DockerSandbox:
         self.restarts += 1
         self._oom_count = 0  # the container's cgroup is new
         return None
+
+    def _quick(self, script: str) -> tuple[int | None, str]:
+        """(exit code, output) of a short housekeeping script run as the sandbox user."""
+        api = self._api()
+        ex = api.exec_create(self.id, ["sh", "-c", script], user=f"{self.uid}:{self.gid}",
+                             environment=SANDBOX_ENV)
+        out = api.exec_start(ex["Id"]).decode("utf-8", "replace")
+        return api.exec_inspect(ex["Id"]).get("ExitCode"), out
 
     def _oom_flag_now(self) -> bool:
         try:
@@ -249,13 +257,24 @@ class DockerSandbox:
         if oom_count is not None:
             oom = oom_count > self._oom_count
             self._oom_count = oom_count
-        flag = self._oom_flag_now()
-        if flag and not self._oom_flag:
-            oom = True
-        self._oom_flag = flag
+        if oom_count is None:  # no cgroup counter readable: fall back to the container's flag
+            flag = self._oom_flag_now()
+            if flag and not self._oom_flag:
+                oom = True
+            self._oom_flag = flag
         restarted = self.restarts != restarts
         note = "\n[qwenfix: the sandbox had to be restarted; /tmp and $HOME were reset]\n" if restarted else ""
         return result(cap, exit_code, duration, timed_out, oom, self.limits.memory_mb, limit, note)
+
+    def refresh(self) -> None:
+        if self._stopped:
+            raise RuntimeError("sandbox is stopped")
+        if os.geteuid() == 0:
+            chown_tree(self.workspace, self.uid, self.gid)
+        with self._lock:
+            code, out = self._quick(_WIPE)
+        if code != 0:
+            raise RuntimeError(f"could not empty /tmp and $HOME (exit {code}): {out.strip()[-300:]}")
 
     def stop(self) -> None:
         self._stopped = True
