@@ -71,16 +71,18 @@ def _pull_request(payload, action, installation_id, repo, _own) -> Intent | Igno
     number, sha = pr.get("number"), _get(pr, "head", "sha")
     if not isinstance(number, int) or not isinstance(sha, str):
         return Ignored("pull_request payload has no number or head sha")
+    draft = bool(pr.get("draft"))
     return Intent(
         kind="review",
         installation_id=installation_id,
         repo=repo,
-        trigger="pull_request",
+        # a draft's job must not stand in for the review due when it is marked ready (same head)
+        trigger="pull_request:draft" if draft else "pull_request",
         pr_number=number,
         head_sha=sha,
         params={
             "action": action,
-            "draft": bool(pr.get("draft")),
+            "draft": draft,
             "base_ref": _get(pr, "base", "ref"),
             "head_ref": _get(pr, "head", "ref"),
             "head_repo": _get(pr, "head", "repo", "full_name"),

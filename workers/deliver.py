@@ -302,6 +302,34 @@ class PullFile:
     patch: str | None
 
 
+def pull_files(gh: GitHub, repo: str, pr_number: int) -> list[PullFile]:
+    """The pull request's changed files with their diffs (GitHub omits the diff of huge or binary files)."""
+    owner, name = _split(repo)
+    return [
+        PullFile(f.filename, f.status, f.patch or None)
+        for f in gh.rest.paginate(
+            gh.rest.pulls.list_files, owner=owner, repo=name, pull_number=pr_number, per_page=100
+        )
+    ]
+
+
+def own_review(gh: GitHub, repo: str, pr_number: int, job_id: int | str, head_sha: str | None = None,
+               heading: str | None = None) -> int | None:
+    """The id of the review this job already posted (so a job run twice posts once), or with
+    ``head_sha`` and ``heading`` of any review of ours on that commit whose body starts so."""
+    owner, name = _split(repo)
+    tag = marker(job_id)
+    for review in gh.rest.paginate(
+        gh.rest.pulls.list_reviews, owner=owner, repo=name, pull_number=pr_number, per_page=100
+    ):
+        if not _is_own(review.user):
+            continue
+        body = review.body or ""
+        if tag in body or (heading and review.commit_id == head_sha and body.startswith(heading)):
+            return review.id
+    return None
+
+
 def plan_suggestions(patch: str, pull_files: Sequence[PullFile]) -> list[dict[str, Any]] | None:
     """Review comments with ```suggestion blocks, one per hunk of ``patch`` (a diff against the
     pull request's head), or None when any hunk cannot be placed: its file is added, removed,
@@ -322,7 +350,7 @@ def plan_suggestions(patch: str, pull_files: Sequence[PullFile]) -> list[dict[st
         pr_file = by_name.get(path)
         if pr_file is None or not pr_file.patch or pr_file.status == "removed":
             return None
-        right_hunks = _right_side_lines(path, pr_file.patch)
+        right_hunks = right_side_lines(path, pr_file.patch)
         if right_hunks is None:
             return None
         for hunk in pf:
@@ -344,7 +372,7 @@ def plan_suggestions(patch: str, pull_files: Sequence[PullFile]) -> list[dict[st
     return comments or None
 
 
-def _right_side_lines(path: str, pr_patch: str) -> list[set[int]] | None:
+def right_side_lines(path: str, pr_patch: str) -> list[set[int]] | None:
     """For each hunk of a PR file's diff, the head-side line numbers it shows (context and
     added lines)."""
     text = f"--- a/{path}\n+++ b/{path}\n{pr_patch.rstrip(chr(10))}\n"
@@ -399,23 +427,14 @@ def suggestion_review(
     (or the PR moved past ``head_sha``), so the caller can fall back to a comment. Returns the
     review id; this job's earlier review, when there is one."""
     owner, name = _split(repo)
-    tag = marker(job_id)
-    for review in gh.rest.paginate(
-        gh.rest.pulls.list_reviews, owner=owner, repo=name, pull_number=pr_number, per_page=100
-    ):
-        if tag in (review.body or "") and _is_own(review.user):
-            return review.id
+    earlier = own_review(gh, repo, pr_number, job_id)
+    if earlier is not None:
+        return earlier
 
     pr = gh.rest.pulls.get(owner, name, pr_number).parsed_data
     if pr.head.sha != head_sha:
         return None
-    files = [
-        PullFile(f.filename, f.status, f.patch or None)
-        for f in gh.rest.paginate(
-            gh.rest.pulls.list_files, owner=owner, repo=name, pull_number=pr_number, per_page=100
-        )
-    ]
-    comments = plan_suggestions(patch, files)
+    comments = plan_suggestions(patch, pull_files(gh, repo, pr_number))
     if comments is None:
         return None
     try:
@@ -428,6 +447,23 @@ def suggestion_review(
         if status_code(exc) == 422:  # GitHub could not place a line: nothing was created
             return None
         raise
+    return resp.parsed_data.id
+
+
+def post_review(gh: GitHub, repo: str, pr_number: int, head_sha: str, body: str,
+                comments: list[dict[str, Any]], job_id: int | str) -> int:
+    """One review (event COMMENT) with inline comments; if GitHub refuses to place one (422), the
+    same review with every comment moved into its body. Returns the review id."""
+    owner, name = _split(repo)
+    try:
+        resp = gh.rest.pulls.create_review(owner, name, pr_number, commit_id=head_sha,
+                                           body=with_marker(body, job_id), event="COMMENT", comments=comments)
+    except Exception as exc:
+        if status_code(exc) != 422 or not comments:
+            raise
+        folded = "\n".join(f"- `{c['path']}` line {c['line']}: {c['body']}" for c in comments)
+        resp = gh.rest.pulls.create_review(owner, name, pr_number, commit_id=head_sha, event="COMMENT",
+                                           body=with_marker(f"{body}\n\n{folded}", job_id))
     return resp.parsed_data.id
 
 

@@ -89,6 +89,12 @@ class PathsConfig(_Section):
         return _one_or_many(value)
 
 
+class ReviewConfig(_Section):
+    enabled: bool = False
+    drafts: bool = False
+    max_comments: int = Field(10, ge=1, le=50)
+
+
 class ModelConfig(_Section):
     """Safe per-repository overrides; the endpoint, key and model name stay with the operator."""
 
@@ -101,6 +107,7 @@ class RepoConfig(_Section):
     repair: RepairConfig = Field(default_factory=RepairConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
 
     def effective_mode(self, on_default_branch: bool) -> RepairMode:
@@ -129,6 +136,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "repair": RepairConfig,
     "sandbox": SandboxConfig,
     "paths": PathsConfig,
+    "review": ReviewConfig,
     "model": ModelConfig,
 }
 

@@ -93,3 +93,24 @@ def refusal(user: str) -> str:
 
 def config_error(error: str) -> str:
     return f"`.github/qwen.yml` on the base branch is invalid, so the defaults apply: {error}"
+
+
+REVIEW_HEADING = "**qwenfix review** of"
+SEVERITY_LABELS = {"bug": "🐛 Bug", "risk": "⚠️ Risk", "nit": "💬 Nit"}
+
+
+def review_comment(severity: str, message: str) -> str:
+    return f"**{SEVERITY_LABELS.get(severity, severity)}** — {message}"
+
+
+def review(job_id: int, url: str, head_sha: str, summary: str, inline: int, elsewhere: list, left_out: list[str]) -> str:
+    """The review's body: the summary, findings that could not sit on a diff line, what was not read."""
+    parts = [f"{REVIEW_HEADING} `{head_sha[:7]}`", summary or "No summary."]
+    parts.append(f"{inline} comment{'s' if inline != 1 else ''} inline." if inline else "No inline comments.")
+    if elsewhere:
+        lines = [f"- `{f.path}` line {f.line}: {review_comment(f.severity, f.message)}" for f in elsewhere]
+        parts.append("Also noted (not on a line of this diff):\n" + "\n".join(lines))
+    if left_out:
+        parts.append("Not reviewed: " + ", ".join(f"`{item}`" for item in left_out))
+    parts.append(f"[Job {job_id}]({url})")
+    return "\n\n".join(parts)

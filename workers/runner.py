@@ -101,6 +101,7 @@ def _load_handlers() -> None:
     import workers.installations  # noqa: F401
     import workers.pr_commands  # noqa: F401
     import workers.red_build  # noqa: F401
+    import workers.review.handler  # noqa: F401
 
 
 def run_job(job_id: int, settings: Settings | None = None) -> float | None:
