@@ -40,7 +40,9 @@ def test_worker_runs_a_job_from_the_webhook(make_settings, postgres_url, redis_u
         row = session.get(Installation, 42)
     assert row.account == "octo" and row.repositories == ["octo/widgets", "octo/gears"] and row.active
     wait_for(lambda: job_state(postgres_url, review_id)[0] in jobs.FINAL, message="review job")
-    assert job_state(postgres_url, review_id) == ("skipped", "no runner for job kind 'review' yet")
+    # it ran on the worker, and failed saying why (this stack has no GitHub App key configured)
+    assert job_state(postgres_url, review_id) == (
+        "failed", "GitHub App: no GitHub App private key: set QWENFIX_PRIVATE_KEY or QWENFIX_PRIVATE_KEY_PATH")
 
 
 def test_jobs_left_queued_while_the_broker_was_down_run_after_the_sweep(make_settings, postgres_url, redis_url, start_worker):
@@ -52,7 +54,8 @@ def test_jobs_left_queued_while_the_broker_was_down_run_after_the_sweep(make_set
     up = make_settings(database_url=postgres_url, broker_url=redis_url)
     start_worker(up)
     assert enqueue_stranded(up, older_than=timedelta(0)) == 1
-    wait_for(lambda: job_state(postgres_url, job_id)[0] == "skipped", message="swept job to run")
+    wait_for(lambda: job_state(postgres_url, job_id)[0] in jobs.FINAL, message="swept job to run")
+    assert "no GitHub App private key" in job_state(postgres_url, job_id)[1]
 
 
 def test_the_web_sides_periodic_sweep_enqueues_by_itself(make_settings, postgres_url, redis_url, start_worker):
@@ -62,7 +65,8 @@ def test_the_web_sides_periodic_sweep_enqueues_by_itself(make_settings, postgres
     up = make_settings(database_url=postgres_url, broker_url=redis_url, sweep_interval_s=0.2)
     start_worker(up)
     with TestClient(create_app(up, sweep=True)):  # lifespan starts the sweep loop
-        wait_for(lambda: job_state(postgres_url, job_id)[0] == "skipped", message="sweep loop")
+        wait_for(lambda: job_state(postgres_url, job_id)[0] in jobs.FINAL, message="sweep loop")
+    assert job_state(postgres_url, job_id)[0] == "failed"  # ran: no App key here
 
 
 def test_a_second_job_on_the_same_pull_request_waits_for_the_lock(make_settings, database_url):
