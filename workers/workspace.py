@@ -25,8 +25,8 @@ Layout of a cache root::
       owner__repo.N.lock        flock: exclusive while a job holds slot N
 
 Worktrees are ``git worktree add --detach`` checkouts, reset to a pristine state (``reset --hard``
-+ ``clean -ffdx``) whenever a slot is handed out again. The worker always calls git on them with an explicit ``--git-dir``/``--work-tree``
-remembered at creation, never by discovering the ``.git`` file inside the worktree: that file is
++ ``clean -ffdx``) whenever a slot is handed out again. The worker always calls git on them with
+an explicit ``--git-dir``/``--work-tree`` remembered at creation, never by discovering the ``.git`` file inside the worktree: that file is
 writable by the sandboxed code and could otherwise point git (which holds the token when
 pushing) at an attacker's configuration.
 """
@@ -485,14 +485,13 @@ class Worktree:
     """A checkout of ``base_sha`` (detached HEAD) at ``path``, exactly as git has it: tracked files
     at that commit and nothing else.
 
-    ``git_dir`` is git's private metadata for this worktree inside the mirror (index, HEAD);
-    ``common_dir`` is the mirror itself (objects, refs). Neither lives under ``path``. Use as a
-    context manager, or call :meth:`release` (idempotent) when done."""
+    ``git_dir`` is git's private metadata for this worktree inside the mirror (index, HEAD), out
+    of the sandbox's reach under ``path``. Use as a context manager, or call :meth:`release`
+    (idempotent) when done."""
 
     path: Path
     base_sha: str
     git_dir: Path | None = None
-    common_dir: Path | None = None
     _release: Any = field(default=None, repr=False)
     _released: bool = field(default=False, repr=False)
 
@@ -680,7 +679,7 @@ class MirrorCache:
                     slot.release()
                     use.release()
 
-            wt = Worktree(path=path, base_sha=sha, git_dir=git_dir, common_dir=mirror, _release=release)
+            wt = Worktree(path=path, base_sha=sha, git_dir=git_dir, _release=release)
             with _live_lock:
                 _live[str(path)] = wt
         except BaseException:
@@ -694,8 +693,10 @@ class MirrorCache:
 
     def slots(self, remote_url: str, *, key: str | None = None) -> list[Path]:
         """The worktree slots kept for a repository (in use or spare)."""
-        k = self.key_for(remote_url, key)
-        return sorted(p for p in self.worktree_dir.glob(f"{k}.*") if p.is_dir() and _slot_number(k, p.name) is not None)
+        return self._slot_dirs(self.key_for(remote_url, key))
+
+    def _slot_dirs(self, key: str) -> list[Path]:
+        return sorted(p for p in self.worktree_dir.glob(f"{key}.*") if p.is_dir() and p.name[len(key) + 1:].isdigit())
 
     def _claim_slot(self, key: str) -> tuple[_Flock, int, Path]:
         """The lowest-numbered free slot, locked: a spare one is warm, a new number is empty."""
@@ -804,9 +805,8 @@ class MirrorCache:
                         continue
                     trash = self.root / f".evict-{key}-{os.getpid()}-{time.monotonic_ns()}"
                     os.rename(mirror, trash)  # atomic: nobody ever sees half a mirror
-                    for slot in self.worktree_dir.glob(f"{key}.*"):  # idle: nobody holds the mirror
-                        if slot.is_dir() and _slot_number(key, slot.name) is not None:
-                            _rmtree(slot)
+                    for slot in self._slot_dirs(key):  # idle: nobody holds the mirror
+                        _rmtree(slot)
                 finally:
                     lock.release()
             finally:
@@ -939,13 +939,6 @@ class MirrorCache:
         except BaseException:
             _rmtree(tmp)
             raise
-
-
-def _slot_number(key: str, name: str) -> int | None:
-    """n for ``<key>.<n>`` and ``<key>.<n>.lock``, else None."""
-    rest = name[len(key) + 1:] if name.startswith(key + ".") else ""
-    rest = rest[:-5] if rest.endswith(".lock") else rest
-    return int(rest) if rest.isdigit() else None
 
 
 def _tree_size(path: Path) -> int:
