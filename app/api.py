@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from app.db.models import Job
-from app.db.session import session_scope
+from app.deps import SessionDep
+from core.db.models import Job
 
 router = APIRouter(prefix="/api")
 
 
-def list_jobs(database_url: str, repo: str | None = None, state: str | None = None, limit: int = 50) -> list[Job]:
-    with session_scope(database_url) as session:
-        query = select(Job).order_by(Job.id.desc()).limit(limit)
-        if repo:
-            query = query.where(Job.repo == repo)
-        if state:
-            query = query.where(Job.state == state)
-        return list(session.scalars(query))
+def list_jobs(session: Session, repo: str | None = None, state: str | None = None, limit: int = 50) -> list[Job]:
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if repo:
+        query = query.where(Job.repo == repo)
+    if state:
+        query = query.where(Job.state == state)
+    return list(session.scalars(query))
 
 
-def get_job(database_url: str, job_id: int) -> Job:
-    with session_scope(database_url) as session:
-        job = session.get(Job, job_id)
+def get_job(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
     if job is None:
         raise HTTPException(404, f"job {job_id} not found")
     return job
@@ -31,18 +30,18 @@ def get_job(database_url: str, job_id: int) -> Job:
 
 @router.get("/jobs")
 def jobs_index(
-    request: Request, repo: str | None = None, state: str | None = None, limit: int = Query(50, ge=1, le=500)
+    session: SessionDep, repo: str | None = None, state: str | None = None, limit: int = Query(50, ge=1, le=500)
 ) -> dict:
-    rows = list_jobs(request.app.state.settings.database_url, repo, state, limit)
+    rows = list_jobs(session, repo, state, limit)
     return {"jobs": [job.as_dict() for job in rows]}
 
 
 @router.get("/jobs/{job_id}")
-def job_detail(request: Request, job_id: int) -> dict:
-    return get_job(request.app.state.settings.database_url, job_id).as_dict(full=True)
+def job_detail(session: SessionDep, job_id: int) -> dict:
+    return get_job(session, job_id).as_dict(full=True)
 
 
 @router.get("/jobs/{job_id}/trajectory")
-def job_trajectory(request: Request, job_id: int) -> dict:
-    job = get_job(request.app.state.settings.database_url, job_id)
+def job_trajectory(session: SessionDep, job_id: int) -> dict:
+    job = get_job(session, job_id)
     return {"job": job.id, "trajectory": job.trajectory, "usage": job.usage}

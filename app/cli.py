@@ -11,13 +11,13 @@ import sys
 import uuid
 from pathlib import Path
 
-from app.config import get_settings
+from core.config import get_settings
 
 
 def cmd_serve(args) -> int:
     import uvicorn
 
-    from app.db.migrate import upgrade
+    from core.db.migrate import upgrade
 
     settings = get_settings()
     if settings.database_url.startswith("sqlite"):
@@ -44,7 +44,7 @@ def _die_with_parent() -> None:
 
 
 def cmd_worker(args) -> int:
-    from workers.celery_app import celery_app
+    from core.queue import celery_app
 
     argv = ["worker", "-Q", "qwenfix", "--loglevel", get_settings().log_level, "--concurrency", str(args.concurrency)]
     if args.beat:
@@ -55,7 +55,7 @@ def cmd_worker(args) -> int:
 
 
 def cmd_db_upgrade(_args) -> int:
-    from app.db.migrate import upgrade
+    from core.db.migrate import upgrade
 
     settings = get_settings()
     upgrade(settings.database_url)

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.config import Settings
 from app.health import check_broker, check_database
+from core.config import Settings
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def _github(settings: Settings) -> Check:
         return Check("GitHub App", False, "QWENFIX_APP_ID or the private key is missing",
                      "set QWENFIX_APP_ID and QWENFIX_PRIVATE_KEY_PATH (the .pem downloaded from the App page)")
     try:
-        from app.github.client import GitHubApp
+        from core.github import GitHubApp
 
         name = GitHubApp(settings).describe_app()
         return Check("GitHub App", True, f"authenticated as app '{name}' at {settings.github_api_url}")
@@ -51,8 +51,8 @@ def _database(settings: Settings) -> Check:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from app.db.migrate import alembic_config
-    from app.db.session import engine_for
+    from core.db.migrate import alembic_config
+    from core.db.session import engine_for
 
     head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
     with engine_for(settings.database_url).connect() as conn:
@@ -74,7 +74,7 @@ def _broker(settings: Settings) -> Check:
 
 
 def _sandbox(settings: Settings) -> Check:
-    from workers.sandbox import engine_status
+    from workers.sandbox.engines import engine_status
 
     status = engine_status(settings.sandbox_image)
     usable = [name for name, ok, _ in status if ok]
@@ -121,7 +121,7 @@ def collect(settings: Settings) -> list[Check]:
 def run_checks(settings: Settings) -> int:
     from rich.console import Console
 
-    from app.logs import redact
+    from core.logs import redact
 
     console = Console()
     results = collect(settings)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from app import metrics
-from app.config import Settings
-from app.db.session import engine_for
+from app.deps import SettingsDep
+from core.config import Settings
+from core.db.session import engine_for
 
 router = APIRouter()
 
@@ -32,7 +33,7 @@ def check_database(settings: Settings) -> str | None:
 def check_broker(settings: Settings) -> str | None:
     if settings.embedded_broker:
         return None
-    from workers.celery_app import producer_for
+    from core.queue import producer_for
 
     try:
         with producer_for(settings).connection_for_write() as conn:
@@ -43,8 +44,7 @@ def check_broker(settings: Settings) -> str | None:
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> JSONResponse:
-    settings: Settings = request.app.state.settings
+async def readyz(settings: SettingsDep) -> JSONResponse:
     problems = {
         "database": await run_in_threadpool(check_database, settings),
         "broker": await run_in_threadpool(check_broker, settings),
@@ -55,6 +55,6 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def prometheus(request: Request) -> Response:
-    data = await run_in_threadpool(metrics.render, request.app.state.settings.database_url)
+async def prometheus(settings: SettingsDep) -> Response:
+    data = await run_in_threadpool(metrics.render, settings.database_url)
     return Response(data, media_type=CONTENT_TYPE_LATEST)

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.commands import parse_command
+from core.github import FAILING
 
-FAILING = {"failure", "timed_out"}
 PR_ACTIONS = {"opened", "reopened", "ready_for_review", "synchronize"}
 ACTIONS_APP_SLUG = "github-actions"  # its check suites also arrive as workflow_run: handled there
 

@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app import api, health, logs, webhooks
-from app.config import Settings, get_settings
+from app import api, health, webhooks
 from app.dashboard import pages
 from app.sweep import sweep_forever
+from core import logs
+from core.config import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None, sweep: bool = True) -> FastAPI:

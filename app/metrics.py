@@ -18,8 +18,8 @@ class JobCollector:
     database_url = ""
 
     def collect(self):
-        from app.db.models import Job
-        from app.db.session import session_scope
+        from core.db.models import Job
+        from core.db.session import session_scope
 
         gauge = GaugeMetricFamily("qwenfix_jobs", "Jobs by kind and state", labels=["kind", "state"])
         try:

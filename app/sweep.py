@@ -7,11 +7,11 @@ from datetime import timedelta
 
 from starlette.concurrency import run_in_threadpool
 
-from app import jobs
-from app.config import Settings
-from app.db.session import session_scope
-from app.logs import get_logger
-from workers.celery_app import enqueue
+from core import jobs
+from core.config import Settings
+from core.db.session import session_scope
+from core.logs import get_logger
+from core.queue import enqueue
 
 log = get_logger("qwenfix.sweep")
 REENQUEUE_AFTER = timedelta(minutes=10)

@@ -11,12 +11,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
-from app import jobs, metrics
-from app.config import Settings
-from app.db.session import session_scope
+from app import intake, metrics
+from app.deps import SettingsDep
 from app.intents import Ignored, route
-from app.logs import get_logger
-from workers.celery_app import enqueue
+from core import jobs
+from core.config import Settings
+from core.db.session import session_scope
+from core.logs import get_logger
+from core.queue import enqueue
 
 router = APIRouter()
 log = get_logger("qwenfix.webhooks")
@@ -48,8 +50,7 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
 
 
 @router.post("/webhooks/github")
-async def receive(request: Request) -> JSONResponse:
-    settings: Settings = request.app.state.settings
+async def receive(request: Request, settings: SettingsDep) -> JSONResponse:
     event = request.headers.get("x-github-event", "")
     delivery_id = request.headers.get("x-github-delivery", "")
     body = await _read_capped(request, settings.max_body_bytes)
@@ -96,7 +97,7 @@ async def receive(request: Request) -> JSONResponse:
 def _record_and_enqueue(settings: Settings, delivery_id: str, event: str, action: str | None, routed):
     """Commit the job first (durable hand-off), then give it to the broker."""
     with session_scope(settings.database_url) as session:
-        delivery, job, created = jobs.record_delivery(session, delivery_id, event, action, routed)
+        delivery, job, created = intake.record_delivery(session, delivery_id, event, action, routed)
         if created and job is not None and not enqueue(settings, job.id):
             log.warning("broker unavailable; job stays queued for the sweep", job=job.id)
             jobs.mark_enqueued(session, job.id, enqueued=False)

@@ -27,18 +27,19 @@ import yaml  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
-from app import jobs  # noqa: E402
-from app.config import Settings  # noqa: E402
-from app.db.models import Job  # noqa: E402
-from app.db.session import session_scope  # noqa: E402
+from app import intake  # noqa: E402
 from app.intents import route  # noqa: E402
 from bench.scratch import scratch_database  # noqa: E402
+from core.config import Settings  # noqa: E402
+from core.db.models import Job  # noqa: E402
+from core.db.session import session_scope  # noqa: E402
 from tests.repos import BASE_FILES, BROKEN_CALC, REPO, failing_job, workflow_run_event  # noqa: E402
 from tests.support.fake_github import FakeGitHub  # noqa: E402
 from tests.support.fake_openai import FakeModel, call, finish, make_app  # noqa: E402
 from tests.support.git_http import ServerThread  # noqa: E402
 from workers import runner  # noqa: E402
-from workers.sandbox import Limits, select_engine  # noqa: E402
+from workers.sandbox import Limits  # noqa: E402
+from workers.sandbox.engines import select_engine  # noqa: E402
 
 COMMAND = "python3 -m pytest -q"
 SCRIPT = [
@@ -131,7 +132,7 @@ def one_job(i, gh, model, database_url, private, tmp, candidates) -> dict:
                         data_dir=tmp / "data", sandbox_engine="docker")
     payload = workflow_run_event(repo, {"id": 900 + i, "head_sha": head}, (7,))
     with session_scope(database_url) as session:
-        _, job, _ = jobs.record_delivery(session, str(uuid.uuid4()), "workflow_run", "completed",
+        _, job, _ = intake.record_delivery(session, str(uuid.uuid4()), "workflow_run", "completed",
                                          route("workflow_run", payload, "bench"))
     before = len(model.requests)
     started = time.monotonic()

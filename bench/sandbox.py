@@ -28,7 +28,7 @@ from bench import workspace  # noqa: E402
 from tests.support.git_http import make_bare_repo, push_commit  # noqa: E402
 from workers.sandbox import Limits  # noqa: E402
 from workers.sandbox.image import DEFAULT_TAG  # noqa: E402
-from workers.workspace import MirrorCache  # noqa: E402
+from workers.workspace.mirrors import MirrorCache  # noqa: E402
 
 
 def _time(fn) -> float:

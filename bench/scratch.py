@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 @contextmanager
 def scratch_database(pg_admin: str) -> Iterator[str]:
-    from app.db.migrate import upgrade
+    from core.db.migrate import upgrade
 
     name = f"qwenfix_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_admin, autocommit=True) as conn:

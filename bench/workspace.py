@@ -37,7 +37,9 @@ from tests.support.git_http import (  # noqa: E402
     make_bare_repo,
     push_commit,
 )
-from workers.workspace import MirrorCache, _git, _rmtree  # noqa: E402
+from workers.workspace.git import run_git  # noqa: E402
+from workers.workspace.mirrors import MirrorCache  # noqa: E402
+from workers.workspace.worktrees import rmtree  # noqa: E402
 
 REPO = "bench/big"
 
@@ -97,14 +99,14 @@ def measure(files: int = 5000, commits: int = 10, runs: int = 5, directory: Path
 
                 dest = tmp / f"clone-{run}"
                 t0 = time.perf_counter()
-                _git(
+                run_git(
                     ["-c", "checkout.workers=0", "clone", "--quiet", url, str(dest)],
                     token=token,
                     cwd=tmp,
                     timeout=600,
                 )
                 fresh.append(time.perf_counter() - t0)
-                _rmtree(dest)
+                rmtree(dest)
 
                 t0 = time.perf_counter()
                 wt = cache.checkout(url, sha, token)
@@ -119,7 +121,7 @@ def measure(files: int = 5000, commits: int = 10, runs: int = 5, directory: Path
 
                 dest = tmp / f"shared-{run}"
                 t0 = time.perf_counter()
-                _git(
+                run_git(
                     [
                         "clone",
                         "--quiet",
@@ -130,9 +132,9 @@ def measure(files: int = 5000, commits: int = 10, runs: int = 5, directory: Path
                     ],
                     cwd=tmp,
                 )
-                _git(["-c", "checkout.workers=0", "checkout", "--quiet", "--detach", sha], cwd=dest)
+                run_git(["-c", "checkout.workers=0", "checkout", "--quiet", "--detach", sha], cwd=dest)
                 shared.append(time.perf_counter() - t0)
-                _rmtree(dest)
+                rmtree(dest)
         finally:
             server.stop()
     return {"fresh_clone_s": _median(fresh), "mirror_checkout_s": _median(mirror),

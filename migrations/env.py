@@ -1,14 +1,14 @@
-"""Alembic environment: the URL comes from the caller (app.db.migrate) or from settings."""
+"""Alembic environment: the URL comes from the caller (core.db.migrate) or from settings."""
 
 from alembic import context
 
-from app.db.models import Base
-from app.db.session import engine_for
+from core.db.models import Base
+from core.db.session import engine_for
 
 config = context.config
 url = config.attributes.get("database_url")
 if not url:
-    from app.config import get_settings
+    from core.config import get_settings
 
     url = get_settings().database_url
 

@@ -25,11 +25,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.syntax import Syntax
 
-from app.config import Settings
+from core.config import Settings
 from workers.agent.llm import ModelClient, ModelUnavailable
-from workers.repair import CONTEXT_FILES, RepairResult, RepairTask, RepoContext, repair
-from workers.sandbox import Limits, select_engine
-from workers.workspace import MirrorCache, PatchApplyError, apply_patch, export_patch
+from workers.engine.repair import repair
+from workers.engine.task import CONTEXT_FILES, RepairResult, RepairTask, RepoContext
+from workers.sandbox import Limits
+from workers.sandbox.engines import select_engine
+from workers.workspace.git import PatchApplyError
+from workers.workspace.mirrors import MirrorCache
+from workers.workspace.patches import apply_patch, export_patch
 
 EXIT_FIXED, EXIT_NO_FIX, EXIT_USAGE, EXIT_ALREADY_PASSING, EXIT_NO_MODEL, EXIT_NO_SANDBOX, EXIT_APPLY_FAILED = range(7)
 # a fixed identity and date make the commit of the uncommitted changes the same in every worktree
@@ -58,8 +62,7 @@ def repair_local(path: Path, command: str, instructions: str | None, candidates:
     except (RuntimeError, ValueError) as exc:
         console.print(f"[red]No sandbox:[/] {exc}")
         return EXIT_NO_SANDBOX
-    limits = Limits(memory_mb=settings.sandbox_memory_mb, cpus=settings.sandbox_cpus, pids=settings.sandbox_pids,
-                    timeout_s=settings.sandbox_command_timeout_s, output_bytes=settings.sandbox_output_bytes)
+    limits = Limits.from_settings(settings)
     uncommitted = export_patch(root, head)  # the user's own edits, in every candidate's worktree
 
     with tempfile.TemporaryDirectory(prefix="qwenfix-local-") as tmp:

@@ -1,113 +1,50 @@
 """One job from start to finish: claim it, take the pull request's lock, run its kind's handler, record.
 
-Handlers live one per behaviour (workers/red_build.py, workers/pr_commands.py, …) and register here by
-job kind. A kind without a handler finishes as `skipped` with that reason.
+Handlers live one per behaviour in workers/handlers/; each exports a table of the job kinds it runs,
+merged here. A kind without a handler finishes as `skipped` with that reason.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
-from dataclasses import dataclass, field
-from datetime import timedelta
 
 import structlog
+from sqlalchemy import select
 
-from app import jobs
-from app.config import Settings, get_settings
-from app.db.models import Job
-from app.db.session import session_scope
-from app.logs import get_logger
+from core import jobs
+from core.config import Settings, get_settings
+from core.db.models import Job
+from core.db.session import session_scope
+from core.logs import get_logger
+from workers.context import (
+    WORKER_ID,
+    Handler,
+    JobContext,
+    JobFailed,
+    Outcome,
+    Transient,
+    pr_lock_name,
+)
+from workers.handlers import commands, installations, red_build, review
+from workers.sandbox import bwrap, docker
 
 log = get_logger("qwenfix.runner")
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
-LOCK_TTL = timedelta(minutes=45)
 LOCK_RETRY_S = 5.0
 WAIT_FOR_PR_LOCK = ("repair",)  # these queue behind a running job; `/qwen fix` answers "already working"
 
 
-class Transient(Exception):
-    """A failure worth retrying later (GitHub 5xx, secondary rate limit, network)."""
-
-    def __init__(self, message: str, retry_after: float = 10.0):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class JobFailed(Exception):
-    """A failure with a reason a person can act on (configuration, permissions): shown as is."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    state: str  # succeeded | failed | skipped | cancelled
-    message: str
-    fields: dict = field(default_factory=dict)  # result, trajectory, usage, timings, head_sha
-
-
-@dataclass
-class JobContext:
-    """What a handler gets: the job as frozen at trigger time, settings and a way to report progress."""
-
-    job: Job
-    settings: Settings
-    holds_lock: bool = False
-    resources: ExitStack = field(default_factory=ExitStack)  # closed when the handler returns
-
-    def progress(self, text: str) -> bool:
-        """Record progress; False once the job was cancelled (`/qwen stop`, newer push)."""
-        with session_scope(self.settings.database_url) as session:
-            return jobs.heartbeat(session, self.job.id, text)
-
-    def cancelled(self) -> bool:
-        with session_scope(self.settings.database_url) as session:
-            job = session.get(Job, self.job.id)
-            return job is None or job.state == "cancelled"
-
-    def try_lock(self) -> bool:
-        """Take this pull request's lock (released when the job ends). False: another job holds it."""
-        if not self.job.pr_number:
-            return True
-        with session_scope(self.settings.database_url) as session:
-            taken = jobs.acquire_lock(session, pr_lock_name(self.job), WORKER_ID, LOCK_TTL)
-        self.holds_lock = self.holds_lock or taken
-        return taken
-
-    def update(self, **fields) -> None:
-        with session_scope(self.settings.database_url) as session:
-            job = session.get(Job, self.job.id)
-            for key, value in fields.items():
-                setattr(job, key, value)
-
-
-Handler = Callable[[JobContext], Outcome]
-HANDLERS: dict[str, Handler] = {}
-
-
-def handles(*kinds: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        for kind in kinds:
-            HANDLERS[kind] = fn
-        return fn
-
-    return register
-
-
-def _load_handlers() -> None:
-    # importing the behaviour modules registers their handlers
-    import workers.installations  # noqa: F401
-    import workers.pr_commands  # noqa: F401
-    import workers.red_build  # noqa: F401
-    import workers.review.handler  # noqa: F401
+# each behaviour exports its table of job kinds; the runner only merges them
+HANDLERS: dict[str, Handler] = {
+    **installations.HANDLERS,
+    **commands.HANDLERS,
+    **red_build.HANDLERS,
+    **review.HANDLERS,
+}
 
 
 def run_job(job_id: int, settings: Settings | None = None) -> float | None:
     """Run one job. Returns seconds to wait before trying again, or None when the job is done with."""
     settings = settings or get_settings()
-    _load_handlers()
     structlog.contextvars.bind_contextvars(job=job_id)
     try:
         with session_scope(settings.database_url) as session:
@@ -129,9 +66,6 @@ def run_job(job_id: int, settings: Settings | None = None) -> float | None:
     finally:
         structlog.contextvars.unbind_contextvars("job")
 
-
-def pr_lock_name(job: Job) -> str:
-    return f"pr:{job.repo}#{job.pr_number}"
 
 
 def _run_claimed(ctx: JobContext) -> float | None:
@@ -166,10 +100,6 @@ def _run_claimed(ctx: JobContext) -> float | None:
 
 def sweep() -> None:
     """Worker-side housekeeping: remove sandboxes whose job is no longer running."""
-    from sqlalchemy import select
-
-    from workers.sandbox import bwrap, docker
-
     settings = get_settings()
     with session_scope(settings.database_url) as session:
         alive = {str(i) for i in session.scalars(select(Job.id).where(Job.state == "running"))}

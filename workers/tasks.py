@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery.signals import worker_ready
 
+from core.queue import RUN_JOB, SWEEP, celery_app
 from workers import runner
-from workers.celery_app import RUN_JOB, SWEEP, celery_app
 
 
 @celery_app.task(name=RUN_JOB, bind=True, max_retries=None)

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from app.api import get_job, list_jobs
+from app.deps import SessionDep
 
 router = APIRouter()
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -20,12 +21,12 @@ def home() -> RedirectResponse:
 
 
 @router.get("/jobs", response_class=HTMLResponse)
-def jobs_page(request: Request, repo: str | None = None, state: str | None = None):
-    rows = list_jobs(request.app.state.settings.database_url, repo, state, 200)
+def jobs_page(request: Request, session: SessionDep, repo: str | None = None, state: str | None = None):
+    rows = list_jobs(session, repo, state, 200)
     return templates.TemplateResponse(request, "jobs.html", {"jobs": rows, "repo": repo, "state": state})
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page(request: Request, job_id: int):
-    job = get_job(request.app.state.settings.database_url, job_id)
+def job_page(request: Request, session: SessionDep, job_id: int):
+    job = get_job(session, job_id)
     return templates.TemplateResponse(request, "job.html", {"job": job})

@@ -14,10 +14,10 @@ import pytest
 import redis
 from sqlalchemy import text
 
-from app.config import Settings
-from app.db.migrate import upgrade
-from app.db.models import Base
-from app.db.session import engine_for
+from core.config import Settings
+from core.db.migrate import upgrade
+from core.db.models import Base
+from core.db.session import engine_for
 
 PG_ADMIN = os.environ.get("QWENFIX_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("QWENFIX_TEST_REDIS", "redis://127.0.0.1:6379/9")

@@ -11,10 +11,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
-from app.db.models import Job
-from app.db.session import session_scope
 from app.main import create_app
+from core.config import Settings
+from core.db.models import Job
+from core.db.session import session_scope
 from tests.support.db import SECRET, wait_for
 from tests.webhook_payloads import encode, headers
 

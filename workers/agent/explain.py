@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from app.logs import redact
+from core.logs import redact
 from workers.agent.llm import ModelClient, ModelError, ModelUnavailable
-from workers.agent.loop import fenced
+from workers.agent.task import fenced
 
 SYSTEM = (
     "You explain why a CI job failed, for the pull request's author, in at most 8 short sentences: "

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import openai
 
-from app.config import Settings
-from app.tls import tls_context
+from core.config import Settings
+from core.tls import tls_context
 
 
 class ModelUnavailable(RuntimeError):
@@ -135,3 +135,8 @@ def _arguments(raw: str | None) -> dict:
     except ValueError:
         return {"__unparsed__": raw or ""}
     return value if isinstance(value, dict) else {"__unparsed__": raw or ""}
+
+
+def model_client(settings: Settings) -> ModelClient | None:
+    """The operator's model endpoint, or None when none is configured."""
+    return ModelClient.from_settings(settings) if settings.llm_base_url else None

@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from app.logs import redact
+from core.logs import redact
 from workers.agent.budget import Budget
 from workers.agent.history import Turn, window
 from workers.agent.llm import ModelClient, ModelError, ModelUnavailable, Usage
-from workers.agent.task import PROMPTS, AgentTask, fenced  # noqa: F401 — fenced is used by explain.py
+from workers.agent.task import PROMPTS, AgentTask
 from workers.agent.toolcalls import CORRECTION, parse_tool_calls
 from workers.agent.tools import TOOL_SCHEMAS, Toolbox, shorten
 

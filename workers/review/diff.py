@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 
-from workers.deliver import PullFile, right_side_lines
+from workers.github.pulls import PullFile, right_side_lines
 
 MAX_DIFF_CHARS = 60_000  # of numbered diff in one prompt; files past it are listed, not shown
 

@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from app.logs import redact
+from core.logs import redact
 from workers.agent.llm import ModelClient
 from workers.agent.task import fenced
 

@@ -29,6 +29,13 @@ class Limits:
     output_bytes: int = 64_000  # head + tail kept within this cap
     network: bool = False
 
+    @classmethod
+    def from_settings(cls, settings, network: bool = False) -> Limits:
+        """The operator's limits (QWENFIX_SANDBOX_*)."""
+        return cls(memory_mb=settings.sandbox_memory_mb, cpus=settings.sandbox_cpus, pids=settings.sandbox_pids,
+                   timeout_s=settings.sandbox_command_timeout_s, output_bytes=settings.sandbox_output_bytes,
+                   network=network)
+
 
 @dataclass(frozen=True)
 class ExecResult:
@@ -69,63 +76,3 @@ class SandboxEngine(Protocol):
         limits: Limits,
         labels: dict[str, str] | None = None,
     ) -> Sandbox: ...
-
-
-ENGINES = ("docker", "bwrap")
-
-
-def _engine(name: str) -> SandboxEngine:
-    if name == "docker":
-        from workers.sandbox.docker import DockerEngine
-
-        return DockerEngine()
-    if name == "bwrap":
-        from workers.sandbox.bwrap import BwrapEngine
-
-        return BwrapEngine()
-    raise ValueError(f"unknown sandbox engine {name!r} (auto | docker | bwrap)")
-
-
-def engine_status(image: str | None = None) -> list[tuple[str, bool, str]]:
-    """(engine, usable, why) for every engine, for `qwenfix doctor`.
-
-    Docker counts as usable only when the engine answers and ``image`` (default: the
-    settings' sandbox image) is present; bwrap only when a real sandbox starts.
-    """
-    if image is None:
-        from app.config import get_settings
-
-        image = get_settings().sandbox_image
-    out: list[tuple[str, bool, str]] = []
-    from workers.sandbox.docker import DockerEngine
-    from workers.sandbox.image import image_exists
-
-    ok, why = DockerEngine().available()
-    if ok and not image_exists(image):
-        ok, why = False, f"{why}, but image {image} is missing: run `qwenfix sandbox build`"
-    elif ok:
-        why = f"{why}, image {image} present"
-    out.append(("docker", ok, why))
-    from workers.sandbox.bwrap import BwrapEngine
-
-    try:
-        ok, why = BwrapEngine().available()
-    except Exception as e:  # pragma: no cover - defensive
-        ok, why = False, f"bwrap check failed: {e}"
-    out.append(("bwrap", ok, why))
-    return out
-
-
-def select_engine(name: str = "auto", image: str | None = None) -> SandboxEngine:
-    """The engine named, or for "auto" the first usable of docker, bwrap.
-
-    Raises RuntimeError naming every engine's reason when none can be used.
-    """
-    if name != "auto":
-        return _engine(name)
-    status = engine_status(image)
-    for engine_name, ok, _ in status:
-        if ok:
-            return _engine(engine_name)
-    reasons = "; ".join(f"{n}: {why}" for n, _, why in status)
-    raise RuntimeError(f"no sandbox engine is usable ({reasons})")

@@ -33,7 +33,7 @@ import uuid
 from pathlib import Path
 
 from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, command_in_workspace
-from workers.sandbox.docker import HOME, SANDBOX_ENV, SANDBOX_UID, chown_tree
+from workers.sandbox.docker import HOME, SANDBOX_ENV, SANDBOX_UID, chown_tree, pid_alive
 from workers.sandbox.output import NOTE_RESERVE, OutputCap, result
 
 log = logging.getLogger(__name__)
@@ -454,8 +454,6 @@ class BwrapEngine:
 
 def sweep_orphans() -> list[str]:
     """Remove cgroups left by bwrap sandboxes of workers that died (their pid is gone)."""
-    from workers.sandbox.docker import _pid_alive
-
     removed: list[str] = []
     for ctrl in _Cgroups.CONTROLLERS:
         base = CGROUP_V1 / ctrl / _own_cgroup(ctrl)
@@ -463,7 +461,7 @@ def sweep_orphans() -> list[str]:
             continue
         for d in base.glob(f"{CGROUP_PREFIX}*"):
             pid = d.name[len(CGROUP_PREFIX) :].split("-", 1)[0]
-            if not pid.isdigit() or _pid_alive(int(pid)):
+            if not pid.isdigit() or pid_alive(int(pid)):
                 continue
             for p in (d / "cgroup.procs").read_text().split():
                 try:

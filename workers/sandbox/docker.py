@@ -406,7 +406,7 @@ def sweep_orphans(
         # a live process on this host still owns it (another worker, a local `qwenfix repair`)
         if labels_.get(LABEL_HOST) == host:
             pid = labels_.get(LABEL_PID, "")
-            if pid.isdigit() and _pid_alive(int(pid)):
+            if pid.isdigit() and pid_alive(int(pid)):
                 continue
         if max_age_s > 0:
             created = c.attrs.get("Created", "")
@@ -421,7 +421,7 @@ def sweep_orphans(
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:

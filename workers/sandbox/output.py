@@ -6,6 +6,8 @@ about twice the cap, and the model sees both how a command started and how it en
 
 from __future__ import annotations
 
+from workers.sandbox import ExecResult
+
 MARKER = "\n\n[... qwenfix: {dropped} bytes of output omitted ...]\n\n"
 _MARKER_RESERVE = len(MARKER.format(dropped=10**15))
 NOTE_RESERVE = 200  # room kept for the engine's own notes (timeout, out of memory)
@@ -54,10 +56,8 @@ class OutputCap:
 
 
 def result(cap: OutputCap, exit_code: int, duration_s: float, timed_out: bool, oom: bool, memory_mb: int,
-           limit_s: float, note: str = ""):
+           limit_s: float, note: str = "") -> ExecResult:
     """The ExecResult of a finished command, with the engine's notes appended to what it printed."""
-    from workers.sandbox import ExecResult
-
     output = cap.text() + note
     if timed_out:
         output += f"\n[qwenfix: command timed out after {limit_s:g}s and was killed]\n"

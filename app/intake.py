@@ -1,0 +1,93 @@
+"""Intake: a routed delivery becomes a Delivery row and, for an intent, one durable Job row."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.intents import Ignored, Intent
+from core.db.models import Delivery, Job, utcnow
+
+
+def record_delivery(
+    session: Session, delivery_id: str, event: str, action: str | None, routed: Intent | Ignored
+) -> tuple[Delivery, Job | None, bool]:
+    """Store the delivery and, for an intent, its job. Returns (delivery, job, job_is_new).
+
+    The same delivery twice, or two deliveries with one idempotency key, yield one job. New
+    deliveries take one round trip (insert, commit); duplicates fall back to looking up what exists.
+    """
+    try:
+        job = _new_job(routed, delivery_id) if isinstance(routed, Intent) else None
+        if job is not None:
+            session.add(job)
+            session.flush()
+        delivery = _delivery(delivery_id, event, action, routed, job, created=True)
+        session.add(delivery)
+        if job is not None and routed.supersedes_older_heads and routed.pr_number and routed.head_sha:
+            cancel_older_heads(session, routed.repo, routed.pr_number, routed.head_sha)
+        session.commit()
+        return delivery, job, job is not None
+    except IntegrityError:  # seen before: this delivery, or a job with the same idempotency key
+        session.rollback()
+    existing = session.get(Delivery, delivery_id)
+    if existing is not None:
+        return existing, session.get(Job, existing.job_id) if existing.job_id else None, False
+    job = session.scalar(select(Job).where(Job.idempotency_key == routed.idempotency_key))
+    delivery = _delivery(delivery_id, event, action, routed, job, created=False)
+    session.add(delivery)
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent copy of this delivery won the race
+        session.rollback()
+        delivery = session.get(Delivery, delivery_id)
+    return delivery, job, False
+
+
+def _new_job(intent: Intent, delivery_id: str) -> Job:
+    return Job(
+        kind=intent.kind,
+        installation_id=intent.installation_id,
+        repo=intent.repo,
+        pr_number=intent.pr_number,
+        head_sha=intent.head_sha,
+        trigger=intent.trigger,
+        delivery_id=delivery_id,
+        idempotency_key=intent.idempotency_key,
+        params=intent.params,
+        state="queued",
+        progress="queued",
+        enqueued_at=utcnow(),  # optimistic: cleared if the broker refuses, so the sweep picks it up
+    )
+
+
+def _delivery(delivery_id, event, action, routed, job, created: bool) -> Delivery:
+    if isinstance(routed, Ignored):
+        reason = routed.reason
+    else:
+        reason = None if created else "duplicate of an existing job"
+    return Delivery(
+        id=delivery_id,
+        event=event,
+        action=action,
+        repo=routed.repo if isinstance(routed, Intent) else None,
+        status="accepted" if job else "ignored",
+        reason=reason,
+        job_id=job.id if job else None,
+    )
+
+
+def cancel_older_heads(session: Session, repo: str, pr_number: int, head_sha: str) -> int:
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.repo == repo,
+            Job.pr_number == pr_number,
+            Job.head_sha.is_not(None),
+            Job.head_sha != head_sha,
+            Job.state.in_(Job.ACTIVE),
+        )
+        .values(state="cancelled", outcome=f"superseded by a newer push ({head_sha[:7]})", finished_at=utcnow())
+    )
+    return result.rowcount or 0

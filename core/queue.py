@@ -1,0 +1,67 @@
+"""The Celery app: broker from settings (Redis, or an embedded filesystem broker), queues, beat."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from celery import Celery
+
+from core.config import Settings, get_settings
+
+RUN_JOB = "qwenfix.run_job"
+SWEEP = "qwenfix.sweep"
+
+
+def broker_options(settings: Settings) -> tuple[str, dict]:
+    if settings.embedded_broker:
+        folder = (settings.data_dir / "broker").resolve()
+        for sub in ("in", "processed"):
+            Path(folder / sub).mkdir(parents=True, exist_ok=True)
+        return "filesystem://", {
+            "data_folder_in": str(folder / "in"),
+            "data_folder_out": str(folder / "in"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+    # fail fast when Redis is down: the webhook answers 202 anyway and the sweep enqueues later
+    return settings.broker_url, {"socket_connect_timeout": 2, "socket_timeout": 5, "max_retries": 0}
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    url, transport_options = broker_options(settings)
+    app = Celery("qwenfix", broker=url, include=["workers.tasks"])
+    app.conf.update(
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_acks_late=True,  # a job whose worker dies is delivered again
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue="qwenfix",
+        task_routes={RUN_JOB: {"queue": "qwenfix"}, SWEEP: {"queue": "qwenfix"}},
+        beat_schedule={SWEEP: {"task": SWEEP, "schedule": settings.sweep_interval_s}},
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+celery_app = make_celery()
+_producers: dict[str, Celery] = {}
+
+
+def producer_for(settings: Settings) -> Celery:
+    """The Celery app that publishes for these settings (the web side may not use the env's)."""
+    key = settings.broker_url or str(settings.data_dir.resolve())
+    if key not in _producers:
+        _producers[key] = make_celery(settings)
+    return _producers[key]
+
+
+def enqueue(settings: Settings, job_id: int, countdown: float | None = None) -> bool:
+    """Hand a job to the broker. False (and logged by the caller) when the broker is unreachable."""
+    try:
+        producer_for(settings).send_task(RUN_JOB, args=[job_id], countdown=countdown, retry=False)
+        return True
+    except Exception:  # noqa: BLE001 — any broker failure leaves the job queued for the sweep
+        return False

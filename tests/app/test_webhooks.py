@@ -1,0 +1,216 @@
+"""POST /webhooks/github: every answer a sender can get, and what is stored for each."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from app.main import create_app
+from core.db.models import Delivery, Job
+from core.db.session import session_scope
+from tests.support.db import SECRET
+from tests.webhook_payloads import encode, headers, issue_comment, pull_request, sign, workflow_run
+
+DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+@pytest.fixture
+def settings(make_settings, database_url):
+    return make_settings(database_url=database_url, broker_url=DEAD_BROKER)
+
+
+@pytest.fixture
+def client(settings):
+    with TestClient(create_app(settings, sweep=False)) as client:
+        yield client
+
+
+def post(client, payload, event, delivery=None, secret=SECRET):
+    body = encode(payload)
+    return client.post("/webhooks/github", content=body, headers=headers(secret, body, event, delivery))
+
+
+def count(url, model) -> int:
+    with session_scope(url) as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def jobs(url) -> list[Job]:
+    with session_scope(url) as session:
+        return list(session.scalars(select(Job).order_by(Job.id)))
+
+
+def test_missing_signature_is_401_and_nothing_is_stored(client, settings):
+    body = encode(workflow_run())
+    response = client.post(
+        "/webhooks/github", content=body, headers={"X-GitHub-Event": "workflow_run", "X-GitHub-Delivery": "d1"}
+    )
+    assert response.status_code == 401
+    assert count(settings.database_url, Delivery) == 0 and count(settings.database_url, Job) == 0
+
+
+def test_wrong_signature_is_401(client, settings):
+    response = post(client, workflow_run(), "workflow_run", secret="not-the-secret")
+    assert response.status_code == 401
+    assert count(settings.database_url, Delivery) == 0
+
+
+def test_signature_over_a_different_body_is_401(client, settings):
+    body = encode(workflow_run())
+    hdrs = headers(SECRET, body, "workflow_run")
+    hdrs["X-Hub-Signature-256"] = sign(SECRET, body + b" ")
+    assert client.post("/webhooks/github", content=body, headers=hdrs).status_code == 401
+
+
+def test_no_secret_configured_refuses_everything(make_settings, database_url):
+    settings = make_settings(database_url=database_url, webhook_secret="", broker_url=DEAD_BROKER)
+    with TestClient(create_app(settings, sweep=False)) as client:
+        response = post(client, workflow_run(), "workflow_run")
+    assert response.status_code == 401
+    assert "not configured" in response.json()["error"]
+
+
+def test_body_over_25_mib_is_413(client, settings):
+    body = b"{" + b" " * (25 * 1024 * 1024) + b"}"
+    response = client.post("/webhooks/github", content=body, headers=headers(SECRET, body, "push"))
+    assert response.status_code == 413
+    assert count(settings.database_url, Delivery) == 0
+
+
+@pytest.mark.parametrize("body", [b"not json", b"\xff\xfe", b"[1, 2]", b"42"])
+def test_body_that_is_not_a_json_object_is_400(client, body):
+    response = client.post("/webhooks/github", content=body, headers=headers(SECRET, body, "workflow_run"))
+    assert response.status_code == 400
+
+
+def test_missing_delivery_header_is_400(client):
+    body = encode(workflow_run())
+    hdrs = headers(SECRET, body, "workflow_run")
+    del hdrs["X-GitHub-Delivery"]
+    assert client.post("/webhooks/github", content=body, headers=hdrs).status_code == 400
+
+
+def test_ping_is_200(client):
+    response = post(client, {"zen": "Keep it logically awesome.", "hook_id": 1}, "ping")
+    assert response.status_code == 200 and response.json()["ok"] is True
+
+
+def test_unknown_event_is_202_and_recorded_as_ignored(client, settings):
+    response = post(client, {"ref": "refs/heads/main"}, "push", delivery="push-1")
+    assert response.status_code == 202
+    with session_scope(settings.database_url) as session:
+        delivery = session.get(Delivery, "push-1")
+    assert delivery.status == "ignored" and "push" in delivery.reason
+    assert count(settings.database_url, Job) == 0
+
+
+@pytest.mark.parametrize(
+    "event, payload",
+    [
+        ("workflow_run", {}),
+        ("workflow_run", {"action": "completed"}),
+        ("workflow_run", {"action": "completed", "installation": {"id": "seven"}, "repository": {}}),
+        ("workflow_run", {**workflow_run(), "workflow_run": {"conclusion": "failure", "head_sha": None}}),
+        ("workflow_run", {**workflow_run(), "workflow_run": ["not", "a", "dict"]}),
+        ("pull_request", {**pull_request(), "pull_request": {"number": 3}}),
+        ("issue_comment", {**issue_comment("/qwen fix"), "comment": None}),
+        ("check_run", {"action": "completed", "installation": {"id": 1}, "repository": {"full_name": "o/r"}}),
+        ("installation", {"action": "created"}),
+    ],
+)
+def test_payloads_missing_what_an_intent_needs_are_ignored_with_a_reason(client, settings, event, payload):
+    response = post(client, payload, event, delivery="odd-1")
+    assert response.status_code == 202
+    with session_scope(settings.database_url) as session:
+        delivery = session.get(Delivery, "odd-1")
+    assert delivery.status == "ignored" and delivery.reason
+    assert count(settings.database_url, Job) == 0
+
+
+def test_failed_workflow_run_writes_a_queued_repair_job(client, settings):
+    response = post(client, workflow_run(sha="f" * 40, prs=(4,)), "workflow_run", delivery="run-1")
+    assert response.status_code == 202
+    [job] = jobs(settings.database_url)
+    assert (job.kind, job.state, job.repo, job.pr_number, job.head_sha) == ("repair", "queued", "octo/widgets", 4, "f" * 40)
+    assert job.delivery_id == "run-1" and job.params["run_id"] == 101
+    assert response.json()["job"] == job.id
+
+
+def test_same_delivery_twice_creates_one_job(client, settings):
+    first = post(client, workflow_run(), "workflow_run", delivery="dup-1")
+    second = post(client, workflow_run(), "workflow_run", delivery="dup-1")
+    assert first.status_code == second.status_code == 202
+    assert first.json()["job"] == second.json()["job"]
+    assert count(settings.database_url, Job) == 1 and count(settings.database_url, Delivery) == 1
+
+
+def test_a_rerun_of_the_same_failing_workflow_on_the_same_commit_creates_no_second_job(client, settings):
+    post(client, workflow_run(run_id=1), "workflow_run", delivery="a")
+    post(client, workflow_run(run_id=2), "workflow_run", delivery="b")
+    assert count(settings.database_url, Job) == 1
+    assert count(settings.database_url, Delivery) == 2
+
+
+def test_successful_runs_and_bot_commands_create_no_job(client, settings):
+    post(client, workflow_run(conclusion="success"), "workflow_run")
+    post(client, issue_comment("/qwen fix", sender="dependabot[bot]", sender_type="Bot"), "issue_comment")
+    post(client, issue_comment("/qwen fix", action="edited"), "issue_comment")
+    post(client, issue_comment("/qwen fix", on_pr=False), "issue_comment")
+    post(client, issue_comment("looks good to me"), "issue_comment")
+    assert count(settings.database_url, Job) == 0
+
+
+def test_qwen_command_comment_writes_a_job_of_that_kind(client, settings):
+    post(client, issue_comment("please\n/qwen fix the flaky import\nthanks", comment_id=31), "issue_comment")
+    [job] = jobs(settings.database_url)
+    assert job.kind == "fix" and job.trigger == "comment:31"
+    assert job.params["text"].startswith("the flaky import") and job.params["actor"] == "alice"
+
+
+def test_newer_push_cancels_queued_jobs_for_the_older_head(client, settings):
+    post(client, pull_request(action="opened", sha="1" * 40), "pull_request")
+    post(client, workflow_run(sha="1" * 40, prs=(1,)), "workflow_run")
+    post(client, pull_request(action="synchronize", sha="2" * 40), "pull_request")
+    states = {(j.kind, j.head_sha[0]): j.state for j in jobs(settings.database_url)}
+    assert states == {("review", "1"): "cancelled", ("repair", "1"): "cancelled", ("review", "2"): "queued"}
+    cancelled = [j for j in jobs(settings.database_url) if j.state == "cancelled"]
+    assert all("superseded" in j.outcome for j in cancelled)
+
+
+def test_database_down_is_503(make_settings):
+    settings = make_settings(database_url="postgresql://postgres@127.0.0.1:1/none", broker_url=DEAD_BROKER)
+    with TestClient(create_app(settings, sweep=False)) as client:
+        response = post(client, workflow_run(), "workflow_run")
+    assert response.status_code == 503
+
+
+def test_broker_down_still_answers_202_and_keeps_the_job_queued(client, settings):
+    response = post(client, workflow_run(), "workflow_run")
+    assert response.status_code == 202
+    [job] = jobs(settings.database_url)
+    assert job.state == "queued" and job.enqueued_at is None
+
+
+def test_readyz_reports_a_dead_broker(client):
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["database"] == "ok" and "broker unreachable" in response.json()["broker"]
+
+
+def test_metrics_count_answers_and_jobs(client):
+    post(client, workflow_run(), "workflow_run")
+    post(client, workflow_run(), "workflow_run", secret="wrong")
+    text = client.get("/metrics").text
+    assert 'qwenfix_webhooks_total{event="workflow_run",result="bad_signature"}' in text
+    assert 'qwenfix_jobs{kind="repair",state="queued"} 1.0' in text
+
+
+def test_jobs_api_lists_and_shows_jobs(client):
+    job_id = post(client, workflow_run(), "workflow_run").json()["job"]
+    listed = client.get("/api/jobs").json()["jobs"]
+    assert [j["id"] for j in listed] == [job_id]
+    detail = client.get(f"/api/jobs/{job_id}").json()
+    assert detail["kind"] == "repair" and detail["params"]["workflow_name"] == "CI"
+    assert client.get("/api/jobs/999").status_code == 404
+    assert client.get(f"/jobs/{job_id}").status_code == 200

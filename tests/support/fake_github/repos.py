@@ -1,0 +1,97 @@
+"""Repository endpoints: the repository itself, file and directory contents at a ref (read from
+the bare git repository), and a collaborator's permission."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Request
+
+from tests.support.fake_github.auth import repo_for
+from tests.support.fake_github.shapes import repo_json, user_json
+from tests.support.fake_github.state import GitHubError, State
+from tests.support.git_http import _git
+
+if TYPE_CHECKING:
+    from tests.support.fake_github.fake import FakeGitHub
+
+ROLE_OF = {"admin": "admin", "maintain": "maintain", "write": "write", "triage": "triage",
+           "read": "read", "none": "none"}
+# the legacy `permission` field GitHub returns next to role_name
+LEGACY_PERMISSION = {"admin": "admin", "maintain": "write", "write": "write", "triage": "read",
+                     "read": "read", "none": "none"}
+
+
+def content_item(fake: State, repo: str, ref: str, path: str, sha: str, kind: str,
+                 size: int) -> dict[str, Any]:
+    url = fake.api(f"/repos/{repo}/contents/{path}?ref={ref}")
+    html = fake.html(f"/{repo}/blob/{ref}/{path}")
+    git_url = fake.api(f"/repos/{repo}/git/{'trees' if kind == 'dir' else 'blobs'}/{sha}")
+    return {
+        "type": kind, "size": size, "name": path.rsplit("/", 1)[-1], "path": path,
+        "sha": sha, "url": url, "git_url": git_url, "html_url": html,
+        "download_url": fake.html(f"/{repo}/raw/{ref}/{path}") if kind == "file" else None,
+        "_links": {"self": url, "git": git_url, "html": html},
+    }
+
+
+def _git_bytes(git_dir: str, *args: str) -> bytes:
+    proc = subprocess.run(["git", "--git-dir", git_dir, *args], capture_output=True, timeout=60)
+    if proc.returncode != 0:
+        raise GitHubError(404, "Not Found")
+    return proc.stdout
+
+
+def router(fake: FakeGitHub) -> APIRouter:
+    api = APIRouter()
+
+    @api.get("/repos/{owner}/{name}")
+    async def get_repo(owner: str, name: str, request: Request):
+        r, _ = repo_for(fake, request, owner, name)
+        return repo_json(fake, r.full_name)
+
+    @api.get("/repos/{owner}/{name}/contents/{path:path}")
+    async def get_contents(owner: str, name: str, path: str, request: Request):
+        r, _ = repo_for(fake, request, owner, name)
+        ref = request.query_params.get("ref") or r.default_branch
+        git_dir = str(r.git_dir)
+        path = path.strip("/")
+        try:
+            kind = _git("--git-dir", git_dir, "cat-file", "-t", f"{ref}:{path}")
+        except RuntimeError:
+            raise GitHubError(404, "Not Found") from None
+        sha = _git("--git-dir", git_dir, "rev-parse", f"{ref}:{path}")
+        if kind == "tree":
+            listing = _git("--git-dir", git_dir, "ls-tree", "-l", f"{ref}:{path}" if path
+                           else ref)
+            items = []
+            for line in listing.splitlines():
+                meta, _, entry = line.partition("\t")
+                _mode, otype, osha, size = meta.split()
+                item_path = f"{path}/{entry}" if path else entry
+                items.append(content_item(fake, r.full_name, ref, item_path, osha,
+                                          "dir" if otype == "tree" else "file",
+                                          0 if size == "-" else int(size)))
+            return items
+        blob = _git_bytes(git_dir, "cat-file", "blob", sha)
+        item = content_item(fake, r.full_name, ref, path, sha, "file", len(blob))
+        item["encoding"] = "base64"
+        item["content"] = base64.encodebytes(blob).decode()
+        return item
+
+    @api.get("/repos/{owner}/{name}/collaborators/{user}/permission")
+    async def get_permission(owner: str, name: str, user: str, request: Request):
+        r, _ = repo_for(fake, request, owner, name)
+        role = fake.permissions.get((r.full_name, user), "none" if r.private else "read")
+        collab = user_json(fake, user)
+        collab["role_name"] = role
+        collab["permissions"] = {
+            "pull": role != "none", "triage": role in ("triage", "write", "maintain", "admin"),
+            "push": role in ("write", "maintain", "admin"),
+            "maintain": role in ("maintain", "admin"), "admin": role == "admin",
+        }
+        return {"permission": LEGACY_PERMISSION[role], "role_name": role, "user": collab}
+
+    return api

@@ -1,0 +1,72 @@
+"""The setup phase runs once per job, before the model, and every candidate reuses what it made."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.repos import local_origin
+from tests.support.fake_openai import call, finish
+from workers.agent.llm import ModelClient
+from workers.engine.repair import repair
+from workers.engine.task import RepairTask, RepoContext
+from workers.sandbox import Limits
+from workers.sandbox.docker import DockerEngine
+from workers.workspace.mirrors import MirrorCache
+
+pytestmark = pytest.mark.docker
+
+TEST = ("from pathlib import Path\nfrom calc import add\n\n\ndef test_add():\n"
+        "    assert add(2, 3) == int(Path('build/expected.txt').read_text())\n")
+SETUP = "mkdir -p build && echo 5 > build/expected.txt && touch build/stamp-$(date +%s%N)"
+
+
+@pytest.fixture
+def origin(tmp_path):
+    root = tmp_path / "origin"
+    return root, local_origin(root, {"calc.py": "def add(a, b):\n    return a - b\n", "tests/test_calc.py": TEST})
+
+
+def test_setup_runs_once_and_its_products_reach_every_candidate_but_no_patch(origin, fake_model, docker_engine, tmp_path):
+    root, head = origin
+    mirrors = MirrorCache(tmp_path / "mirrors", 10**10)
+    engine = DockerEngine()
+    fake_model.script([
+        call("run", command="ls build"),
+        call("edit_file", path="calc.py", old="return a - b", new="return a + b"),
+        finish("add() adds."),
+    ])
+    client = ModelClient(fake_model.base_url, "sk-x", "m", timeout_s=10, max_retries=0)
+    result = repair(
+        RepairTask(command="python3 -m pytest -q -p no:cacheprovider", setup=SETUP, candidates=2),
+        checkout=lambda: mirrors.checkout(str(root), head, None), base_sha=head,
+        start_sandbox=lambda ws: engine.start(ws, docker_engine.image, Limits(timeout_s=60)),
+        client=client, context=RepoContext(),
+    )
+    assert result.status == "fixed", result.reason
+    # both candidates saw the one setup: a single stamp, already there before the model acted
+    listings = [m["content"] for r in fake_model.chat_requests() for m in r.messages
+                if m.get("role") == "tool" and "stamp-" in str(m.get("content"))]
+    assert len(listings) >= 2 and len(fake_model.chat_requests()) == 6  # both candidates listed build/
+    everything = " ".join(str(r.messages) for r in fake_model.chat_requests())
+    stamps = set(re.findall(r"stamp-\d+", everything))
+    assert len(stamps) == 1, stamps  # one setup run, seen by the prompt's file tree and both candidates
+    # the setup's files are the repository's environment, not part of the fix
+    assert "build/" not in result.chosen.patch and "+    return a + b" in result.chosen.patch
+    assert all(c.verified for c in result.candidates)
+
+
+def test_a_failing_setup_stops_before_any_model_call(origin, fake_model, docker_engine, tmp_path):
+    root, head = origin
+    mirrors = MirrorCache(tmp_path / "mirrors", 10**10)
+    engine = DockerEngine()
+    client = ModelClient(fake_model.base_url, "sk-x", "m", timeout_s=10, max_retries=0)
+    result = repair(
+        RepairTask(command="python3 -m pytest -q", setup="pip install --no-index does-not-exist"),
+        checkout=lambda: mirrors.checkout(str(root), head, None), base_sha=head,
+        start_sandbox=lambda ws: engine.start(ws, docker_engine.image, Limits(timeout_s=60)),
+        client=client, context=RepoContext(),
+    )
+    assert result.status == "no_fix" and "setup command" in result.reason
+    assert fake_model.requests == []

@@ -1,0 +1,233 @@
+"""Red build repair end to end: webhook → Redis → Celery worker → Docker sandbox → scripted model →
+verified fix on the fake GitHub, asserting the exact GitHub calls."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.repos import (
+    BASE_FILES,
+    BROKEN_CALC,
+    FIXED_CALC,
+    LINT_WORKFLOW,
+    REPO,
+    failing_job,
+    workflow_run_event,
+)
+from tests.support.fake_openai import call, finish
+
+pytestmark = pytest.mark.docker
+
+AGENT_FIX = [
+    call("read_file", path="calc.py"),
+    call("edit_file", path="calc.py", old="return a - b", new="return a + b"),
+    call("run", command="python3 -m pytest -q"),
+    finish("add() subtracted instead of adding; it now returns a + b."),
+]
+
+
+def setup_pr(gh, config: dict | None = None, files: dict | None = None, number: int = 7):
+    base = dict(BASE_FILES)
+    if config is not None:
+        base[".github/qwen.yml"] = yaml.safe_dump(config)
+    gh.add_repo(REPO, base)
+    head = gh.push(REPO, "feature", files or {"calc.py": BROKEN_CALC}, "Refactor add", parent_branch="main")
+    gh.add_pull(REPO, number, head_ref="feature", base_ref="main")
+    return head
+
+
+def fail_run(stack, head, run_id=900, job=None, pr_numbers=(7,), head_branch="feature", **kw):
+    stack.github.add_workflow_run(REPO, run_id, head, jobs=[job or failing_job(run_id * 10)], pull_numbers=pr_numbers,
+                                  head_branch=head_branch, **{k: v for k, v in kw.items() if k == "path"})
+    payload = workflow_run_event(REPO, {"id": run_id, "head_sha": head}, pr_numbers, head_branch=head_branch, **kw)
+    return stack.deliver("workflow_run", payload).json()["job"]
+
+
+def test_a_failing_test_gets_a_verified_commit_on_the_pr_branch(stack):
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "commit"}})
+    stack.model.script(AGENT_FIX)
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "succeeded", job.outcome
+    new_head = gh.ref(REPO, "refs/heads/feature")
+    assert new_head != head
+    assert gh.file_at(REPO, new_head, "calc.py") == FIXED_CALC
+    assert job.result["delivery"]["commit_sha"] == new_head
+    # exactly one check run, completed green, with a link to the job; one comment, updated in place
+    [check] = gh.check_runs(REPO, head)
+    assert check["status"] == "completed" and check["conclusion"] == "success"
+    assert check["details_url"] == f"http://qwenfix.test/jobs/{job.id}"
+    [comment] = gh.bot_comments(REPO, 7)
+    assert "verified fix delivered as a commit" in comment["body"]
+    assert len(gh.calls("POST", f"/repos/{REPO}/issues/7/comments")) == 1
+    # the model saw the failure, fenced as data, and never a secret
+    first = stack.model.chat_requests()[0].raw
+    assert "FAILED tests/test_calc.py::test_add" in first and "<untrusted-data" in first
+    for request in stack.model.requests:
+        assert stack.settings.webhook_secret.get_secret_value() not in request.raw
+        assert not any(token in str(request.body) for token in gh.tokens)
+    assert job.trajectory and job.usage["prompt_tokens"] > 0
+
+
+def test_a_formatting_failure_is_fixed_with_zero_model_calls(stack):
+    gh = stack.github
+    files = dict(BASE_FILES, **{".github/workflows/lint.yml": LINT_WORKFLOW})
+    files[".github/qwen.yml"] = yaml.safe_dump({"repair": {"mode": "commit"}})
+    gh.add_repo(REPO, files)
+    head = gh.push(REPO, "feature", {"calc.py": "def add( a,b ):\n    return a+b\n"}, parent_branch="main")
+    gh.add_pull(REPO, 7, head_ref="feature", base_ref="main")
+    job = failing_job(9010, step="Check formatting", command="ruff format --check .", name="lint",
+                      output="Would reformat: calc.py\n1 file would be reformatted, 2 files already formatted")
+    job = stack.wait(fail_run(stack, head, run_id=901, job=job, path=".github/workflows/lint.yml", workflow_id=78))
+    assert job.state == "succeeded", job.outcome
+    assert stack.model.requests == []
+    assert job.result["fixer"] and "ruff" in job.result["fixer"]
+    new_head = gh.ref(REPO, "refs/heads/feature")
+    assert gh.file_at(REPO, new_head, "calc.py") == "def add(a, b):\n    return a + b\n"
+
+
+def test_a_failure_that_passes_on_reproduction_is_reported_as_flaky(stack):
+    gh = stack.github
+    head = setup_pr(gh, files={"README.md": "# calc\n\nNow with docs.\n"})  # tests pass at this head
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "succeeded" and job.outcome.startswith("flaky")
+    assert stack.model.requests == []
+    [comment] = gh.bot_comments(REPO, 7)
+    assert "did not reproduce" in comment["body"] and "No patch was made" in comment["body"]
+    [check] = gh.check_runs(REPO, head)
+    assert check["conclusion"] == "neutral"
+    assert gh.reviews(REPO, 7) == [] and gh.ref(REPO, "refs/heads/feature") == head
+
+
+def test_patches_that_do_not_pass_are_not_delivered(stack):
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "commit", "candidates": 2}})
+    stack.model.script([
+        call("edit_file", path="calc.py", old="return a - b", new="return a * b"),
+        finish("Multiply instead."),
+    ])
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "failed" and "no verified fix" in job.outcome
+    assert gh.ref(REPO, "refs/heads/feature") == head  # nothing pushed
+    assert gh.reviews(REPO, 7) == [] and gh.pulls(REPO)[1:] == []
+    [comment] = gh.bot_comments(REPO, 7)
+    body = comment["body"]
+    assert "could not find a verified fix" in body and "python3 -m pytest -q" in body
+    assert "still fails" in body  # why each attempt was rejected
+    assert len(job.result["candidates"]) == 2 and not any(c["verified"] for c in job.result["candidates"])
+
+
+def test_the_same_delivery_twice_and_the_same_job_twice_post_nothing_twice(stack):
+    from workers import runner
+
+    gh = stack.github
+    head = setup_pr(gh)  # default mode on a pull request: suggestions
+    stack.model.script(AGENT_FIX)
+    payload = workflow_run_event(REPO, {"id": 902, "head_sha": head}, (7,))
+    gh.add_workflow_run(REPO, 902, head, jobs=[failing_job(9020)], pull_numbers=(7,), head_branch="feature")
+    first = stack.deliver("workflow_run", payload, delivery="same-delivery").json()["job"]
+    second = stack.deliver("workflow_run", payload, delivery="same-delivery").json()["job"]
+    assert first == second
+    job = stack.wait(first)
+    assert job.state == "succeeded", job.outcome
+    # run the finished job again, as a redelivered Celery message after a crash would
+    from core.db.session import session_scope
+
+    with session_scope(stack.settings.database_url) as session:
+        session.get(type(job), job.id).state = "queued"
+    runner.run_job(job.id, stack.settings)
+    assert len(gh.reviews(REPO, 7)) == 1
+    assert len(gh.bot_comments(REPO, 7)) == 1
+    assert len(gh.check_runs(REPO, head)) == 1
+    assert len(gh.calls("POST", f"/repos/{REPO}/pulls/7/reviews")) == 1
+    [review] = gh.reviews(REPO, 7)
+    [suggestion] = review["comments"]
+    assert suggestion["path"] == "calc.py" and suggestion["line"] == 2
+    assert "```suggestion\n    return a + b\n```" in suggestion["body"]
+
+
+def test_the_apps_own_fix_going_red_again_stops_at_the_cap(stack):
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "commit", "max_attempts_per_day": 1}})
+    stack.model.script([
+        call("edit_file", path="calc.py", old="return a - b", new="return a + b"),
+        finish("Fixed add()."),
+    ])
+    first = stack.wait(fail_run(stack, head, run_id=903))
+    assert first.state == "succeeded"
+    own_commit = gh.ref(REPO, "refs/heads/feature")
+    # CI goes red again on qwenfix's own commit: no second attempt today
+    second = stack.wait(fail_run(stack, own_commit, run_id=904, actor="qwenfix[bot]"))
+    assert second.state == "skipped" and "attempt cap" in second.outcome
+    assert gh.ref(REPO, "refs/heads/feature") == own_commit
+    assert len(stack.model.chat_requests()) == 2 * 2  # the first job's two candidates only
+
+
+def test_a_failure_on_the_default_branch_gets_a_fix_pull_request(stack):
+    gh = stack.github
+    gh.add_repo(REPO, dict(BASE_FILES))
+    head = gh.push(REPO, "main", {"calc.py": BROKEN_CALC}, "Break add")
+    stack.model.script(AGENT_FIX)
+    job = stack.wait(fail_run(stack, head, run_id=905, pr_numbers=(), head_branch="main"))
+    assert job.state == "succeeded", job.outcome
+    [pull] = gh.pulls(REPO)
+    assert pull["base"]["ref"] == "main" and pull["head"]["ref"].startswith("qwenfix/")
+    assert gh.file_at(REPO, pull["head"]["sha"], "calc.py") == FIXED_CALC
+    assert gh.ref(REPO, "refs/heads/main") == head  # the default branch itself is untouched
+    [check] = gh.check_runs(REPO, head)
+    assert check["conclusion"] == "success" and f"pull request #{pull['number']}" in check["output"]["title"]
+
+
+def test_an_invalid_config_is_reported_once_on_the_check_run_and_defaults_apply(stack):
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"candidates": 99}})
+    stack.model.script(AGENT_FIX)
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "succeeded", job.outcome
+    [check] = gh.check_runs(REPO, head)
+    assert "repair.candidates" in check["output"]["summary"] and "defaults apply" in check["output"]["summary"]
+    assert len(job.result["candidates"]) == 2  # the default, not 99
+    assert len(gh.reviews(REPO, 7)) == 1  # default mode on a pull request: suggestions
+
+
+def test_excluded_branches_and_moved_heads_are_skipped_with_the_reason(stack):
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"exclude_branches": ["feat*"]}})
+    job = stack.wait(fail_run(stack, head, run_id=906))
+    assert job.state == "skipped" and "excluded" in job.outcome
+    newer = gh.push(REPO, "feature", {"README.md": "newer\n"})
+    gh.issue_comments.clear()
+    job = stack.wait(fail_run(stack, head, run_id=907, workflow_id=79))
+    assert job.state == "skipped" and newer[:7] in job.outcome
+    assert stack.model.requests == [] and gh.check_runs(REPO) == []
+
+
+def test_third_party_ci_failure_is_repaired_with_the_configured_command(stack):
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "commit", "command": "python3 -m pytest -q"}})
+    run_id = gh.add_check_run(REPO, head, "jenkins / unit", app_slug="jenkins", title="1 test failed",
+                              summary="FAILED tests/test_calc.py::test_add - assert -1 == 5")
+    suite = gh.check_run_records[run_id]["check_suite_id"]
+    stack.model.script(AGENT_FIX)
+    payload = {
+        "action": "completed", "installation": {"id": 1}, "repository": {"full_name": REPO},
+        "sender": {"login": "jenkins[bot]", "type": "Bot"},
+        "check_suite": {"id": suite, "head_sha": head, "head_branch": "feature", "conclusion": "failure",
+                        "app": {"id": 999, "slug": "jenkins"}, "pull_requests": [{"number": 7}]},
+    }
+    job = stack.wait(stack.deliver("check_suite", payload).json()["job"])
+    assert job.state == "succeeded", job.outcome
+    assert gh.file_at(REPO, gh.ref(REPO, "refs/heads/feature"), "calc.py") == FIXED_CALC
+    assert "assert -1 == 5" in stack.model.chat_requests()[0].raw
+
+
+def test_a_github_outage_mid_job_is_retried_and_posts_once(stack):
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "commit"}})
+    stack.model.script(AGENT_FIX)
+    gh.fail_next("GET", f"/repos/{REPO}/pulls/7", 502, times=3)
+    job = stack.wait(fail_run(stack, head, run_id=908))
+    assert job.state == "succeeded", job.outcome
+    assert job.attempts >= 2  # the first attempt gave the job back to the queue
+    assert len(gh.bot_comments(REPO, 7)) == 1 and len(gh.check_runs(REPO, head)) == 1

@@ -1,0 +1,381 @@
+"""A GitHub Actions workflow file: its jobs and steps, the job a failed run's name refers to (matrix
+and expressions expanded), the failing step's command, and the job's test command."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+
+class WorkflowError(ValueError):
+    """The workflow file is not YAML or not shaped like a workflow."""
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int  # 0-based position in the job's `steps:`
+    name: str | None
+    id: str | None
+    run: str | None
+    uses: str | None
+    shell: str | None
+    working_directory: str | None
+    env: dict[str, str]
+
+    @property
+    def display_name(self) -> str:
+        """The name the Actions API gives the step."""
+        if self.name:
+            return self.name
+        if self.run is not None:
+            first = next((ln.strip() for ln in self.run.splitlines() if ln.strip()), "")
+            return f"Run {first}"
+        return f"Run {self.uses or ''}".strip()
+
+
+@dataclass(frozen=True)
+class Job:
+    key: str
+    name: str | None
+    env: dict[str, str]
+    shell: str | None
+    working_directory: str | None
+    matrix_keys: list[str]  # declared keys, then keys only `include:` adds
+    matrix: dict[str, list[Any]]
+    steps: list[Step]
+    matrix_declared: int = 0  # how many of matrix_keys are declared (not from `include:`)
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str | None
+    env: dict[str, str]
+    shell: str | None
+    working_directory: str | None
+    jobs: dict[str, Job]
+
+
+@dataclass(frozen=True)
+class StepCommand:
+    run: str
+    working_directory: str | None  # None: the repository root
+    shell: str | None  # None: the runner default (`bash -e {0}` on Linux)
+    env: dict[str, str]
+    step_name: str
+    job_key: str
+    unresolved: list[str] = field(default_factory=list)  # expressions left as `${{ … }}`
+    dropped_env: list[str] = field(default_factory=list)  # names only, never values
+
+
+@dataclass(frozen=True)
+class StepLookup:
+    command: StepCommand | None
+    reason: str | None  # why command is None
+    job: Job | None = None
+    step: Step | None = None
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _env(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): _scalar(v) for k, v in value.items()}
+
+
+def _defaults_run(node: Any) -> tuple[str | None, str | None]:
+    if not isinstance(node, dict):
+        return None, None
+    run = node.get("defaults")
+    run = run.get("run") if isinstance(run, dict) else None
+    if not isinstance(run, dict):
+        return None, None
+    shell = run.get("shell")
+    wd = run.get("working-directory")
+    return (_scalar(shell) if shell is not None else None,
+            _scalar(wd) if wd is not None else None)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else _scalar(value)
+
+
+def parse_workflow(yaml_text: str) -> Workflow:
+    """Parse a workflow file. Raises WorkflowError when it is not a workflow."""
+    try:
+        data = yaml.safe_load(yaml_text or "")
+    except yaml.YAMLError as exc:
+        raise WorkflowError(f"workflow is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict):
+        raise WorkflowError("workflow has no `jobs:` mapping")
+    shell, wd = _defaults_run(data)
+    jobs: dict[str, Job] = {}
+    for key, node in data["jobs"].items():
+        if not isinstance(node, dict):
+            continue
+        j_shell, j_wd = _defaults_run(node)
+        matrix_keys: list[str] = []
+        matrix: dict[str, list[Any]] = {}
+        declared = 0
+        strategy = node.get("strategy")
+        raw_matrix = strategy.get("matrix") if isinstance(strategy, dict) else None
+        if isinstance(raw_matrix, dict):
+            for m_key, m_val in raw_matrix.items():
+                if m_key in ("include", "exclude"):
+                    continue
+                matrix_keys.append(str(m_key))
+                matrix[str(m_key)] = list(m_val) if isinstance(m_val, list) else [m_val]
+            declared = len(matrix_keys)
+            for extra in raw_matrix.get("include") or []:
+                if isinstance(extra, dict):
+                    for m_key, m_val in extra.items():
+                        if str(m_key) not in matrix:
+                            matrix_keys.append(str(m_key))
+                            matrix[str(m_key)] = []
+                        if m_val not in matrix[str(m_key)]:
+                            matrix[str(m_key)].append(m_val)
+        steps: list[Step] = []
+        for index, s in enumerate(node.get("steps") or []):
+            if not isinstance(s, dict):
+                continue
+            steps.append(Step(
+                index=index,
+                name=_opt_str(s.get("name")),
+                id=_opt_str(s.get("id")),
+                run=_opt_str(s.get("run")),
+                uses=_opt_str(s.get("uses")),
+                shell=_opt_str(s.get("shell")),
+                working_directory=_opt_str(s.get("working-directory")),
+                env=_env(s.get("env")),
+            ))
+        jobs[str(key)] = Job(
+            key=str(key), name=_opt_str(node.get("name")), env=_env(node.get("env")),
+            shell=j_shell, working_directory=j_wd, matrix_keys=matrix_keys, matrix=matrix,
+            steps=steps, matrix_declared=declared,
+        )
+    return Workflow(name=_opt_str(data.get("name")), env=_env(data.get("env")), shell=shell,
+                    working_directory=wd, jobs=jobs)
+
+
+_EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}", re.S)
+_MATRIX_REF = re.compile(r"^matrix\.([A-Za-z_][\w-]*)$")
+_ENV_REF = re.compile(r"^env\.([A-Za-z_]\w*)$")
+_SUFFIX = re.compile(r"^(?P<base>.*?) \((?P<values>.*)\)$")
+
+
+def _name_regex(template: str) -> re.Pattern[str]:
+    """A job or step name template as a regex: `${{ matrix.x }}` captures, other expressions
+    match anything."""
+    pattern, pos, names = "", 0, set()
+    for m in _EXPR.finditer(template):
+        pattern += re.escape(template[pos:m.start()])
+        ref = _MATRIX_REF.match(m.group(1))
+        group = ref.group(1).replace("-", "_") if ref else None
+        if group and group.isidentifier() and group not in names:
+            names.add(group)
+            pattern += f"(?P<{group}>.+?)"
+        else:
+            pattern += ".*?"
+        pos = m.end()
+    pattern += re.escape(template[pos:])
+    return re.compile(f"^{pattern}$", re.S)
+
+
+def _match_job(workflow: Workflow, job_name: str) -> tuple[Job | None, dict[str, str], bool]:
+    """Find the job the Actions API calls `job_name`.
+
+    Returns (job, matrix values by key, whether the values are known).
+    """
+    name = job_name.strip()
+    # Reusable workflows show as "caller / callee"; the last part is this workflow's job.
+    candidates = [name] + ([name.split(" / ")[-1]] if " / " in name else [])
+    # 1. the job's name or key, or "<name or key> (<matrix values in order>)"
+    for cand in candidates:
+        suffix = _SUFFIX.match(cand)
+        for job in workflow.jobs.values():
+            labels = [x for x in (job.name, job.key) if x]
+            if cand in labels:
+                return job, {}, not job.matrix_keys
+            if suffix and suffix.group("base") in labels:
+                values = [v.strip() for v in suffix.group("values").split(", ")]
+                matrix = _values_by_position(job, values)
+                return job, matrix, bool(matrix) or not job.matrix_keys
+    # 2. name templates with matrix expressions: "Test py${{ matrix.python }}"
+    for cand in candidates:
+        for job in workflow.jobs.values():
+            if job.name and "${{" in job.name:
+                m = _name_regex(job.name).match(cand)
+                if m:
+                    got = {k: v for k, v in m.groupdict().items() if v is not None}
+                    by_key = {k: got[k.replace("-", "_")] for k in job.matrix_keys
+                              if k.replace("-", "_") in got}
+                    return job, by_key, len(by_key) == len(job.matrix_keys)
+    # 3. last resort: one job whose name or key equals the part before " (", ignoring case
+    suffix = _SUFFIX.match(candidates[-1])
+    base = (suffix.group("base") if suffix else candidates[-1]).lower()
+    hits = [j for j in workflow.jobs.values()
+            if base in {x.lower() for x in (j.name, j.key) if x}]
+    if len(hits) == 1:
+        return hits[0], {}, not hits[0].matrix_keys
+    return None, {}, False
+
+
+def _values_by_position(job: Job, values: list[str]) -> dict[str, str]:
+    if not job.matrix_keys or not values:
+        return {}
+    if len(values) == len(job.matrix_keys):
+        return dict(zip(job.matrix_keys, values, strict=True))
+    if len(values) == job.matrix_declared:
+        return dict(zip(job.matrix_keys[: job.matrix_declared], values, strict=True))
+    return {}
+
+
+def _substitute(text: str, matrix: dict[str, str], env: dict[str, str],
+                unresolved: list[str]) -> str:
+    def repl(m: re.Match[str]) -> str:
+        expr = m.group(1)
+        ref = _MATRIX_REF.match(expr)
+        if ref and ref.group(1) in matrix:
+            return matrix[ref.group(1)]
+        ref = _ENV_REF.match(expr)
+        if ref and ref.group(1) in env:
+            return env[ref.group(1)]
+        if expr == "github.workspace":
+            return "."
+        if m.group(0) not in unresolved:
+            unresolved.append(m.group(0))
+        return m.group(0)
+
+    return _EXPR.sub(repl, text)
+
+
+_SECRET_VALUE = re.compile(r"\$\{\{[^}]*\b(?:secrets\s*[.\[]|github\s*\.\s*token\b)", re.I)
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|KEY|PASSWORD|PASSWD|CREDENTIAL|PRIVATE", re.I)
+
+
+def _safe_env(merged: dict[str, str], matrix: dict[str, str],
+              unresolved: list[str]) -> tuple[dict[str, str], list[str]]:
+    env: dict[str, str] = {}
+    dropped: list[str] = []
+    for name, value in merged.items():
+        if (_SECRET_NAME.search(name) or _SECRET_VALUE.search(value)
+                or "GITHUB_TOKEN" in value.upper()):
+            dropped.append(name)
+            continue
+        local: list[str] = []
+        resolved = _substitute(value, matrix, env, local)
+        if local:  # an env var set to an unevaluated `${{ … }}` would only mislead
+            dropped.append(name)
+            unresolved.extend(x for x in local if x not in unresolved)
+            continue
+        env[name] = resolved
+    return env, dropped
+
+
+def _match_step(job: Job, step_name: str | None, step_number: int | None) -> Step | None:
+    if step_name:
+        wanted = step_name.strip()
+        for step in job.steps:
+            if step.display_name == wanted:
+                return step
+        for step in job.steps:
+            if step.name and "${{" in step.name and _name_regex(step.name).match(wanted):
+                return step
+        for step in job.steps:  # long run lines are shortened in the UI
+            if not step.name and wanted.startswith("Run ") and len(wanted) > 8 \
+                    and step.display_name.startswith(wanted.rstrip(".… ")):
+                return step
+    if step_number is not None:
+        # The Actions API numbers "Set up job" as 1, so the workflow's first step is 2.
+        index = step_number - 2
+        for step in job.steps:
+            if step.index == index:
+                return step
+    return None
+
+
+def locate_step(workflow: Workflow, job_name: str, step_name: str | None,
+                step_number: int | None) -> StepLookup:
+    """Find the failing step and its command, or say why there is none."""
+    job, matrix, known = _match_job(workflow, job_name)
+    if job is None:
+        return StepLookup(None, f"no job named {job_name!r} in the workflow")
+    step = _match_step(job, step_name, step_number)
+    if step is None:
+        label = step_name or (f"#{step_number}" if step_number is not None else "(unknown)")
+        return StepLookup(None, f"no step {label} in job {job.key!r}", job=job)
+    if step.run is None:
+        return StepLookup(
+            None, f"step {step.display_name!r} uses the action {step.uses!r}; it has no run "
+            "command to reproduce", job=job, step=step)
+    unresolved: list[str] = []
+    if job.matrix_keys and not known:
+        unresolved.append("matrix values unknown for job name " + repr(job_name))
+    merged = {**workflow.env, **job.env, **step.env}
+    env, dropped = _safe_env(merged, matrix, unresolved)
+    run = _substitute(step.run, matrix, env, unresolved)
+    wd = step.working_directory or job.working_directory or workflow.working_directory
+    wd = _substitute(wd, matrix, env, unresolved) if wd else None
+    if wd in (".", "./", ""):
+        wd = None
+    shell = step.shell or job.shell or workflow.shell
+    command = StepCommand(run=run, working_directory=wd, shell=shell, env=env,
+                          step_name=step.display_name, job_key=job.key,
+                          unresolved=unresolved, dropped_env=dropped)
+    return StepLookup(command, None, job=job, step=step)
+
+
+def find_failing_step(workflow: Workflow, job_name: str, step_name: str | None,
+                      step_number: int | None) -> StepCommand | None:
+    """The failing step's command; None when the step runs an action (see `locate_step`)."""
+    return locate_step(workflow, job_name, step_name, step_number).command
+
+
+_TEST_RUNNER = re.compile(
+    r"(?:^|[\s;&|(])(?:"
+    r"(?:python3?\s+-m\s+)?(?:pytest|py\.test)\b|python3?\s+-m\s+unittest\b|tox\b|nox\b"
+    r"|(?:npm|pnpm|yarn|bun)\s+(?:run\s+)?test\b|npm\s+t\b|go\s+test\b|cargo\s+(?:test|nextest)\b"
+    r"|make\s+(?:[\w.-]+\s+)*(?:test|check)\b|(?:npx\s+)?(?:jest|vitest)\b"
+    r"|(?:hatch|poetry|pdm|uv)\s+run\s+(?:pytest|test)\b|mvn\s+(?:\S+\s+)*test\b"
+    r"|gradle\w*\s+test\b|\./gradlew\s+test\b|rake\s+test\b|bundle\s+exec\s+rspec\b"
+    r")"
+)
+
+
+def test_command_guess(workflow: Workflow, job_name: str) -> str | None:
+    """The command of the step that runs the tests, preferring the named job.
+
+    Used as the default regression command. Falls back to other jobs of the workflow (a lint
+    job's fix still has to keep the test suite green). A step's working directory becomes a
+    `cd … &&` prefix.
+    """
+    job, matrix, _ = _match_job(workflow, job_name)
+    ordered = ([job] if job else []) + [j for j in workflow.jobs.values() if j is not job]
+    for candidate in ordered:
+        values = matrix if candidate is job else {}
+        if not values:  # another job, or unknown values: use the first matrix entry
+            values = {k: _scalar(v[0]) for k, v in candidate.matrix.items() if v}
+        for step in candidate.steps:
+            if step.run and _TEST_RUNNER.search(step.run):
+                merged = {**workflow.env, **candidate.env, **step.env}
+                env, _ = _safe_env(merged, values, [])
+                run = _substitute(step.run.strip(), values, env, [])
+                wd = (step.working_directory or candidate.working_directory
+                      or workflow.working_directory)
+                if wd and wd not in (".", "./"):
+                    return f"cd {shlex.quote(_substitute(wd, values, env, []))} && {run}"
+                return run
+    return None
+
+
+test_command_guess.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

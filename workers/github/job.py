@@ -1,0 +1,137 @@
+"""A job's connection to GitHub: client and token for its repository, its target, the base branch's
+config, and the progress comment and check run it keeps up to date."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.config import Settings
+from core.github import GitHubApp, GitHubAppError, is_transient, retry_after
+from workers.context import JobContext, JobFailed, Transient
+from workers.engine.task import CONTEXT_FILES
+from workers.github import checks, comments, messages
+from workers.github.progress import ProgressPublisher
+from workers.github.repo_config import RepoConfig, load_repo_config
+from workers.github.target import Target, file_names, read_text, resolve_target
+
+_apps: dict[tuple[str, str], GitHubApp] = {}
+
+
+def github_app(settings: Settings) -> GitHubApp:
+    """One per process and App: installation tokens are cached inside it."""
+    key = (settings.app_id, settings.github_api_url)
+    if key not in _apps:
+        _apps[key] = GitHubApp(settings)
+    return _apps[key]
+
+
+@dataclass
+class GitHubJob:
+    ctx: JobContext
+    gh: object  # githubkit.GitHub, built by core.github
+    token: str
+    target: Target
+    config: RepoConfig
+    config_error: str | None
+    comment_id: int | None = None
+    check_run_id: int | None = None
+    last_comment: str | None = None
+    publisher: ProgressPublisher = field(default_factory=ProgressPublisher)
+
+    @property
+    def job_id(self) -> int:
+        return self.ctx.job.id
+
+    @property
+    def url(self) -> str:
+        return messages.job_url(self.ctx.settings.public_url, self.job_id)
+
+    @property
+    def secrets(self) -> list[str]:
+        return [*self.ctx.settings.secrets(), self.token]
+
+    def stage(self, stage: str, detail: str = "", comment: bool = True) -> bool:
+        """Record progress on the job (at once) and on the PR comment and the check run (at most
+        every few seconds, see workers/github/progress.py); False when cancelled."""
+        alive = self.ctx.progress(f"{stage}{': ' + detail if detail else ''}")
+        title = messages.STAGES.get(stage, stage)
+
+        def post() -> None:
+            if comment and self.target.pr_number:
+                self._comment(messages.progress(self.job_id, self.url, stage, detail))
+            self._check_run("in_progress", title=title, summary=detail or title)
+
+        self.publisher.submit(post)
+        return alive
+
+    def say(self, headline: str, body: str = "") -> None:
+        """Replace the job's comment with what happened (worded by workers/github/messages.py)."""
+        self.comment(messages.outcome(self.job_id, self.url, headline, body))
+
+    def finish(self, headline: str, body: str, conclusion: str, title: str, text: str | None = None) -> None:
+        """The job's last word: its comment says what happened and its check run concludes."""
+        self.say(headline, body)
+        self.check_run("completed", conclusion, title, body, text=text)
+
+    def comment(self, body: str) -> None:
+        """Replace the job's comment now; progress still waiting to be posted is dropped."""
+        with self.publisher.superseding():
+            self._comment(body)
+
+    def check_run(self, status: str, conclusion: str | None = None, title: str = "", summary: str = "",
+                  text: str | None = None) -> None:
+        """Update the job's check run now; progress still waiting to be posted is dropped."""
+        with self.publisher.superseding():
+            self._check_run(status, conclusion, title, summary, text)
+
+    def _comment(self, body: str) -> None:
+        if self.target.pr_number and body != self.last_comment:
+            self.comment_id = call(comments.upsert_comment, self.gh, self.target.repo, self.target.pr_number,
+                                   self.job_id, body, known_id=self.comment_id)
+            self.last_comment = body
+
+    def _check_run(self, status: str, conclusion: str | None = None, title: str = "", summary: str = "",
+                   text: str | None = None) -> None:
+        if self.config_error:  # reported once, on the check run, naming the field
+            summary = f"{summary}\n\n{messages.config_error(self.config_error)}"
+        self.check_run_id = call(
+            checks.upsert_check_run, self.gh, self.target.repo, self.target.head_sha, self.job_id, status,
+            conclusion=conclusion, title=title[:200], summary=summary[:60000], details_url=self.url, text=text,
+            known_id=self.check_run_id,
+        )
+
+    def context_files(self) -> dict[str, str]:
+        """README and agent guidance from the BASE branch: never instructions from the PR head."""
+        files = {}
+        present = call(file_names, self.gh, self.target.repo, self.target.base_ref)
+        for path in (p for p in CONTEXT_FILES if p in present):  # no request for the usual 404s
+            text = call(read_text, self.gh, self.target.repo, path, self.target.base_ref)
+            if text:
+                files[path] = text[:4000]
+        return files
+
+
+def call(fn, *args, **kwargs):
+    """Call GitHub; a transient failure (5xx, secondary rate limit) becomes a retry of the whole job."""
+    try:
+        return fn(*args, **kwargs)
+    except GitHubAppError as exc:  # wrong key, app uninstalled, repository not granted
+        raise JobFailed(f"GitHub App: {exc}") from exc
+    except Exception as exc:
+        if is_transient(exc):
+            raise Transient(f"GitHub: {type(exc).__name__}", retry_after(exc) or 10.0) from exc
+        raise
+
+
+def open_job(ctx: JobContext, head_sha: str | None = None, head_branch: str | None = None) -> GitHubJob:
+    job = ctx.job
+    app = github_app(ctx.settings)
+    gh = call(app.installation_client, job.installation_id, job.repo)
+    ctx.resources.enter_context(gh)  # one keep-alive connection for the job's requests from this thread
+    token = call(app.installation_token, job.installation_id, job.repo)
+    target = call(resolve_target, gh, job.repo, job.pr_number, head_sha or job.head_sha, head_branch)
+    text = call(read_text, gh, job.repo, ".github/qwen.yml", target.base_ref)
+    config, error = load_repo_config(text)
+    gj = GitHubJob(ctx=ctx, gh=gh, token=token, target=target, config=config, config_error=error)
+    ctx.resources.callback(gj.publisher.close)  # no stale progress after the job has ended
+    return gj

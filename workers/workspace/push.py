@@ -1,0 +1,120 @@
+"""Commit a verified patch with the configured identity and push it to a validated branch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.logs import redact
+from workers.workspace.git import (
+    DEFAULT_TIMEOUT_S,
+    AuthenticationError,
+    NothingToCommit,
+    PushRejected,
+    check_remote_url,
+    command_error,
+    run_git,
+    stdout_text,
+    validate_branch_name,
+)
+from workers.workspace.worktrees import Worktree, resolve
+
+
+def _identity(value: str, what: str) -> str:
+    if not value or any(ch in value for ch in "<>\n\r\0"):
+        raise ValueError(f"invalid {what} {value!r}")
+    return value
+
+
+def _undo_commit(git_dir: Path | None, work: Path, parent: str) -> None:
+    run_git(
+        ["reset", "--quiet", "--soft", parent],
+        git_dir=git_dir,
+        work_tree=work,
+        cwd=work,
+        check=False,
+    )
+
+
+def commit_and_push(
+    worktree: Worktree | Path,
+    message: str,
+    branch: str,
+    remote_url: str,
+    token: str | None,
+    author_name: str,
+    author_email: str,
+    force: bool = False,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> str:
+    """Commit every change in the worktree (author = committer = the given identity), push HEAD
+    to ``refs/heads/<branch>`` on ``remote_url`` and return the new commit's sha.
+
+    Raises :class:`NothingToCommit` when nothing changed, :class:`PushRejected` when the remote
+    refuses (e.g. non-fast-forward without ``force``), :class:`AuthenticationError` on 401/403;
+    after a failed push the commit is undone (``reset --soft``) so the call can be retried."""
+    branch = validate_branch_name(branch)
+    url = check_remote_url(remote_url)
+    name = _identity(author_name, "author name")
+    email = _identity(author_email, "author email")
+    git_dir, work = resolve(worktree)
+    ident = {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email,
+    }
+    run_git(["add", "-A", "--", "."], git_dir=git_dir, work_tree=work, cwd=work)
+    staged = run_git(
+        ["diff", "--cached", "--quiet", "HEAD", "--"],
+        git_dir=git_dir,
+        work_tree=work,
+        cwd=work,
+        check=False,
+    )
+    if staged.returncode == 0:
+        raise NothingToCommit(f"nothing to commit in {work}")
+    parent = stdout_text(run_git(["rev-parse", "HEAD"], git_dir=git_dir, work_tree=work, cwd=work))
+    run_git(
+        ["commit", "--quiet", "--no-verify", "--no-gpg-sign", "--file=-"],
+        git_dir=git_dir,
+        work_tree=work,
+        cwd=work,
+        env=ident,
+        input=message.encode("utf-8"),
+    )
+    sha = stdout_text(run_git(["rev-parse", "HEAD"], git_dir=git_dir, work_tree=work, cwd=work))
+    refspec = f"{'+' if force else ''}{sha}:refs/heads/{branch}"
+    try:
+        result = run_git(
+            ["push", "--porcelain", "--no-verify", "--", url, refspec],
+            git_dir=git_dir,
+            work_tree=work,
+            cwd=work,
+            token=token,
+            timeout=timeout_s,
+            check=False,
+            what=f"git push {redact(url)} {branch}",
+        )
+    except BaseException:
+        _undo_commit(git_dir, work, parent)
+        raise
+    if result.returncode != 0:
+        # a failed push leaves the worktree as it was (changes uncommitted), so a retry works
+        _undo_commit(git_dir, work, parent)
+        err = command_error(
+            f"git push {redact(url)} {branch}",
+            "git push",
+            result.returncode,
+            result.stderr + result.stdout,
+            token,
+        )
+        if isinstance(err, AuthenticationError):
+            raise err
+        text = redact((result.stdout + result.stderr).decode("utf-8", errors="replace"), [token])
+        reason = "rejected"
+        for line in text.splitlines():
+            if line.startswith("!") and "\t" in line:
+                reason = line.rsplit("\t", 1)[-1].strip() or reason
+        raise PushRejected(f"push to {branch} refused: {reason}", err.argv, result.returncode, text)
+    return sha
