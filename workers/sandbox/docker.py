@@ -45,7 +45,8 @@ SANDBOX_UID = 1000
 IDLE_UID = 65534  # nobody: owns the container's idle process, out of reach of `kill -1`
 HOME = "/home/sandbox"
 SANDBOX_ENV = {
-    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    # like a CI runner: what `pip install` put in $HOME first, then the image's Python venv
+    "PATH": f"{HOME}/.local/bin:/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": HOME,
     "USER": "sandbox",
     "LANG": "C.UTF-8",
@@ -58,6 +59,9 @@ SANDBOX_ENV = {
     "npm_config_update_notifier": "false",
     "TMPDIR": "/tmp",
 }
+# Housekeeping scripts take their tools from the read-only image only: $HOME/.local/bin is the
+# sandbox's to write, and a planted `find` or `kill` there must not run in their place.
+HOUSEKEEPING_ENV = {**SANDBOX_ENV, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 # Run as the sandbox user after every command: kill what is left, then report OOM counters
 # (cgroup v1 memory.oom_control "oom_kill N", cgroup v2 memory.events "oom_kill N").
 _REAP = (
@@ -170,7 +174,7 @@ class DockerSandbox:
         """(exit code, output) of a short housekeeping script run as the sandbox user."""
         api = self._api()
         ex = api.exec_create(self.id, ["sh", "-c", script], user=f"{self.uid}:{self.gid}",
-                             environment=SANDBOX_ENV)
+                             environment=HOUSEKEEPING_ENV)
         out = api.exec_start(ex["Id"]).decode("utf-8", "replace")
         return api.exec_inspect(ex["Id"]).get("ExitCode"), out
 
@@ -353,8 +357,9 @@ class DockerEngine:
             network_mode=self.network if limits.network else "none",
             read_only=True,
             tmpfs={
-                "/tmp": "rw,nosuid,nodev,size=1g,mode=1777",
-                HOME: f"rw,nosuid,nodev,size=512m,mode=0700,uid={uid},gid={gid}",
+                # exec, as on CI runners: pip puts compiled extensions and scripts in $HOME
+                "/tmp": "rw,exec,nosuid,nodev,size=1g,mode=1777",
+                HOME: f"rw,exec,nosuid,nodev,size=512m,mode=0700,uid={uid},gid={gid}",
             },
             volumes={str(workspace): {"bind": WORKSPACE_MOUNT, "mode": "rw"}},
             cap_drop=["ALL"],
