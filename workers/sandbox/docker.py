@@ -33,6 +33,7 @@ from pathlib import Path
 
 from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, command_in_workspace
 from workers.sandbox.output import NOTE_RESERVE, OutputCap, result
+from workers.workspace import confined
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +90,8 @@ def sandbox_user_for(workspace: Path) -> tuple[int, int]:
 
 
 def chown_tree(path: Path, uid: int, gid: int) -> None:
-    """Give the sandbox user the workspace (symlinks themselves, never their targets)."""
-    os.chown(path, uid, gid, follow_symlinks=False)
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            try:
-                os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
-            except FileNotFoundError:
-                pass
+    """Give the sandbox user the workspace: never through a link or a hard link (see confined)."""
+    confined.chown_tree(path, uid, gid)
 
 
 def _parse_oom(text: str) -> int | None:
