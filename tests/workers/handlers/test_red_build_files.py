@@ -69,3 +69,35 @@ def test_a_candidate_cannot_poison_what_validation_runs(stack):
     assert not candidate["verified"] and "`sh bin/check` still fails (exit 1)" in candidate["reasons"]
     [comment] = gh.bot_comments(REPO, 7)
     assert "could not find a verified fix" in comment["body"] and "still fails" in comment["body"]
+
+
+FILLING_TEST = '''import time
+from pathlib import Path
+
+from calc import add
+
+
+def test_add():
+    for i in range(300):  # 300 MB of "fixtures"
+        Path(f"fixture-{i}.bin").write_bytes(bytes(1 << 20))
+        time.sleep(0.02)
+    assert add(2, 3) == 5
+'''
+
+
+@pytest.mark.stack_settings(sandbox_disk_mb=20)
+def test_a_pull_request_that_fills_the_disk_is_stopped_and_told_why(stack, tmp_path):
+    """The pull request's test writes 300 MB into the worktree. Fails on main: nothing stopped it,
+    the job never said why, and the released worktree slot kept what the sandbox wrote."""
+    gh = stack.github
+    head = setup_repo(gh, {"mode": "commit"}, {}, {"calc.py": BROKEN_CALC, "tests/test_calc.py": FILLING_TEST})
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "failed", job.outcome
+    assert "the sandbox wrote more than 20 MB" in job.outcome and "QWENFIX_SANDBOX_DISK_MB" in job.outcome
+    [comment] = gh.bot_comments(REPO, 7)
+    assert "was stopped: the sandbox wrote more than 20 MB" in comment["body"]
+    [check] = gh.check_runs(REPO, head)
+    assert check["conclusion"] == "neutral"
+    assert stack.model.requests == []  # the environment's limit, not a failure for the model
+    slots = stack.settings.data_dir / "worktrees"
+    assert [p for p in slots.rglob("fixture-*")] == []  # the released slot keeps nothing of it
