@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     sandbox_command_timeout_s: float = 600.0
     sandbox_output_bytes: int = 64_000
     sandbox_allow_setup_network: bool = False
+    sandbox_disk_mb: int = Field(default=4096, gt=0)  # what one job's sandboxes may write, together
 
     # workspaces
     mirror_dir: Path | None = None  # default: data_dir / "mirrors"

@@ -30,6 +30,7 @@ from workers.agent.llm import ModelClient, ModelUnavailable
 from workers.engine.repair import repair
 from workers.engine.task import CONTEXT_FILES, RepairResult, RepairTask, RepoContext
 from workers.sandbox import Limits
+from workers.sandbox.disk import DiskBudget
 from workers.sandbox.engines import select_engine
 from workers.workspace.git import PatchApplyError
 from workers.workspace.mirrors import MirrorCache
@@ -63,6 +64,7 @@ def repair_local(path: Path, command: str, instructions: str | None, candidates:
         console.print(f"[red]No sandbox:[/] {exc}")
         return EXIT_NO_SANDBOX
     limits = Limits.from_settings(settings)
+    disk = DiskBudget.from_settings(settings)
     uncommitted = export_patch(root, head)  # the user's own edits, in every candidate's worktree
 
     with tempfile.TemporaryDirectory(prefix="qwenfix-local-") as tmp:
@@ -90,7 +92,7 @@ def repair_local(path: Path, command: str, instructions: str | None, candidates:
 
             result = repair(task, checkout=checkout, base_sha=base,
                             start_sandbox=lambda ws: engine.start(ws, settings.sandbox_image, limits,
-                                                                  labels={"qwenfix.job": "local"}),
+                                                                  labels={"qwenfix.job": "local"}, disk=disk),
                             client=client, context=context, progress=progress, secrets=settings.secrets())
     return _report(result, command, root, apply, client is not None, console)
 

@@ -356,11 +356,22 @@ def bare_repo_path(root: Path, full_name: str) -> Path:
     return Path(root) / owner / f"{name}.git"
 
 
-def _write_files(work: Path, files: Mapping[str, str | bytes]) -> None:
+@dataclass(frozen=True)
+class Symlink:
+    """A file committed as a symbolic link (mode 120000) to ``target``, as `ln -s` and git do."""
+
+    target: str
+
+
+def _write_files(work: Path, files: Mapping[str, str | bytes | Symlink]) -> None:
     for rel, content in files.items():
         target = work / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
+        if isinstance(content, Symlink):
+            if target.exists() or target.is_symlink():
+                target.unlink()
+            target.symlink_to(content.target)
+        elif isinstance(content, bytes):
             target.write_bytes(content)
         else:
             target.write_text(content, encoding="utf-8")

@@ -27,6 +27,7 @@ from workers.engine.setup_phase import prepared
 from workers.engine.stations import Checkout, StartSandbox, Stations
 from workers.engine.task import Candidate, RepairResult, RepairTask, RepoContext, Verdict
 from workers.engine.validate import setup_failure, validate
+from workers.sandbox.output import disk_exceeded
 from workers.workspace.patches import export_patch
 
 JUNK = ("__pycache__/", ".pytest_cache/", ".ruff_cache/", ".mypy_cache/", ".pyc ")  # never part of a fix
@@ -42,8 +43,9 @@ def repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_san
         progress("reproducing", f"setup `{task.setup}`")
     with prepared(task.setup, task.working_directory, task.setup_network, checkout, start_sandbox) as prep:
         if prep.failure is not None:
-            return RepairResult("no_fix", prep.failure,
-                                reason=f"the setup command `{task.setup}` fails (exit {prep.failure.exit_code})")
+            why = (disk_exceeded(prep.failure.disk_exceeded_mb) if prep.failure.disk_exceeded_mb
+                   else f"exit {prep.failure.exit_code}")
+            return RepairResult("no_fix", prep.failure, reason=f"the setup command `{task.setup}` fails ({why})")
         task = replace(task, setup=None, setup_products=prep.products)
         with Stations(prep.checkout, start_sandbox, prep.carry) as stations:
             return _repair(task, stations, base_sha, client, context, progress, secrets, cancelled)
@@ -69,6 +71,9 @@ def _repair(task: RepairTask, stations: Stations, base_sha: str | None, client: 
                             reason=f"the setup command `{task.setup}` fails (exit {reproduction.exit_code})")
     if cancelled():
         return RepairResult("cancelled", reproduction, reason="stopped", timings=timings)
+    if reproduction.disk_exceeded_mb:  # the environment's limit, not a failure a patch could fix
+        return RepairResult("no_fix", reproduction, timings=timings,
+                            reason=f"`{task.command}` was stopped: {disk_exceeded(reproduction.disk_exceeded_mb)}")
     if reproduction.ok and task.require_failure:
         return RepairResult("already_passing", reproduction, timings=timings)
 

@@ -2,22 +2,27 @@
 
 It runs in its own worktree and sandbox — the only sandbox that may get network, and only when the
 operator allows it — before anything from the model runs. Every worktree handed out afterwards
-receives the files setup created (hardlinked, so even a large `node_modules` costs little), so the
-candidates and their validation reuse one setup; those files are never part of a patch.
+receives a fresh copy of the files setup created (shared copy-on-write where the filesystem can),
+so the candidates and their validation reuse one setup, yet no stage can change what a later one
+runs: the setup worktree is never mounted in a sandbox again, and nothing is hard-linked. Those
+files are never part of a patch. A sandbox chose their names and could have made any of them a
+link, so copying never follows one (workers/workspace/confined.py): a product whose directory is a
+symlink in the receiving worktree (e.g. the pull request's `link -> /host/dir`) is not carried.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from workers.engine.stations import Checkout, StartSandbox, workdir
 from workers.sandbox import ExecResult
+from workers.workspace.confined import copy_files, files
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,30 +31,6 @@ class Prepared:
     failure: ExecResult | None  # the setup's result when it failed
     products: frozenset[str]  # repository-relative paths the setup created
     carry: Callable[[Any], None] = lambda worktree: None  # puts the products back into a reset worktree
-
-
-def _files(root: Path) -> set[str]:
-    found = set()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not (dirpath == str(root) and d == ".git")]
-        for name in filenames:
-            found.add(os.path.relpath(os.path.join(dirpath, name), root))
-    return found
-
-
-def _carry(source: Path, target: Path, products: frozenset[str]) -> None:
-    for rel in sorted(products):
-        src, dst = source / rel, target / rel
-        if dst.exists() or dst.is_symlink():
-            continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_symlink():
-            os.symlink(os.readlink(src), dst)
-            continue
-        try:
-            os.link(src, dst)
-        except OSError:  # another filesystem: copy instead
-            shutil.copy2(src, dst)
 
 
 @contextmanager
@@ -61,16 +42,18 @@ def prepared(setup: str | None, working_directory: str, network: bool, checkout:
         return
     with checkout() as setup_worktree:
         root = workdir(setup_worktree)
-        before = _files(root)
+        before = files(root)
         sandbox = start_sandbox(root, network=network) if network else start_sandbox(root)
         try:
             result = sandbox.exec(setup, cwd=working_directory)
         finally:
             sandbox.stop()
-        products = frozenset(_files(root) - before)
+        products = frozenset(files(root) - before)
 
         def carry(worktree) -> None:
-            _carry(root, workdir(worktree), products)
+            skipped = copy_files(root, workdir(worktree), products)
+            if skipped:
+                log.warning("setup products not carried: %s", "; ".join(skipped[:10]))
 
         @contextmanager
         def with_products():

@@ -9,6 +9,7 @@ import fnmatch
 from workers.engine.stations import Stations
 from workers.engine.task import RepairTask, Verdict
 from workers.sandbox import ExecResult, Sandbox
+from workers.sandbox.output import disk_exceeded
 from workers.workspace.git import PatchApplyError
 from workers.workspace.patches import apply_patch, patch_files
 
@@ -80,6 +81,8 @@ def validate(task: RepairTask, patch: str, stations: Stations) -> Verdict:
 
 
 def _status(result: ExecResult) -> str:
+    if result.disk_exceeded_mb:
+        return disk_exceeded(result.disk_exceeded_mb)
     if result.timed_out:
         return "timed out"
     return "out of memory" if result.oom_killed else f"exit {result.exit_code}"

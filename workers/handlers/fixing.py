@@ -18,6 +18,7 @@ from workers.engine.task import RepairResult, RepairTask, RepoContext
 from workers.github import messages, pulls
 from workers.github.job import GitHubJob, call
 from workers.sandbox import Limits
+from workers.sandbox.disk import DiskBudget
 from workers.sandbox.engines import select_engine
 from workers.workspace.mirrors import MirrorCache
 from workers.workspace.patches import apply_patch
@@ -47,11 +48,12 @@ def run_engine(gj: GitHubJob, task: RepairTask) -> RepairResult:
     image = gj.config.sandbox.image or settings.sandbox_image
     engine = select_engine(settings.sandbox_engine, image)
     labels = {"qwenfix.job": str(gj.job_id)}
+    disk = DiskBudget.from_settings(settings)  # one budget for all of the job's sandboxes
 
     live: list = []
 
     def start_sandbox(workspace, network: bool = False):
-        sandbox = engine.start(workspace, image, Limits.from_settings(settings, network), labels=labels)
+        sandbox = engine.start(workspace, image, Limits.from_settings(settings, network), labels=labels, disk=disk)
         live.append(sandbox)
         return sandbox
 
@@ -169,7 +171,8 @@ def conclude(gj: GitHubJob, result: RepairResult, command: str | None, excerpt: 
         gj.finish(headline, body, "neutral", "Did not reproduce")
         return Outcome("succeeded", f"flaky: {command} passes on reproduction; no patch", fields)
     if result.status != "fixed" or result.chosen is None:
-        return finish_without_fix(gj, command, excerpt, candidates, "No candidate patch passed validation.", fields=fields)
+        reason = f"{result.reason[:1].upper()}{result.reason[1:]}." if result.reason else "No candidate patch passed validation."
+        return finish_without_fix(gj, command, excerpt, candidates, reason, fields=fields)
 
     gj.stage("delivering")
     chosen = result.chosen

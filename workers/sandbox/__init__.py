@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from workers.sandbox.disk import DiskBudget
+
 WORKSPACE_MOUNT = "/workspace"  # where the worktree appears inside every sandbox
 
 
@@ -45,10 +47,11 @@ class ExecResult:
     timed_out: bool = False
     oom_killed: bool = False
     truncated: bool = False
+    disk_exceeded_mb: int = 0  # the job's disk budget, when this command was stopped for writing past it
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out and not self.oom_killed
+        return self.exit_code == 0 and not self.timed_out and not self.oom_killed and not self.disk_exceeded_mb
 
 
 class Sandbox(Protocol):
@@ -75,4 +78,5 @@ class SandboxEngine(Protocol):
         image: str,
         limits: Limits,
         labels: dict[str, str] | None = None,
+        disk: DiskBudget | None = None,  # the job's; its commands are stopped when they write past it
     ) -> Sandbox: ...

@@ -33,6 +33,7 @@ import uuid
 from pathlib import Path
 
 from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, command_in_workspace
+from workers.sandbox.disk import DiskBudget
 from workers.sandbox.docker import HOME, SANDBOX_ENV, SANDBOX_UID, chown_tree, pid_alive
 from workers.sandbox.output import NOTE_RESERVE, OutputCap, result
 
@@ -179,6 +180,7 @@ class BwrapSandbox:
         uid: int,
         gid: int,
         labels: dict[str, str],
+        disk: DiskBudget | None = None,
     ) -> None:
         self.engine = engine
         self.workspace = workspace
@@ -189,6 +191,7 @@ class BwrapSandbox:
         self._lock = threading.Lock()
         self._stopped = False
         self._proc: subprocess.Popen | None = None
+        self._disk = disk.watch(workspace) if disk is not None else None
         self._state = Path(tempfile.mkdtemp(prefix=f"qwenfix-bwrap-{self.id}-"))
         (self._state / "passwd").write_text(
             f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
@@ -280,6 +283,7 @@ class BwrapSandbox:
         procs = self.cgroups.procs_files if self.cgroups else []
         drop = os.geteuid() == 0
         uid, gid = self.uid, self.gid
+        fsize = self._disk.budget.limit_bytes if self._disk is not None else None
         workspace, staging = self.workspace, self._ws_source
 
         def fn() -> None:
@@ -288,6 +292,8 @@ class BwrapSandbox:
                 with open(f, "w") as fh:
                     fh.write(me)
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            if fsize is not None:  # no single file larger than the job's disk budget
+                resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
             if not procs:
                 mem = limits.memory_mb * 1024 * 1024
                 resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
@@ -317,6 +323,8 @@ class BwrapSandbox:
         cap = OutputCap(self.limits.output_bytes - NOTE_RESERVE)
         t0 = time.monotonic()
         oom_before = self.cgroups.oom_kills() if self.cgroups else 0
+        if self._disk is not None:
+            self._disk.begin()
         if not self.cgroups:
             cpu = int(limit * max(self.limits.cpus, 1)) + 5
         proc = subprocess.Popen(
@@ -351,13 +359,19 @@ class BwrapSandbox:
 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
-        timed_out = False
-        try:
-            proc.wait(timeout=limit)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            self._kill(proc)
-            proc.wait()
+        timed_out = disk_over = False
+        deadline = t0 + limit
+        while True:
+            try:
+                proc.wait(timeout=max(0.0, min(0.25, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                timed_out = time.monotonic() >= deadline
+                disk_over = not timed_out and self._disk is not None and self._disk.exceeded()
+                if timed_out or disk_over:
+                    self._kill(proc)
+                    proc.wait()
+                    break
         if self.cgroups:
             self.cgroups.kill_all()
         reader.join(timeout=5)
@@ -370,7 +384,10 @@ class BwrapSandbox:
         code = proc.returncode
         exit_code = 128 - code if code < 0 else code  # -9 -> 137 like a shell
         oom = bool(self.cgroups and self.cgroups.oom_kills() > oom_before)
-        return result(cap, exit_code, duration, timed_out, oom, self.limits.memory_mb, limit)
+        if self._disk is not None and not disk_over:  # a command faster than the watch
+            disk_over = self._disk.exceeded(force=True)
+        return result(cap, exit_code or (137 if disk_over else 0), duration, timed_out, oom,
+                      self.limits.memory_mb, limit, disk_exceeded_mb=self._disk.budget.limit_mb if disk_over else 0)
 
     def _kill(self, proc: subprocess.Popen) -> None:
         try:
@@ -386,11 +403,15 @@ class BwrapSandbox:
             raise RuntimeError("sandbox is stopped")
         if os.geteuid() == 0:
             chown_tree(self.workspace, self.uid, self.gid)
+        if self._disk is not None:
+            self._disk.rebase()
 
     def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
+        if self._disk is not None:
+            self._disk.close()
         if self._proc is not None:
             self._kill(self._proc)
         if self.cgroups:
@@ -439,6 +460,7 @@ class BwrapEngine:
         image: str = "",
         limits: Limits | None = None,
         labels: dict[str, str] | None = None,
+        disk: DiskBudget | None = None,
     ) -> BwrapSandbox:
         """``image`` is ignored: the root filesystem is ``self.rootfs`` (the host by default)."""
         workspace = Path(workspace).resolve()
@@ -449,7 +471,7 @@ class BwrapEngine:
             chown_tree(workspace, uid, gid)
         else:
             uid, gid = os.getuid(), os.getgid()
-        return BwrapSandbox(self, workspace, limits or Limits(), uid, gid, dict(labels or {}))
+        return BwrapSandbox(self, workspace, limits or Limits(), uid, gid, dict(labels or {}), disk)
 
 
 def sweep_orphans() -> list[str]:

@@ -32,7 +32,9 @@ import uuid
 from pathlib import Path
 
 from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, command_in_workspace
+from workers.sandbox.disk import DiskBudget
 from workers.sandbox.output import NOTE_RESERVE, OutputCap, result
+from workers.workspace import confined
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +95,8 @@ def sandbox_user_for(workspace: Path) -> tuple[int, int]:
 
 
 def chown_tree(path: Path, uid: int, gid: int) -> None:
-    """Give the sandbox user the workspace (symlinks themselves, never their targets)."""
-    os.chown(path, uid, gid, follow_symlinks=False)
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            try:
-                os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
-            except FileNotFoundError:
-                pass
+    """Give the sandbox user the workspace: never through a link or a hard link (see confined)."""
+    confined.chown_tree(path, uid, gid)
 
 
 def _parse_oom(text: str) -> int | None:
@@ -119,7 +115,8 @@ class DockerSandbox:
     """A running sandbox container. Commands run one at a time."""
 
     def __init__(
-        self, engine: DockerEngine, container, workspace: Path, limits: Limits, uid: int, gid: int
+        self, engine: DockerEngine, container, workspace: Path, limits: Limits, uid: int, gid: int,
+        disk: DiskBudget | None = None,
     ) -> None:
         self.engine = engine
         self.container = container
@@ -132,6 +129,7 @@ class DockerSandbox:
         self._oom_flag = False
         self._stopped = False
         self.restarts = 0
+        self._disk = disk.watch(workspace) if disk is not None else None
 
     # -- helpers -----------------------------------------------------------------------------
     def _api(self):
@@ -199,6 +197,8 @@ class DockerSandbox:
         api = self._api()
         cap = OutputCap(self.limits.output_bytes - NOTE_RESERVE)
         t0 = time.monotonic()
+        if self._disk is not None:
+            self._disk.begin()
         try:
             ex = api.exec_create(
                 self.id,
@@ -227,7 +227,7 @@ class DockerSandbox:
         reader = threading.Thread(target=pump, daemon=True, name=f"sandbox-out-{self.id[:8]}")
         reader.start()
         deadline = t0 + limit
-        timed_out = False
+        timed_out = disk_over = False
         exit_code: int | None = None
         poll = 0.02
         while True:
@@ -236,6 +236,9 @@ class DockerSandbox:
                 break
             if time.monotonic() >= deadline:
                 timed_out = True
+                break
+            if self._disk is not None and self._disk.exceeded():
+                disk_over = True
                 break
             poll = min(poll * 2, 0.5)
             info = api.exec_inspect(exec_id)
@@ -247,6 +250,8 @@ class DockerSandbox:
         restarts = self.restarts
         oom_count = self._reap()  # kills leftovers, which also closes the stream
         reader.join(timeout=10)
+        if self._disk is not None and not disk_over:  # a command faster than the watch
+            disk_over = self._disk.exceeded(force=True)
         duration = time.monotonic() - t0
         if exit_code is None:
             try:
@@ -257,6 +262,8 @@ class DockerSandbox:
             exit_code = 137 if timed_out else -1
         if timed_out:
             exit_code = 124 if exit_code in (None, -1, 0) else exit_code
+        if disk_over and exit_code in (None, -1, 0):
+            exit_code = 137
         oom = False
         if oom_count is not None:
             oom = oom_count > self._oom_count
@@ -268,7 +275,8 @@ class DockerSandbox:
             self._oom_flag = flag
         restarted = self.restarts != restarts
         note = "\n[qwenfix: the sandbox had to be restarted; /tmp and $HOME were reset]\n" if restarted else ""
-        return result(cap, exit_code, duration, timed_out, oom, self.limits.memory_mb, limit, note)
+        return result(cap, exit_code, duration, timed_out, oom, self.limits.memory_mb, limit, note,
+                      self._disk.budget.limit_mb if disk_over and self._disk is not None else 0)
 
     def refresh(self) -> None:
         if self._stopped:
@@ -279,9 +287,13 @@ class DockerSandbox:
             code, out = self._quick(_WIPE)
         if code != 0:
             raise RuntimeError(f"could not empty /tmp and $HOME (exit {code}): {out.strip()[-300:]}")
+        if self._disk is not None:
+            self._disk.rebase()
 
     def stop(self) -> None:
         self._stopped = True
+        if self._disk is not None:
+            self._disk.close()
         try:
             self.container.remove(force=True)
         except Exception as e:
@@ -320,7 +332,8 @@ class DockerEngine:
             return False, f"Docker engine not reachable: {e}"
 
     def start(
-        self, workspace: Path, image: str, limits: Limits, labels: dict[str, str] | None = None
+        self, workspace: Path, image: str, limits: Limits, labels: dict[str, str] | None = None,
+        disk: DiskBudget | None = None,
     ) -> DockerSandbox:
         workspace = Path(workspace).resolve()
         if not workspace.is_dir():
@@ -371,11 +384,13 @@ class DockerEngine:
             ulimits=[
                 Ulimit(name="core", soft=0, hard=0),
                 Ulimit(name="nofile", soft=4096, hard=4096),
+                # no single file larger than the job's whole disk budget (see workers/sandbox/disk.py)
+                *([Ulimit(name="fsize", soft=disk.limit_bytes, hard=disk.limit_bytes)] if disk else []),
             ],
             ipc_mode="private",
             stop_signal="SIGKILL",
         )
-        return DockerSandbox(self, container, workspace, limits, uid, gid)
+        return DockerSandbox(self, container, workspace, limits, uid, gid, disk)
 
 
 def list_sandboxes(client=None) -> list:

@@ -4,17 +4,20 @@ evicted least-recently-used with its worktree slots.
 Layout of a cache root::
 
     root/
-      owner__repo.git/          bare mirror (branches, tags, requested refs/pull/N/head)
-        worktrees/owner__repo.N/  git's metadata of worktree slot N (index, HEAD)
+      KEY.git/                  bare mirror (branches, tags, requested refs/pull/N/head)
+        worktrees/KEY.N/        git's metadata of worktree slot N (index, HEAD)
         qwenfix-last-used       LRU stamp (mtime)
-      owner__repo.lock          flock: exclusive while the mirror is created or fetched
-      owner__repo.use           flock: shared while a job uses the mirror, exclusive to evict
+      KEY.lock                  flock: exclusive while the mirror is created or fetched
+      KEY.use                   flock: shared while a job uses the mirror, exclusive to evict
     worktree_dir/               (default root/worktrees; the data dir's worktrees/ for jobs)
-      owner__repo.N/            worktree slot N: a detached checkout, kept between jobs
-      owner__repo.N.lock        flock: exclusive while a job holds slot N
+      KEY.N/                    worktree slot N: a detached checkout, kept between jobs
+      KEY.N.lock                flock: exclusive while a job holds slot N
+
+KEY is ``owner__repo-<16 hex>``: readable, and one repository's alone (see :func:`mirror_key`).
 
 Worktrees are ``git worktree add --detach`` checkouts, reset to a pristine state (``reset --hard``
-+ ``clean -ffdx``) whenever a slot is handed out again. The worker always calls git on them with
++ ``clean -ffdx``) when a job releases its slot and again whenever it is handed out, so a spare slot
+keeps nothing a sandbox left. Eviction counts the slots with their mirror. The worker always calls git on them with
 an explicit ``--git-dir``/``--work-tree`` remembered at creation, never by discovering the ``.git`` file inside the worktree: that file is
 writable by the sandboxed code and could otherwise point git (which holds the token when
 pushing) at an attacker's configuration.
@@ -22,6 +25,7 @@ pushing) at an attacker's configuration.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -32,6 +36,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from core.logs import redact
+from workers.workspace.confined import usage
 from workers.workspace.git import (
     DEFAULT_TIMEOUT_S,
     AuthenticationError,
@@ -57,15 +62,26 @@ def _sanitize(part: str) -> str:
     return part.lower() or "_"
 
 
+def _hashed(readable: str, identity: str) -> str:
+    """The readable part alone is not one repository's ('.github' and 'github', hosts): the hash is."""
+    return f"{readable}-{hashlib.sha256(identity.encode('utf-8', 'surrogateescape')).hexdigest()[:16]}"
+
+
 def mirror_key(remote_url: str) -> str:
-    """'owner__repo' for https://host/owner/repo(.git), used as the mirror's directory name."""
-    path = remote_url if remote_url.startswith("/") else urlsplit(remote_url).path
-    parts = [p for p in path.rstrip("/").split("/") if p]
+    """'owner__repo-<hash>' for https://host/owner/repo(.git), used as the mirror's directory name;
+    two remotes that are not the same repository never share a key."""
+    if remote_url.startswith("/"):
+        host, path = "", remote_url
+    else:
+        parts = urlsplit(remote_url)
+        host, path = parts.netloc.lower(), parts.path
+    path = path.rstrip("/")
+    path = path[:-4] if path.endswith(".git") else path
+    parts = [p for p in path.split("/") if p]
     if not parts:
         raise ValueError(f"cannot derive a repository name from {redact(remote_url)!r}")
-    name = parts[-1][:-4] if parts[-1].endswith(".git") else parts[-1]
     owner = parts[-2] if len(parts) >= 2 else "_"
-    return f"{_sanitize(owner)}__{_sanitize(name)}"
+    return _hashed(f"{_sanitize(owner)}__{_sanitize(parts[-1])}", f"{host}\0{path}")
 
 
 class MirrorCache:
@@ -109,7 +125,7 @@ class MirrorCache:
             parts = [p for p in re.split(r"[/\\]", key) if p]
             if not parts:
                 raise ValueError(f"invalid mirror key {key!r}")
-            return "__".join(_sanitize(p) for p in parts)
+            return _hashed("__".join(_sanitize(p) for p in parts), f"key\0{key}")
         return mirror_key(remote_url)
 
     def mirror_path(self, remote_url: str, key: str | None = None) -> Path:
@@ -150,8 +166,8 @@ class MirrorCache:
             git_dir = self._prepare_slot(mirror, path, sha)
 
             def release() -> None:
-                try:
-                    if number >= self.spare_worktrees:
+                try:  # a spare slot keeps the commit's files and nothing the sandbox left
+                    if number >= self.spare_worktrees or not reset_worktree(git_dir, path, wt.base_sha):
                         self._drop_slot(mirror, path)
                 finally:
                     slot.release()
@@ -253,16 +269,19 @@ class MirrorCache:
         return mirror
 
     def disk_usage(self) -> dict[str, int]:
-        """Bytes used by each mirror, by key."""
-        return {p.name[:-4]: _tree_size(p) for p in self._mirrors()}
+        """Bytes on disk of each mirror with its worktree slots, by key."""
+        return {p.name[:-4]: self._size(p) for p in self._mirrors()}
+
+    def _size(self, mirror: Path) -> int:
+        return _tree_size(mirror) + sum(_tree_size(slot) for slot in self._slot_dirs(mirror.name[:-4]))
 
     def evict(self, keep: str | None = None) -> list[str]:
-        """Delete least recently used mirrors until the total is within the budget. A mirror in
-        use by any job (its ``.use`` lock held) or being fetched is never deleted. Returns the
-        evicted keys."""
+        """Delete least recently used mirrors, with their worktree slots, until the total of both is
+        within the budget. A mirror in use by any job (its ``.use`` lock held) or being fetched is
+        never deleted. Returns the evicted keys."""
         entries = []
         for mirror in self._mirrors():
-            entries.append((_stamp_time(mirror), mirror.name[:-4], mirror, _tree_size(mirror)))
+            entries.append((_stamp_time(mirror), mirror.name[:-4], mirror, self._size(mirror)))
         total = sum(e[3] for e in entries)
         evicted: list[str] = []
         for _, key, mirror, size in sorted(entries):
@@ -419,22 +438,11 @@ class MirrorCache:
 
 
 def _tree_size(path: Path) -> int:
-    total = 0
-    stack = [str(path)]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-                        else:
-                            total += entry.stat(follow_symlinks=False).st_size
-                    except FileNotFoundError:
-                        pass
-        except (FileNotFoundError, NotADirectoryError):
-            pass
-    return total
+    """Bytes on disk (allocated blocks: a sandbox's sparse file is not its apparent size)."""
+    try:
+        return usage(path)
+    except (OSError, WorkspaceError):  # evicted or dropped meanwhile
+        return 0
 
 
 def _stamp_time(mirror: Path) -> int:

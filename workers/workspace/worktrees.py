@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import atexit
 import os
-import shutil
-import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workers.workspace.confined import remove_special_files, remove_tree
 from workers.workspace.git import WorkspaceError, check_sha, run_git, stdout_text
 
 _live_lock = threading.Lock()
@@ -24,22 +23,8 @@ def track(worktree: Worktree) -> None:
 
 
 def rmtree(path: Path) -> None:
-    """Remove a tree even if the sandbox left read-only files or directories behind."""
-
-    def onerror(func: Any, p: str, exc_info: Any) -> None:
-        try:
-            parent = os.path.dirname(p)
-            os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR | stat.S_IRUSR)
-            if os.path.isdir(p) and not os.path.islink(p):
-                os.chmod(p, os.stat(p).st_mode | stat.S_IWUSR | stat.S_IXUSR | stat.S_IRUSR)
-            func(p)
-        except FileNotFoundError:
-            pass
-
-    if path.is_symlink():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path, onerror=onerror)
+    """Remove a tree whatever the sandbox left in it (links are removed, never followed)."""
+    remove_tree(path)
 
 
 @dataclass(eq=False)
@@ -99,7 +84,8 @@ def reset_worktree(git_dir: Path, path: Path, sha: str) -> bool:
     The sandbox could have written anything there, so nothing in it is trusted: the ``.git``
     pointer is rewritten, git is told where its metadata is (which lives outside the sandbox's
     reach, in the mirror), ``reset --hard`` rewrites every tracked file whose stat data changed
-    (a sandbox cannot forge ctime) and ``clean -ffdx`` removes everything untracked."""
+    (a sandbox cannot forge ctime), ``clean -ffdx`` removes everything untracked, and the fifos,
+    sockets and devices git does not see go too."""
     try:
         if not path.is_dir() or path.is_symlink():
             return False
@@ -116,6 +102,7 @@ def reset_worktree(git_dir: Path, path: Path, sha: str) -> bool:
         where = {"git_dir": git_dir, "work_tree": path, "cwd": path}
         run_git(["-c", "checkout.workers=0", "reset", "--hard", "--quiet", sha], **where)
         run_git(["clean", "-ffdxq"], **where)
+        remove_special_files(path)
         return True
     except (OSError, WorkspaceError):
         return False
