@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     database_url: str = ""  # empty: SQLite file in data_dir
     broker_url: str = ""  # empty: embedded filesystem broker in data_dir, in-process worker
     sweep_interval_s: float = 30.0
+    job_time_limit_s: float = 3600.0  # wall time of one job (core/queue.py: how it is enforced)
     max_body_bytes: int = 25 * 1024 * 1024
 
     # model

@@ -10,6 +10,19 @@ from core.config import Settings, get_settings
 
 RUN_JOB = "qwenfix.run_job"
 SWEEP = "qwenfix.sweep"
+SOFT_LIMIT_MARGIN_S = 15.0  # the job watches its own deadline; Celery interrupts it this much later
+JOB_KILL_GRACE_S = 60.0  # and kills the process running it this much after that
+
+
+def time_limits(settings: Settings) -> tuple[float, float]:
+    """(soft, hard) Celery time limits of one task, in seconds, from the operator's job time limit.
+
+    At the job's own deadline (QWENFIX_JOB_TIME_LIMIT_S) its sandboxes are stopped; at the soft
+    limit Celery raises SoftTimeLimitExceeded in whatever the job is doing; at the hard limit it
+    kills the process, whatever it is doing (a regex in C, a stuck socket). Nothing a repository
+    sends can hold a worker longer."""
+    soft = settings.job_time_limit_s + SOFT_LIMIT_MARGIN_S
+    return soft, soft + JOB_KILL_GRACE_S
 
 
 def broker_options(settings: Settings) -> tuple[str, dict]:
@@ -23,19 +36,25 @@ def broker_options(settings: Settings) -> tuple[str, dict]:
             "processed_folder": str(folder / "processed"),
             "store_processed": False,
         }
-    # fail fast when Redis is down: the webhook answers 202 anyway and the sweep enqueues later
-    return settings.broker_url, {"socket_connect_timeout": 2, "socket_timeout": 5, "max_retries": 0}
+    # fail fast when Redis is down: the webhook answers 202 anyway and the sweep enqueues later;
+    # a job still running is not handed to a second worker before its hard limit has passed
+    return settings.broker_url, {"socket_connect_timeout": 2, "socket_timeout": 5, "max_retries": 0,
+                                 "visibility_timeout": int(time_limits(settings)[1]) + 600}
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     url, transport_options = broker_options(settings)
+    soft_limit, hard_limit = time_limits(settings)
     app = Celery("qwenfix", broker=url, include=["workers.tasks"])
     app.conf.update(
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
         task_acks_late=True,  # a job whose worker dies is delivered again
         task_reject_on_worker_lost=True,
+        task_soft_time_limit=soft_limit,
+        task_time_limit=hard_limit,
+        task_acks_on_failure_or_timeout=True,  # a job killed at its limit is over, not delivered again
         task_ignore_result=True,
         worker_prefetch_multiplier=1,
         task_default_queue="qwenfix",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ class JobFailed(Exception):
     """A failure with a reason a person can act on (configuration, permissions): shown as is."""
 
 
+class JobTimedOut(JobFailed):
+    """The job reached its time limit (QWENFIX_JOB_TIME_LIMIT_S); its sandboxes were stopped."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     state: str  # succeeded | failed | skipped | cancelled
@@ -46,6 +51,14 @@ class JobContext:
     settings: Settings
     holds_lock: bool = False
     resources: ExitStack = field(default_factory=ExitStack)  # closed when the handler returns
+    started: float = field(default_factory=time.monotonic)
+    # the job's last word on its pull request (GitHubJob.finish), once the job knows its GitHub side
+    last_word: Callable[..., None] | None = None
+
+    @property
+    def deadline(self) -> float:
+        """time.monotonic() at which the job's time limit is reached."""
+        return self.started + self.settings.job_time_limit_s
 
     def progress(self, text: str) -> bool:
         """Record progress; False once the job was cancelled (`/qwen stop`, newer push)."""

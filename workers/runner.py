@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import structlog
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select
 
 from core import jobs
@@ -21,10 +22,13 @@ from workers.context import (
     Handler,
     JobContext,
     JobFailed,
+    JobTimedOut,
     Outcome,
     Transient,
     pr_lock_name,
 )
+from workers.github import messages
+from workers.github.job import open_job
 from workers.handlers import commands, installations, red_build, review
 from workers.sandbox import bwrap, docker
 
@@ -78,7 +82,12 @@ def _run_claimed(ctx: JobContext) -> float | None:
         log.info("job started", kind=job.kind, repo=job.repo, pr=job.pr_number)
         try:
             with ctx.resources:
-                outcome = handler(ctx)
+                try:
+                    outcome = handler(ctx)
+                except Exception as exc:
+                    if not _reached_time_limit(ctx, exc):
+                        raise
+                    outcome = _at_time_limit(ctx)  # said on the PR while the job's client is open
         except Transient as exc:
             log.warning("transient failure; will retry", error=str(exc))
             with session_scope(settings.database_url) as session:
@@ -96,6 +105,59 @@ def _run_claimed(ctx: JobContext) -> float | None:
         jobs.finish(session, job.id, outcome.state, outcome.message, timings=timings, **fields)
     log.info("job finished", state=outcome.state, outcome=outcome.message)
     return None
+
+
+def _reached_time_limit(ctx: JobContext, exc: Exception) -> bool:
+    """Whether the job failed because of its time limit. Libraries may wrap Celery's interruption
+    (an HTTP client retries, then raises its own error), so a failure past the deadline counts too:
+    such a job is over, never retried."""
+    return isinstance(exc, (JobTimedOut, SoftTimeLimitExceeded)) or time.monotonic() >= ctx.deadline
+
+
+def _at_time_limit(ctx: JobContext) -> Outcome:
+    """The job reached its time limit: it is over (never retried), and its PR says why."""
+    limit = ctx.settings.job_time_limit_s
+    log.warning("job stopped at its time limit", limit_s=limit)
+    if ctx.last_word is not None:
+        try:
+            ctx.last_word(*messages.time_limit(limit), "timed_out", "Stopped at the time limit")
+        except Exception as exc:  # noqa: BLE001 — the row still records it
+            log.warning("could not report the time limit on GitHub", error=f"{type(exc).__name__}: {exc}")
+    return Outcome("failed", time_limit_outcome(limit))
+
+
+def time_limit_outcome(limit_s: float) -> str:
+    return f"time limit: stopped after {limit_s:g} s (QWENFIX_JOB_TIME_LIMIT_S)"
+
+
+def end_at_time_limit(job_id: int, settings: Settings | None = None) -> None:
+    """The job was stopped at its time limit outside its handler, or its worker process was killed
+    at the hard limit: end its row as failed, and say so on its pull request if GitHub answers."""
+    settings = settings or get_settings()
+    structlog.contextvars.bind_contextvars(job=job_id)
+    try:
+        with session_scope(settings.database_url) as session:
+            job = session.get(Job, job_id)
+            if job is None or job.state != "running":
+                return
+            jobs.finish(session, job_id, "failed", time_limit_outcome(settings.job_time_limit_s))
+        _remove_sandboxes(job_id)
+        ctx = JobContext(job=job, settings=settings)
+        with ctx.resources:
+            gj = open_job(ctx)
+            gj.finish(*messages.time_limit(settings.job_time_limit_s), "timed_out", "Stopped at the time limit")
+    except Exception as exc:  # noqa: BLE001 — best effort: the row is what must be right
+        log.warning("could not report a killed job", error=f"{type(exc).__name__}: {exc}")
+    finally:
+        structlog.contextvars.unbind_contextvars("job")
+
+
+def _remove_sandboxes(job_id: int) -> None:
+    """A killed process could not stop its job's Docker sandboxes (bubblewrap's die with it)."""
+    try:
+        docker.sweep_orphans(alive_job_ids=set(), labels={docker.LABEL_JOB: str(job_id)})
+    except Exception as exc:  # noqa: BLE001 — no Docker engine on this worker
+        log.debug("sandbox removal skipped", error=str(exc))
 
 
 def sweep() -> None:

@@ -13,6 +13,7 @@ Reply shapes:
     error(429)                                      an HTTP error status, served once; the next
                                                     request (the client's retry) gets the next reply
     error(500, times=None)                          an HTTP error status for this step, every time
+    stall(600)                                      a model that takes 600 s to answer (then finishes)
 or a callable(request_body) -> one of those (an error it returns is served for that request only).
 
 `fake_model.fail_next(status, times)` makes the next requests fail, whatever the step.
@@ -20,6 +21,7 @@ or a callable(request_body) -> one of those (an error it returns is served for t
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import threading
@@ -55,6 +57,11 @@ def error(status: int, times: int | None = 1) -> dict:
 
 def finish(summary: str = "Done.", shape: str = "native") -> dict:
     return call("finish", shape=shape, summary=summary)
+
+
+def stall(seconds: float, then: dict | None = None) -> dict:
+    """A reply that takes ``seconds`` to arrive (an overloaded endpoint): ``then`` (default finish)."""
+    return {"kind": "stall", "seconds": seconds, "then": then or finish("Answered late.")}
 
 
 @dataclass
@@ -100,19 +107,23 @@ class FakeModel:
     def chat_requests(self) -> list[RecordedCall]:
         return [r for r in self.requests if "messages" in r.body]
 
-    def answer(self, body: dict) -> tuple[int, dict]:
+    def answer(self, body: dict) -> tuple[int, dict, float]:
+        """(status, payload, seconds to wait before sending it)."""
         with self.lock:
             step = sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
             pending = self.step_errors.get(step) or self.failures
             if pending:
                 status = pending.pop(0)
-                return status, {"error": {"message": f"scripted {status}", "type": "server_error"}}
+                return status, {"error": {"message": f"scripted {status}", "type": "server_error"}}, 0.0
             call_id = next(self.ids)
         reply = self.replies[step] if step < len(self.replies) else finish("Script exhausted.")
         if callable(reply):
             reply = reply(body)
+        delay = 0.0
+        if reply["kind"] == "stall":
+            delay, reply = reply["seconds"], reply["then"]
         if reply["kind"] == "error":
-            return reply["status"], {"error": {"message": "scripted error", "type": "server_error"}}
+            return reply["status"], {"error": {"message": "scripted error", "type": "server_error"}}, delay
         prompt_tokens = len(json.dumps(body.get("messages", []))) // 4
         if reply["kind"] == "text":
             message = {"role": "assistant", "content": reply["content"]}
@@ -132,7 +143,7 @@ class FakeModel:
             "id": f"chatcmpl-{call_id}", "object": "chat.completion", "created": 0, "model": body.get("model", MODEL),
             "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion, "total_tokens": prompt_tokens + completion},
-        }
+        }, delay
 
 
 def make_app(model: FakeModel) -> FastAPI:
@@ -143,7 +154,9 @@ def make_app(model: FakeModel) -> FastAPI:
         body = await request.json()
         with model.lock:
             model.requests.append(RecordedCall(body, dict(request.headers)))
-        status, payload = model.answer(body)
+        status, payload, delay = model.answer(body)
+        if delay:
+            await asyncio.sleep(delay)
         # a short Retry-After keeps the client's (real) retries fast in tests
         headers = {"retry-after-ms": "20"} if status >= 400 else None
         return JSONResponse(payload, status_code=status, headers=headers)

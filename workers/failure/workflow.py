@@ -167,28 +167,88 @@ def parse_workflow(yaml_text: str) -> Workflow:
                     working_directory=wd, jobs=jobs)
 
 
-_EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}", re.S)
 _MATRIX_REF = re.compile(r"^matrix\.([A-Za-z_][\w-]*)$")
 _ENV_REF = re.compile(r"^env\.([A-Za-z_]\w*)$")
-_SUFFIX = re.compile(r"^(?P<base>.*?) \((?P<values>.*)\)$")
+
+# Everything below reads text a pull request controls (the workflow file, job names built from it),
+# so it runs in linear time: `${{ … }}` is found with str.find and names are matched against their
+# templates by placing literal segments, never with a backtracking regex.
 
 
-def _name_regex(template: str) -> re.Pattern[str]:
-    """A job or step name template as a regex: `${{ matrix.x }}` captures, other expressions
-    match anything."""
-    pattern, pos, names = "", 0, set()
-    for m in _EXPR.finditer(template):
-        pattern += re.escape(template[pos:m.start()])
-        ref = _MATRIX_REF.match(m.group(1))
-        group = ref.group(1).replace("-", "_") if ref else None
-        if group and group.isidentifier() and group not in names:
-            names.add(group)
-            pattern += f"(?P<{group}>.+?)"
-        else:
-            pattern += ".*?"
-        pos = m.end()
-    pattern += re.escape(template[pos:])
-    return re.compile(f"^{pattern}$", re.S)
+@dataclass(frozen=True)
+class _Expression:
+    start: int  # of "${{"
+    end: int  # after "}}"
+    text: str  # what is inside, stripped
+
+
+def _expressions(text: str) -> list[_Expression]:
+    """The `${{ … }}` expressions of ``text``, left to right, each ending at the first `}}`."""
+    found, pos = [], 0
+    while (start := text.find("${{", pos)) >= 0 and (close := text.find("}}", start + 3)) >= 0:
+        found.append(_Expression(start, close + 2, text[start + 3:close].strip()))
+        pos = close + 2
+    return found
+
+
+@dataclass(frozen=True)
+class NameTemplate:
+    """A job or step name with expressions: the literal text around them, and for each expression
+    the matrix key it shows (None for any other expression)."""
+
+    literals: tuple[str, ...]  # one more than holes
+    holes: tuple[str | None, ...]
+
+    @classmethod
+    def parse(cls, template: str) -> NameTemplate:
+        literals, holes, pos, seen = [], [], 0, set()
+        for expr in _expressions(template):
+            literals.append(template[pos:expr.start])
+            ref = _MATRIX_REF.match(expr.text)
+            key = ref.group(1) if ref and ref.group(1) not in seen else None
+            seen.add(key)
+            holes.append(key)
+            pos = expr.end
+        literals.append(template[pos:])
+        return cls(tuple(literals), tuple(holes))
+
+    def match(self, name: str) -> dict[str, str] | None:
+        """The matrix values ``name`` shows, by key, or None when it does not fit the template.
+
+        A matrix expression stands for at least one character, any other for any text. Each
+        literal is placed at its leftmost possible position (the answer a lazy regex gives), so
+        one pass over ``name`` decides: no backtracking, whatever the template."""
+        first, last = self.literals[0], self.literals[-1]
+        if not self.holes:
+            return {} if name == first else None
+        limit = len(name) - len(last)  # where the last literal must start
+        if limit < len(first) or not name.startswith(first) or not name.endswith(last):
+            return None
+        values: dict[str, str] = {}
+        pos = len(first)
+        for index, key in enumerate(self.holes):
+            shortest = 1 if key else 0
+            if index + 1 < len(self.holes):
+                at = name.find(self.literals[index + 1], pos + shortest, limit)
+                if at < 0:
+                    return None
+            else:
+                at = limit
+                if at - pos < shortest:
+                    return None
+            if key:
+                values[key] = name[pos:at]
+            pos = at + len(self.literals[index + 1])
+        return values
+
+
+def _split_suffix(name: str) -> tuple[str, str] | None:
+    """"base (values)" → (base, values), split at the first " (" (the suffix Actions adds for a
+    matrix job); None when ``name`` is not shaped like that."""
+    at = name.find(" (")
+    if at < 0 or "\n" in name or not name.endswith(")") or at + 2 > len(name) - 1:
+        return None
+    return name[:at], name[at + 2:-1]
 
 
 def _match_job(workflow: Workflow, job_name: str) -> tuple[Job | None, dict[str, str], bool]:
@@ -201,28 +261,26 @@ def _match_job(workflow: Workflow, job_name: str) -> tuple[Job | None, dict[str,
     candidates = [name] + ([name.split(" / ")[-1]] if " / " in name else [])
     # 1. the job's name or key, or "<name or key> (<matrix values in order>)"
     for cand in candidates:
-        suffix = _SUFFIX.match(cand)
+        suffix = _split_suffix(cand)
         for job in workflow.jobs.values():
             labels = [x for x in (job.name, job.key) if x]
             if cand in labels:
                 return job, {}, not job.matrix_keys
-            if suffix and suffix.group("base") in labels:
-                values = [v.strip() for v in suffix.group("values").split(", ")]
+            if suffix and suffix[0] in labels:
+                values = [v.strip() for v in suffix[1].split(", ")]
                 matrix = _values_by_position(job, values)
                 return job, matrix, bool(matrix) or not job.matrix_keys
     # 2. name templates with matrix expressions: "Test py${{ matrix.python }}"
     for cand in candidates:
         for job in workflow.jobs.values():
             if job.name and "${{" in job.name:
-                m = _name_regex(job.name).match(cand)
-                if m:
-                    got = {k: v for k, v in m.groupdict().items() if v is not None}
-                    by_key = {k: got[k.replace("-", "_")] for k in job.matrix_keys
-                              if k.replace("-", "_") in got}
+                got = NameTemplate.parse(job.name).match(cand)
+                if got is not None:
+                    by_key = {k: got[k] for k in job.matrix_keys if k in got}
                     return job, by_key, len(by_key) == len(job.matrix_keys)
     # 3. last resort: one job whose name or key equals the part before " (", ignoring case
-    suffix = _SUFFIX.match(candidates[-1])
-    base = (suffix.group("base") if suffix else candidates[-1]).lower()
+    suffix = _split_suffix(candidates[-1])
+    base = (suffix[0] if suffix else candidates[-1]).lower()
     hits = [j for j in workflow.jobs.values()
             if base in {x.lower() for x in (j.name, j.key) if x}]
     if len(hits) == 1:
@@ -242,24 +300,36 @@ def _values_by_position(job: Job, values: list[str]) -> dict[str, str]:
 
 def _substitute(text: str, matrix: dict[str, str], env: dict[str, str],
                 unresolved: list[str]) -> str:
-    def repl(m: re.Match[str]) -> str:
-        expr = m.group(1)
-        ref = _MATRIX_REF.match(expr)
-        if ref and ref.group(1) in matrix:
-            return matrix[ref.group(1)]
-        ref = _ENV_REF.match(expr)
-        if ref and ref.group(1) in env:
-            return env[ref.group(1)]
-        if expr == "github.workspace":
-            return "."
-        if m.group(0) not in unresolved:
-            unresolved.append(m.group(0))
-        return m.group(0)
+    out, pos = [], 0
+    for expr in _expressions(text):
+        out.append(text[pos:expr.start])
+        whole = text[expr.start:expr.end]
+        matrix_ref, env_ref = _MATRIX_REF.match(expr.text), _ENV_REF.match(expr.text)
+        if matrix_ref and matrix_ref.group(1) in matrix:
+            out.append(matrix[matrix_ref.group(1)])
+        elif env_ref and env_ref.group(1) in env:
+            out.append(env[env_ref.group(1)])
+        elif expr.text == "github.workspace":
+            out.append(".")
+        else:
+            if whole not in unresolved:
+                unresolved.append(whole)
+            out.append(whole)
+        pos = expr.end
+    out.append(text[pos:])
+    return "".join(out)
 
-    return _EXPR.sub(repl, text)
+
+_SECRET_REF = re.compile(r"\b(?:secrets\s*[.\[]|github\s*\.\s*token\b)", re.I)
 
 
-_SECRET_VALUE = re.compile(r"\$\{\{[^}]*\b(?:secrets\s*[.\[]|github\s*\.\s*token\b)", re.I)
+def _mentions_secret(value: str) -> bool:
+    """Whether an expression in ``value`` (from `${{` up to the next `}`) reads a secret or the token."""
+    for piece in value.split("}"):  # each piece is searched once: linear in len(value)
+        start = piece.find("${{")
+        if start >= 0 and _SECRET_REF.search(piece, start + 3):
+            return True
+    return False
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|KEY|PASSWORD|PASSWD|CREDENTIAL|PRIVATE", re.I)
 
 
@@ -268,7 +338,7 @@ def _safe_env(merged: dict[str, str], matrix: dict[str, str],
     env: dict[str, str] = {}
     dropped: list[str] = []
     for name, value in merged.items():
-        if (_SECRET_NAME.search(name) or _SECRET_VALUE.search(value)
+        if (_SECRET_NAME.search(name) or _mentions_secret(value)
                 or "GITHUB_TOKEN" in value.upper()):
             dropped.append(name)
             continue
@@ -289,7 +359,7 @@ def _match_step(job: Job, step_name: str | None, step_number: int | None) -> Ste
             if step.display_name == wanted:
                 return step
         for step in job.steps:
-            if step.name and "${{" in step.name and _name_regex(step.name).match(wanted):
+            if step.name and "${{" in step.name and NameTemplate.parse(step.name).match(wanted) is not None:
                 return step
         for step in job.steps:  # long run lines are shortened in the UI
             if not step.name and wanted.startswith("Run ") and len(wanted) > 8 \
@@ -345,8 +415,8 @@ _TEST_RUNNER = re.compile(
     r"(?:^|[\s;&|(])(?:"
     r"(?:python3?\s+-m\s+)?(?:pytest|py\.test)\b|python3?\s+-m\s+unittest\b|tox\b|nox\b"
     r"|(?:npm|pnpm|yarn|bun)\s+(?:run\s+)?test\b|npm\s+t\b|go\s+test\b|cargo\s+(?:test|nextest)\b"
-    r"|make\s+(?:[\w.-]+\s+)*(?:test|check)\b|(?:npx\s+)?(?:jest|vitest)\b"
-    r"|(?:hatch|poetry|pdm|uv)\s+run\s+(?:pytest|test)\b|mvn\s+(?:\S+\s+)*test\b"
+    r"|make\s+(?:[\w.-]+\s+){0,8}(?:test|check)\b|(?:npx\s+)?(?:jest|vitest)\b"
+    r"|(?:hatch|poetry|pdm|uv)\s+run\s+(?:pytest|test)\b|mvn\s+(?:\S+\s+){0,8}test\b"
     r"|gradle\w*\s+test\b|\./gradlew\s+test\b|rake\s+test\b|bundle\s+exec\s+rspec\b"
     r")"
 )

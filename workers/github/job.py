@@ -134,4 +134,5 @@ def open_job(ctx: JobContext, head_sha: str | None = None, head_branch: str | No
     config, error = load_repo_config(text)
     gj = GitHubJob(ctx=ctx, gh=gh, token=token, target=target, config=config, config_error=error)
     ctx.resources.callback(gj.publisher.close)  # no stale progress after the job has ended
+    ctx.last_word = gj.finish
     return gj

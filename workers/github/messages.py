@@ -122,6 +122,15 @@ def flaky(command: str | None, rerun: bool) -> tuple[str, str]:
     return headline, body
 
 
+def time_limit(limit_s: float) -> tuple[str, str]:
+    """The job ran into the operator's time limit for one job."""
+    headline = "stopped at the time limit"
+    body = (f"This job ran for {limit_s:g} s, the most one job may take on this installation "
+            "(`QWENFIX_JOB_TIME_LIMIT_S`), and was stopped: its sandboxes were removed and nothing was "
+            "delivered. A maintainer can try again with `/qwen retry`.")
+    return headline, body
+
+
 def fixed(how: str, summary: str, fixer: str | None) -> tuple[str, str]:
     source = f"the `{fixer}` fixer (no model calls)" if fixer else "the coding agent"
     return f"verified fix delivered as {how}", f"Made by {source} and verified by re-running the failing command.\n\n{summary}"

@@ -8,11 +8,12 @@ pull requests and the final comment and check run.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 from core.config import Settings
 from workers.agent.llm import model_client
-from workers.context import Outcome
+from workers.context import JobTimedOut, Outcome
 from workers.engine.repair import repair
 from workers.engine.task import RepairResult, RepairTask, RepoContext
 from workers.github import messages, pulls
@@ -61,39 +62,51 @@ def run_engine(gj: GitHubJob, task: RepairTask) -> RepairResult:
         gj.stage(stage, detail)
 
     context = RepoContext(files=gj.context_files())
-    with CancelWatch(gj.ctx.cancelled, live) as watch:
+    with CancelWatch(gj.ctx.cancelled, live, deadline=gj.ctx.deadline) as watch:
         try:
-            return repair(
+            result = repair(
                 task, checkout=lambda: checkout_head(gj), base_sha=target.head_sha, start_sandbox=start_sandbox,
                 client=model_client(settings), context=context, progress=progress, secrets=gj.secrets,
                 cancelled=watch.is_set,
             )
         except Exception:
+            if watch.timed_out:
+                raise JobTimedOut("the job reached its time limit") from None
             if watch.is_set():  # its sandboxes were killed under it: that is the cancellation, not a bug
                 return RepairResult("cancelled", None, reason="stopped")
             raise
+    if watch.timed_out:
+        raise JobTimedOut("the job reached its time limit")
+    return result
 
 
 class CancelWatch:
-    """Polls the job's state; on `/qwen stop` or a newer push it kills the job's sandboxes at once,
-    so a long test run ends within seconds instead of at its timeout."""
+    """Polls the job's state and its deadline; on `/qwen stop`, a newer push or the time limit it
+    kills the job's sandboxes at once, so a long test run ends within seconds instead of at its
+    timeout."""
 
-    def __init__(self, cancelled, sandboxes: list, interval_s: float = 1.0):
+    def __init__(self, cancelled, sandboxes: list, interval_s: float = 1.0, deadline: float | None = None):
         self._cancelled, self._sandboxes, self._interval = cancelled, sandboxes, interval_s
+        self._deadline = deadline  # time.monotonic() at the job's time limit
         self._event, self._done = threading.Event(), threading.Event()
+        self.timed_out = False
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def is_set(self) -> bool:
         return self._event.is_set()
 
     def _watch(self) -> None:
+        stopped = 0
         while not self._done.wait(self._interval):
             try:
-                if self._cancelled():
-                    self._event.set()
-                    for sandbox in list(self._sandboxes):
+                if not self._event.is_set():
+                    self.timed_out = self._deadline is not None and time.monotonic() >= self._deadline
+                    if self.timed_out or self._cancelled():
+                        self._event.set()
+                if self._event.is_set():  # then every tick: a stage may still start one
+                    for sandbox in self._sandboxes[stopped:]:
+                        stopped += 1
                         sandbox.stop()
-                    return
             except Exception:  # noqa: BLE001 — database blip: look again next tick
                 continue
 
