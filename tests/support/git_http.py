@@ -59,16 +59,23 @@ class GitRequest:
     bytes_out: int = 0  # response body size
     command: str | None = None  # protocol v2 command in the body: "ls-refs", "fetch", ...
     _head: bytes = field(default=b"", repr=False)  # first bytes of the request body
+    _gzipped: bool = field(default=False, repr=False)
+
+    def _body_start(self) -> bytes | None:
+        if not self._gzipped:
+            return self._head
+        try:
+            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(self._head)
+        except zlib.error:
+            return None
 
     def _note_body(self, chunk: bytes, gzipped: bool) -> None:
+        self._gzipped = gzipped
         if len(self._head) < 8192:
             self._head += chunk[: 8192 - len(self._head)]
-        data = self._head
-        if gzipped:
-            try:
-                data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(self._head)
-            except zlib.error:
-                return
+        data = self._body_start()
+        if data is None:
+            return
         # first pkt-line: 4 hex digits of length (including themselves), then "command=NAME\n"
         try:
             size = int(data[:4], 16)
@@ -77,6 +84,27 @@ class GitRequest:
         match = re.match(rb"command=([A-Za-z0-9_-]+)", data[4:size])
         if match:
             self.command = match.group(1).decode()
+
+    @property
+    def ref_updates(self) -> list[tuple[str, str, str]]:
+        """(old sha, new sha, ref) for each ref a push asked to update: the pkt-line commands
+        at the start of a ``git-receive-pack`` POST, before the pack."""
+        if not (self.method == "POST" and self.service == "git-receive-pack"):
+            return []
+        data, out, pos = self._body_start() or b"", [], 0
+        while pos + 4 <= len(data):
+            try:
+                size = int(data[pos : pos + 4], 16)
+            except ValueError:
+                break
+            if size < 4:  # flush-pkt: the commands are over
+                break
+            command = data[pos + 4 : pos + size].split(b"\0", 1)[0].decode("utf-8", "replace").strip()
+            old, _, rest = command.partition(" ")
+            new, _, ref = rest.partition(" ")
+            out.append((old, new, ref))
+            pos += size
+        return out
 
     @property
     def repo(self) -> str | None:

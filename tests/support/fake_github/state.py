@@ -124,6 +124,7 @@ class Repo:
     default_branch: str
     private: bool
     git_dir: Path
+    parent: str | None = None  # the repository this one is a fork of
 
     @property
     def owner(self) -> str:
@@ -151,6 +152,7 @@ class Pull:
     draft: bool = False
     created_at: str = CREATED_AT
     merged: bool = False
+    head_repo_deleted: bool = False  # the fork is gone: GitHub then sends ``head.repo: null``
 
 
 # --------------------------------------------------------------------------------------------
