@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -69,6 +71,50 @@ def test_no_secret_configured_refuses_everything(make_settings, database_url):
         response = post(client, workflow_run(), "workflow_run")
     assert response.status_code == 401
     assert "not configured" in response.json()["error"]
+
+
+def _post_streamed(settings, headers: dict[str, str], chunks: int, chunk: bytes = b" " * (1 << 20)):
+    """POST a body of ``chunks`` chunks straight to the ASGI app, counting the bytes it asked for."""
+    app = create_app(settings, sweep=False)
+    read, sent = [], []
+
+    async def receive():
+        if len(read) < chunks:
+            read.append(len(chunk))
+            return {"type": "http.request", "body": chunk, "more_body": len(read) < chunks}
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/webhooks/github", "raw_path": b"/webhooks/github", "query_string": b"", "root_path": "",
+             "server": ("testserver", 80), "client": ("127.0.0.1", 5000),
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], sum(read)
+
+
+def test_an_unsigned_body_is_refused_before_a_byte_of_it_is_read(settings):
+    """Fails on main: the app buffered up to 25 MiB of a body nobody signed before looking at the
+    signature header."""
+    unsigned = {"X-GitHub-Event": "workflow_run", "X-GitHub-Delivery": "big-1", "Transfer-Encoding": "chunked"}
+    status, read = _post_streamed(settings, unsigned, chunks=20)
+    assert status == 401 and read == 0
+    malformed = dict(unsigned, **{"X-Hub-Signature-256": "sha1=deadbeef"})
+    assert _post_streamed(settings, malformed, chunks=20) == (401, 0)
+
+
+def test_a_signed_looking_body_is_hashed_while_read_and_cut_at_the_limit(settings):
+    forged = {"X-GitHub-Event": "workflow_run", "X-GitHub-Delivery": "big-2", "Transfer-Encoding": "chunked",
+              "X-Hub-Signature-256": "sha256=" + "0" * 64}
+    status, read = _post_streamed(settings, forged, chunks=40)
+    assert status == 413 and read <= settings.max_body_bytes + (1 << 20)
+    declared = dict(forged, **{"Content-Length": str(settings.max_body_bytes + 1)})
+    declared.pop("Transfer-Encoding")
+    assert _post_streamed(settings, declared, chunks=40) == (413, 0)  # refused on its declared size
+    status, read = _post_streamed(settings, forged, chunks=2)
+    assert status == 401 and read == 2 << 20
 
 
 def test_body_over_25_mib_is_413(client, settings):
