@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     # sandbox
     sandbox_engine: str = "auto"  # auto | docker | bwrap
     sandbox_image: str = "qwenfix-sandbox:bookworm"
+    sandbox_images: str = ""  # globs of images repositories may name (sandbox.image); empty: the default only
     sandbox_memory_mb: int = 2048
     sandbox_cpus: float = 1.0
     sandbox_pids: int = 256
@@ -76,6 +77,12 @@ class Settings(BaseSettings):
         if self.private_key_path:
             return self.private_key_path.read_text()
         return ""
+
+    @property
+    def allowed_sandbox_images(self) -> list[str]:
+        """The image globs `sandbox.image` must match (comma or space separated)."""
+        patterns = [p for p in self.sandbox_images.replace(",", " ").split() if p]
+        return patterns or [self.sandbox_image]
 
     def secrets(self) -> list[str]:
         """Values that must never appear in logs, comments, trajectories or the sandbox."""

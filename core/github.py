@@ -99,6 +99,7 @@ class GitHubApp:
         # JWT to itself so two apps (or two test servers) never share one
         self._cache = MemCacheStrategy()
         self._private_key: str | None = None
+        self._bot_login: str | None = None
 
     # ------------------------------------------------------------------ clients
 
@@ -135,6 +136,17 @@ class GitHubApp:
         if app is None:
             raise GitHubAppError("GitHub returned no app for this JSON web token")
         return app.slug or app.name
+
+    def bot_login(self) -> str:
+        """The login of this app's bot user, ``<slug>[bot]``, the author of everything the app
+        posts: asked of GitHub once per process (``GET /app`` with the app's JWT)."""
+        with self._lock:
+            known = self._bot_login
+        if known is None:
+            known = f"{self.describe_app()}[bot]"
+            with self._lock:
+                self._bot_login = known
+        return known
 
     def _options(self) -> dict:
         return {

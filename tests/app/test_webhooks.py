@@ -183,6 +183,14 @@ def test_failed_workflow_run_writes_a_queued_repair_job(client, settings):
     assert response.json()["job"] == job.id
 
 
+def test_a_forks_red_run_records_where_its_head_lives(client, settings):
+    payload = workflow_run(sha="e" * 40, prs=())
+    payload["workflow_run"]["head_repository"] = {"full_name": "contributor/widgets", "fork": True}
+    post(client, payload, "workflow_run", delivery="fork-run-1")
+    [job] = jobs(settings.database_url)
+    assert job.pr_number is None and job.params["head_repo"] == "contributor/widgets"
+
+
 def test_same_delivery_twice_creates_one_job(client, settings):
     first = post(client, workflow_run(), "workflow_run", delivery="dup-1")
     second = post(client, workflow_run(), "workflow_run", delivery="dup-1")

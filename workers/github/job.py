@@ -9,7 +9,8 @@ from core.config import Settings
 from core.github import GitHubApp, GitHubAppError, is_transient, retry_after
 from workers.context import JobContext, JobFailed, Transient
 from workers.engine.task import CONTEXT_FILES
-from workers.github import checks, comments, messages
+from workers.github import checks, comments, messages, pulls
+from workers.github.neutralize import github_host, neutralize
 from workers.github.progress import ProgressPublisher
 from workers.github.repo_config import RepoConfig, load_repo_config
 from workers.github.target import Target, file_names, read_text, resolve_target
@@ -33,10 +34,20 @@ class GitHubJob:
     target: Target
     config: RepoConfig
     config_error: str | None
+    bot: str  # this app's bot login, `<slug>[bot]`: what it posted is what this bot posted
     comment_id: int | None = None
     check_run_id: int | None = None
     last_comment: str | None = None
     publisher: ProgressPublisher = field(default_factory=ProgressPublisher)
+    _people: set[str] | None = None
+
+    def neutralize(self, text: str) -> str:
+        """Model-written ``text`` made safe to post here: mentions only of people on the pull
+        request, links only to this GitHub (workers/github/neutralize.py)."""
+        if self._people is None:
+            self._people = (call(pulls.participants, self.gh, self.target.repo, self.target.pr_number)
+                            if self.target.pr_number else set())
+        return neutralize(text, self._people, github_host(self.ctx.settings.github_api_url))
 
     @property
     def job_id(self) -> int:
@@ -87,7 +98,7 @@ class GitHubJob:
     def _comment(self, body: str) -> None:
         if self.target.pr_number and body != self.last_comment:
             self.comment_id = call(comments.upsert_comment, self.gh, self.target.repo, self.target.pr_number,
-                                   self.job_id, body, known_id=self.comment_id)
+                                   self.job_id, body, bot=self.bot, known_id=self.comment_id)
             self.last_comment = body
 
     def _check_run(self, status: str, conclusion: str | None = None, title: str = "", summary: str = "",
@@ -123,16 +134,18 @@ def call(fn, *args, **kwargs):
         raise
 
 
-def open_job(ctx: JobContext, head_sha: str | None = None, head_branch: str | None = None) -> GitHubJob:
+def open_job(ctx: JobContext, head_sha: str | None = None, head_branch: str | None = None,
+             head_repo: str | None = None) -> GitHubJob:
     job = ctx.job
     app = github_app(ctx.settings)
     gh = call(app.installation_client, job.installation_id, job.repo)
     ctx.resources.enter_context(gh)  # one keep-alive connection for the job's requests from this thread
     token = call(app.installation_token, job.installation_id, job.repo)
-    target = call(resolve_target, gh, job.repo, job.pr_number, head_sha or job.head_sha, head_branch)
+    target = call(resolve_target, gh, job.repo, job.pr_number, head_sha or job.head_sha, head_branch, head_repo)
     text = call(read_text, gh, job.repo, ".github/qwen.yml", target.base_ref)
     config, error = load_repo_config(text)
-    gj = GitHubJob(ctx=ctx, gh=gh, token=token, target=target, config=config, config_error=error)
+    bot = call(app.bot_login)
+    gj = GitHubJob(ctx=ctx, gh=gh, token=token, target=target, config=config, config_error=error, bot=bot)
     ctx.resources.callback(gj.publisher.close)  # no stale progress after the job has ended
     ctx.last_word = gj.finish
     return gj

@@ -137,6 +137,28 @@ def fixed(how: str, summary: str, fixer: str | None) -> tuple[str, str]:
 
 
 
+def untied(sha: str, why: str) -> tuple[str, str]:
+    """A red build whose head is neither an open pull request's nor a branch of the repository."""
+    return ("no patch for this build", (
+        f"This build failed, but {why}. qwenfix delivers fixes only to pull requests and to branches "
+        f"of this repository, so no patch is made for `{sha[:7]}`. If it belongs to a pull request, "
+        "a maintainer can ask there with `/qwen fix`."))
+
+
+def fork_not_repaired(head_repo: str | None) -> str:
+    where = head_repo or "a deleted fork"
+    return (f"red build of a pull request from {where}: automatic repair of forks is off "
+            "(repair.forks in .github/qwen.yml); a maintainer can ask with `/qwen fix`")
+
+
+def image_refused(image: str, allowed: list[str]) -> tuple[str, str]:
+    listed = ", ".join(f"`{pattern}`" for pattern in allowed) or "(none)"
+    return ("sandbox image not allowed", (
+        f"`.github/qwen.yml` asks for the sandbox image `{image}`, which the operator does not allow: "
+        f"`QWENFIX_SANDBOX_IMAGES` lists the images repositories may name ({listed}). Nothing was run. "
+        "Remove `sandbox.image` to use the default image, or ask the operator to add it."))
+
+
 def refusal(user: str) -> str:
     return (
         f"Sorry @{user}, `/qwen` commands can only be used by people with write access to this repository. "

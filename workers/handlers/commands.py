@@ -30,6 +30,7 @@ from workers.handlers.fixing import (
     checkout_head,
     conclude,
     record,
+    refuse_unlisted_image,
     run_engine,
     task_options,
 )
@@ -156,6 +157,9 @@ def fix_command(ctx: JobContext) -> Outcome:
         link = f" ([job {busy[0].id}]({messages.job_url(ctx.settings.public_url, busy[0].id)}))" if busy else ""
         gj.say("already working on it", f"Another job is already working on this pull request{link}.")
         return Outcome("skipped", "already working on it")
+    refused = refuse_unlisted_image(gj)
+    if refused is not None:
+        return refused
     instructions = (ctx.job.params.get("text") or "").strip() or None
     focus = ctx.job.params.get("path")
     if focus and instructions:
@@ -202,6 +206,7 @@ def explain_command(ctx: JobContext) -> Outcome:
     report = evidence.report
     client = model_client(ctx.settings)
     explanation = explain_failure(client, as_prompt(report), gj.secrets) if client else None
+    explanation = gj.neutralize(explanation) if explanation else None  # the model read the PR's logs
     body = "\n\n".join(p for p in (explanation or "", messages.failure_section(report.command, report.error_excerpt)) if p)
     gj.say(f"why `{report.job_name}` fails", body)
     return Outcome("succeeded", "explanation posted")

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.config import Settings
 from workers.agent.llm import model_client
-from workers.context import JobTimedOut, Outcome
+from workers.context import JobFailed, JobTimedOut, Outcome
 from workers.engine.repair import repair
 from workers.engine.task import RepairResult, RepairTask, RepoContext
 from workers.github import messages, pulls
 from workers.github.job import GitHubJob, call
+from workers.github.target import Target
 from workers.sandbox import Limits
 from workers.sandbox.disk import DiskBudget
 from workers.sandbox.engines import select_engine
+from workers.sandbox.policy import SetupNetworkRefused, image_allowed
 from workers.workspace.mirrors import MirrorCache
 from workers.workspace.patches import apply_patch
 from workers.workspace.push import commit_and_push
@@ -44,9 +46,23 @@ def checkout_head(gj: GitHubJob):
     return mirror_cache(gj.ctx.settings).checkout(target.clone_url, target.head_sha, gj.token, target.fetch_refs)
 
 
+def refuse_unlisted_image(gj: GitHubJob) -> Outcome | None:
+    """`sandbox.image` must be one the operator lists (QWENFIX_SANDBOX_IMAGES); else nothing runs
+    and the check run says why."""
+    image, allowed = gj.config.sandbox.image, gj.ctx.settings.allowed_sandbox_images
+    if image is None or image_allowed(image, allowed):
+        return None
+    headline, body = messages.image_refused(image, allowed)
+    gj.finish(headline, body, "neutral", "Sandbox image not allowed")
+    return Outcome("failed", f"sandbox image {image} is not in QWENFIX_SANDBOX_IMAGES")
+
+
 def run_engine(gj: GitHubJob, task: RepairTask) -> RepairResult:
     settings, target = gj.ctx.settings, gj.target
-    image = gj.config.sandbox.image or settings.sandbox_image
+    named = gj.config.sandbox.image
+    if named is not None and not image_allowed(named, settings.allowed_sandbox_images):
+        raise JobFailed(f"sandbox image {named} is not in QWENFIX_SANDBOX_IMAGES")  # callers refuse first
+    image = named or settings.sandbox_image
     engine = select_engine(settings.sandbox_engine, image)
     labels = {"qwenfix.job": str(gj.job_id)}
     disk = DiskBudget.from_settings(settings)  # one budget for all of the job's sandboxes
@@ -54,7 +70,11 @@ def run_engine(gj: GitHubJob, task: RepairTask) -> RepairResult:
     live: list = []
 
     def start_sandbox(workspace, network: bool = False):
-        sandbox = engine.start(workspace, image, Limits.from_settings(settings, network), labels=labels, disk=disk)
+        try:
+            sandbox = engine.start(workspace, image, Limits.from_settings(settings, network), labels=labels, disk=disk)
+        except SetupNetworkRefused as exc:  # never network it cannot fence off: run setup offline
+            gj.stage("reproducing", f"setup without network: {exc}")
+            sandbox = engine.start(workspace, image, Limits.from_settings(settings, False), labels=labels, disk=disk)
         live.append(sandbox)
         return sandbox
 
@@ -119,15 +139,32 @@ class CancelWatch:
         self._thread.join(timeout=5)
 
 
+def delivery_mode(mode: str, target: Target) -> str:
+    """How a verified patch may reach this target. Code from a fork never goes to a branch of the
+    base repository: a fork gets suggestions (a comment when they cannot be placed), or a commit on
+    the fork's own branch when its pull request allows maintainer edits."""
+    if mode == "commit" and not target.can_push_to_head:
+        mode = "suggest"
+    if target.fork:
+        if not target.pr_number:
+            raise JobFailed(f"no delivery for a commit from {target.head_repo or 'an unknown repository'} "
+                            "without its pull request")
+        return "suggest" if mode == "pull_request" else mode
+    if mode in ("suggest", "comment") and not target.pr_number:
+        mode = "pull_request"
+    return mode
+
+
 def deliver_patch(gj: GitHubJob, patch: str, summary: str, mode: str, title: str) -> Delivered:
     """Deliver a verified patch: a commit, a suggestion review, a fix pull request, or a comment."""
     target = gj.target
-    if mode == "commit" and not target.can_push_to_head:
-        mode = "suggest"  # a fork that does not allow maintainer edits gets suggestions instead
-    if mode in ("suggest", "comment") and not target.pr_number:
-        mode = "pull_request"
+    mode = delivery_mode(mode, target)
     if mode == "commit":
-        sha = _push(gj, patch, f"{title}\n\n{summary}".strip(), target.head_ref, target.head_clone_url or target.clone_url, force=False)
+        remote = target.head_clone_url if target.fork else target.clone_url
+        if not remote:
+            raise JobFailed(f"{target.head_repo or 'the head repository'} has no clone URL to push to")
+        sha = _push(gj, patch, f"{title}\n\n{summary}".strip(), target.head_ref, remote, force=False,
+                    onto_base=not target.fork)
         return Delivered("a commit on the pull request branch", {"commit_sha": sha, "branch": target.head_ref})
     if mode == "pull_request":
         branch = f"qwenfix/fix-{target.head_sha[:7]}-{gj.job_id}"
@@ -138,19 +175,23 @@ def deliver_patch(gj: GitHubJob, patch: str, summary: str, mode: str, title: str
         return Delivered(f"pull request #{number}", {"commit_sha": sha, "branch": branch, "pull_request": number, "url": url})
     if mode == "suggest":
         review = call(pulls.suggestion_review, gj.gh, target.repo, target.pr_number, target.head_sha, patch,
-                      messages.outcome(gj.job_id, gj.url, title, summary), gj.job_id)
+                      messages.outcome(gj.job_id, gj.url, title, summary), gj.job_id, bot=gj.bot)
         if review is not None:
             return Delivered("a suggestion review", {"review_id": review})
     return Delivered("a patch in this comment", {"comment": True})
 
 
-def _push(gj: GitHubJob, patch: str, message: str, branch: str, remote: str, force: bool) -> str:
+def _push(gj: GitHubJob, patch: str, message: str, branch: str, remote: str, force: bool,
+          onto_base: bool = True) -> str:
+    """Commit the patch on the head and push it. ``onto_base``: the push goes to the base repository,
+    which then must already have the head on one of its branches (git checks, whatever the API said)."""
     settings = gj.ctx.settings
     message = f"{message}\n\nQwenfix-Job: {gj.job_id}\n"
     with checkout_head(gj) as worktree:
         apply_patch(worktree, patch)
         return commit_and_push(worktree, message, branch, remote, gj.token,
-                               settings.commit_author_name, settings.commit_author_email, force=force)
+                               settings.commit_author_name, settings.commit_author_email, force=force,
+                               require_on_branch=onto_base)
 
 
 def task_options(gj: GitHubJob, **extra) -> dict:
@@ -188,7 +229,7 @@ def conclude(gj: GitHubJob, result: RepairResult, command: str | None, excerpt: 
         return finish_without_fix(gj, command, excerpt, candidates, reason, fields=fields)
 
     gj.stage("delivering")
-    chosen = result.chosen
+    chosen = replace(result.chosen, summary=gj.neutralize(result.chosen.summary))  # the model wrote it
     mode = mode or gj.config.effective_mode(gj.target.on_default_branch)
     delivered = deliver_patch(gj, chosen.patch, chosen.summary, mode, title)
     fields["result"]["delivery"] = {"how": delivered.how, **delivered.details}

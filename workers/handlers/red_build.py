@@ -9,29 +9,47 @@ from sqlalchemy import select
 from core.db.models import Job
 from core.db.session import session_scope
 from core.jobs import as_aware
-from workers.context import JobContext, Outcome
+from workers.context import JobContext, Outcome, Transient
 from workers.engine.task import RepairTask
 from workers.failure.report import as_prompt
+from workers.github import messages
 from workers.github.evidence import collect
 from workers.github.job import call, open_job
 from workers.handlers.fixing import (
     conclude,
     finish_without_fix,
     record,
+    refuse_unlisted_image,
     run_engine,
     task_options,
 )
 
 ATTEMPT_STATES = ("succeeded", "failed")  # jobs that actually tried (not skipped or cancelled)
+LOCK_RETRY_S = 5.0  # a pull request found only now may be busy with another job: come back then
 
 
 def repair_red_build(ctx: JobContext) -> Outcome:
     job = ctx.job
-    gj = open_job(ctx, head_branch=job.params.get("head_branch"))
+    gj = open_job(ctx, head_branch=job.params.get("head_branch"), head_repo=job.params.get("head_repo"))
     target = gj.target
-    if target.pr_number and target.current_head_sha and target.current_head_sha != job.head_sha:
-        return Outcome("skipped", f"the pull request moved on to {target.current_head_sha[:7]}; "
+    if target.untied:  # neither an open pull request's head nor a branch of this repository
+        headline, body = messages.untied(job.head_sha, target.untied)
+        gj.finish(headline, body, "neutral", "No patch: not a pull request or a branch here")
+        return Outcome("skipped", f"no patch: {target.untied}")
+    if target.pr_number and not job.pr_number:  # GitHub named no pull request (a fork's): found by its head
+        ctx.update(pr_number=target.pr_number)
+        job.pr_number = target.pr_number
+        if not ctx.try_lock():
+            raise Transient("waiting for another job on this pull request", LOCK_RETRY_S)
+    if target.current_head_sha and target.current_head_sha != job.head_sha:
+        where = "pull request" if target.pr_number else f"branch '{target.head_ref}'"
+        return Outcome("skipped", f"the {where} moved on to {target.current_head_sha[:7]}; "
                                   f"this failure is for {job.head_sha[:7]}")
+    if target.fork and not gj.config.repair.forks:
+        return Outcome("skipped", messages.fork_not_repaired(target.head_repo))
+    refused = refuse_unlisted_image(gj)
+    if refused is not None:
+        return refused
     branch = target.head_ref or ""
     if not gj.config.branch_allowed(branch):
         return Outcome("skipped", f"branch '{branch}' is excluded by repair.branches in .github/qwen.yml")

@@ -5,8 +5,10 @@
   alternatives...), or the same directories from an extracted image ``rootfs`` when one is given.
   Nothing else of the host is visible: no ``/home``, ``/root``, ``/var``, ``/run``, docker socket.
   ``/`` is remounted read-only; ``/tmp`` and ``$HOME`` are fresh tmpfs for every command.
-* ``--unshare-all`` (user, pid, net, ipc, uts, cgroup namespaces; ``Limits.network`` adds
-  ``--share-net``), ``--die-with-parent``, ``--new-session``, ``--clearenv`` + a fixed environment.
+* ``--unshare-all`` (user, pid, net, ipc, uts, cgroup namespaces), ``--die-with-parent``,
+  ``--new-session``, ``--clearenv`` + a fixed environment. Never network: bubblewrap could only
+  share the host's network namespace (its loopback services, the metadata service), so a sandbox
+  asked for with ``Limits.network`` is refused (:class:`SetupNetworkRefused`).
 * User: when the worker is root, bwrap itself is started as uid/gid 1000 (no capabilities on the
   host, so only world-readable host files are readable) and the workspace is chowned to 1000; a
   non-root worker runs the sandbox as itself.
@@ -36,6 +38,7 @@ from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, command_in_work
 from workers.sandbox.disk import DiskBudget
 from workers.sandbox.docker import HOME, SANDBOX_ENV, SANDBOX_UID, chown_tree, pid_alive
 from workers.sandbox.output import NOTE_RESERVE, OutputCap, result
+from workers.sandbox.policy import SetupNetworkRefused, setup_network
 
 log = logging.getLogger(__name__)
 
@@ -234,8 +237,6 @@ class BwrapSandbox:
             "--hostname",
             "sandbox",
         ]
-        if self.limits.network:
-            a.append("--share-net")
         for d in ROOT_DIRS:
             src = root / d
             if src.is_symlink():
@@ -247,8 +248,6 @@ class BwrapSandbox:
             src = root / "etc" / name
             if src.exists():
                 a += ["--ro-bind", str(src), f"/etc/{name}"]
-        if self.limits.network and (root / "etc/resolv.conf").exists():
-            a += ["--ro-bind", str((root / "etc/resolv.conf").resolve()), "/etc/resolv.conf"]
         for name in ("passwd", "group", "hosts"):
             a += ["--ro-bind", str(self._state / name), f"/etc/{name}"]
         a += [
@@ -463,6 +462,8 @@ class BwrapEngine:
         disk: DiskBudget | None = None,
     ) -> BwrapSandbox:
         """``image`` is ignored: the root filesystem is ``self.rootfs`` (the host by default)."""
+        if limits is not None and limits.network:
+            raise SetupNetworkRefused(setup_network(True, self.name).reason)
         workspace = Path(workspace).resolve()
         if not workspace.is_dir():
             raise FileNotFoundError(f"workspace {workspace} is not a directory")

@@ -3,7 +3,10 @@
 Container layout (see also DESIGN.md, "Rules that keep users safe"):
 
 * network ``none`` (``Limits.network=True`` attaches ``DockerEngine.network``, default "bridge";
-  never "host");
+  never "host"), and then, before anything runs in it, routes to the metadata service and to every
+  address of the worker's host are blackholed inside the container's own network namespace by a
+  short-lived helper container that shares only that namespace (``NET_ADMIN`` there, no files of
+  the job); if that fails the sandbox is removed and :class:`SetupNetworkRefused` raised;
 * read-only root filesystem, tmpfs ``/tmp`` and ``$HOME`` (``/home/sandbox``), the worktree
   bind-mounted read-write at ``/workspace``;
 * ``cap_drop=ALL``, ``no-new-privileges``, pids / memory (= memory+swap) / CPU limits;
@@ -34,6 +37,7 @@ from pathlib import Path
 from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, command_in_workspace
 from workers.sandbox.disk import DiskBudget
 from workers.sandbox.output import NOTE_RESERVE, OutputCap, result
+from workers.sandbox.policy import SetupNetworkRefused, local_addresses, setup_network
 from workers.workspace import confined
 
 log = logging.getLogger(__name__)
@@ -78,6 +82,30 @@ _WIPE = (
     "find /tmp /home/sandbox -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>/dev/null; "
     'test -z "$(find /tmp /home/sandbox -mindepth 1 -print -quit)"'
 )
+
+
+# Run by the helper container (python3 -I from the sandbox image, root with NET_ADMIN only, in the
+# sandbox's network namespace): one RTM_NEWROUTE blackhole route per CIDR in argv, over netlink.
+_BLACKHOLE = r"""
+import ipaddress, os, socket, struct, sys
+v6_off = not os.path.exists("/proc/net/if_inet6")
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+s.bind((0, 0))
+for seq, cidr in enumerate(sys.argv[1:], 1):
+    net = ipaddress.ip_network(cidr)
+    if net.version == 6 and v6_off:
+        continue
+    dst = net.network_address.packed
+    family = socket.AF_INET if net.version == 4 else socket.AF_INET6
+    body = struct.pack("BBBBBBBBI", family, net.prefixlen, 0, 0, 254, 4, 0, 6, 0)
+    body += struct.pack("HH", 4 + len(dst), 1) + dst
+    s.send(struct.pack("IHHII", 16 + len(body), 24, 0x1 | 0x4 | 0x100 | 0x400, seq, 0) + body)
+    reply = s.recv(65536)
+    kind, err = struct.unpack("H", reply[4:6])[0], struct.unpack("i", reply[16:20])[0]
+    if kind == 2 and err:
+        sys.exit(f"{cidr}: {os.strerror(-err)}")
+print("blackholed", len(sys.argv) - 1)
+"""
 
 
 def _client():
@@ -390,7 +418,41 @@ class DockerEngine:
             ipc_mode="private",
             stop_signal="SIGKILL",
         )
+        if limits.network:
+            try:
+                self._block_host_and_metadata(container, image, all_labels)
+            except Exception:
+                container.remove(force=True)
+                raise
         return DockerSandbox(self, container, workspace, limits, uid, gid, disk)
+
+    def _block_host_and_metadata(self, container, image: str, labels: dict[str, str]) -> None:
+        """Blackhole the setup policy's destinations (and the bridge's gateway, the host's end)
+        in the sandbox's network namespace before any command runs there."""
+        import docker
+
+        container.reload()
+        networks = (container.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        gateways = [v for n in networks.values() for v in (n.get("Gateway"), n.get("IPv6Gateway")) if v]
+        blocked = setup_network(True, self.name, [*local_addresses(), *gateways]).blocked
+        helper = self.client.containers.create(
+            image, entrypoint=["python3", "-I", "-c", _BLACKHOLE], command=list(blocked),
+            network_mode=f"container:{container.id}", user="0:0", working_dir="/", environment={},
+            cap_drop=["ALL"], cap_add=["NET_ADMIN"], security_opt=["no-new-privileges"],
+            read_only=True, labels={**labels, "qwenfix.role": "network-policy"}, pids_limit=16, mem_limit="64m",
+        )
+        try:
+            helper.start()
+            status = helper.wait(timeout=60).get("StatusCode")
+            detail = helper.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+        except docker.errors.APIError as exc:  # e.g. no python3 in the image
+            status, detail = None, str(exc)
+        finally:
+            helper.remove(force=True)
+        if status != 0:
+            raise SetupNetworkRefused(
+                f"could not block the metadata service and the host's addresses in the setup sandbox "
+                f"({detail.strip()[-300:]}), so it gets no network")
 
 
 def list_sandboxes(client=None) -> list:

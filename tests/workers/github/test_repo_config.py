@@ -199,7 +199,7 @@ def test_describe_shows_effective_values_as_a_markdown_table():
     lines = table.strip().splitlines()
     assert lines[0] == "| key | value | source |"
     assert lines[1] == "| --- | --- | --- |"
-    assert len(lines) == 2 + 20  # every key has a row
+    assert len(lines) == 2 + 21  # every key has a row
     rows = {line.split(" | ")[0].strip("| `"): line for line in lines[2:]}
     assert "`3`" in rows["repair.candidates"] and ".github/qwen.yml" in rows["repair.candidates"]
     assert "suggest on pull requests, pull_request on the default branch" in rows["repair.mode"]
@@ -208,3 +208,12 @@ def test_describe_shows_effective_values_as_a_markdown_table():
     assert "npm ci; npm test \\| tee out.txt" in rows["repair.command"]
     assert rows["repair.command"].count(" | ") == 2
     assert "`false`" in rows["sandbox.network"]
+    assert "`false`" in rows["repair.forks"] and rows["repair.forks"].endswith("| default |")
+
+
+def test_forks_are_not_repaired_unless_the_base_branch_says_so():
+    assert load_repo_config(None)[0].repair.forks is False
+    config, error = load_repo_config("repair:\n  forks: true\n")
+    assert error is None and config.repair.forks is True
+    _, error = load_repo_config("repair:\n  forks: sure\n")
+    assert error and error.startswith("repair.forks:")

@@ -3,6 +3,9 @@ verified fix on the fake GitHub, asserting the exact GitHub calls."""
 
 from __future__ import annotations
 
+import subprocess
+import time
+
 import pytest
 import yaml
 
@@ -231,3 +234,26 @@ def test_a_github_outage_mid_job_is_retried_and_posts_once(stack):
     assert job.state == "succeeded", job.outcome
     assert job.attempts >= 2  # the first attempt gave the job back to the queue
     assert len(gh.bot_comments(REPO, 7)) == 1 and len(gh.check_runs(REPO, head)) == 1
+
+
+def test_a_sandbox_image_the_operator_does_not_list_is_refused_on_the_check_run(stack):
+    """`sandbox.image` in `.github/qwen.yml` names an image the operator never listed in
+    QWENFIX_SANDBOX_IMAGES. Fails on main: the worker went to pull and run it (here the pull fails
+    for want of a registry, and the job crashed with Docker's error instead of saying why)."""
+    gh = stack.github
+    image = "docker.io/attacker/miner:latest"
+    head = setup_pr(gh, {"repair": {"mode": "commit"}, "sandbox": {"image": image}})
+    stack.model.script(AGENT_FIX)
+    since = str(int(time.time()) - 1)
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "failed" and "QWENFIX_SANDBOX_IMAGES" in job.outcome, job.outcome
+    [check] = gh.check_runs(REPO, head)
+    assert check["conclusion"] == "neutral" and check["output"]["title"] == "Sandbox image not allowed"
+    assert f"`{image}`" in check["output"]["summary"] and "QWENFIX_SANDBOX_IMAGES" in check["output"]["summary"]
+    [comment] = gh.bot_comments(REPO, 7)
+    assert "sandbox image not allowed" in comment["body"]
+    assert stack.model.requests == [] and gh.ref(REPO, "refs/heads/feature") == head
+    events = subprocess.run(["docker", "events", "--since", since, "--until", str(int(time.time()) + 1),
+                             "--filter", "type=container", "--filter", f"label=qwenfix.job={job.id}"],
+                            capture_output=True, text=True, timeout=30).stdout
+    assert events == "", "a sandbox was started"
