@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app import api, health, webhooks
+from app import api, health, setup, webhooks
 from app.dashboard import pages
 from app.sweep import sweep_forever
 from core import logs
@@ -30,6 +30,6 @@ def create_app(settings: Settings | None = None, sweep: bool = True) -> FastAPI:
 
     app = FastAPI(title="qwenfix", lifespan=lifespan)
     app.state.settings = settings
-    for module in (webhooks, health, api, pages):
+    for module in (webhooks, health, setup, api, pages):
         app.include_router(module.router)
     return app

@@ -137,15 +137,7 @@ class GitHubApp:
         return app.slug or app.name
 
     def _options(self) -> dict:
-        return {
-            "base_url": self.base_url,
-            "user_agent": USER_AGENT,
-            "timeout": self._timeout_s,
-            "http_cache": False,  # always fresh: idempotency checks must see the latest state
-            "cache_strategy": self._cache,
-            "auto_retry": self._retry if self._retry is not None else False,
-            "ssl_verify": tls_context(),  # githubkit makes a client per request outside `with`
-        }
+        return client_options(self.settings, self._timeout_s, self._retry, self._cache)
 
     # ------------------------------------------------------------------ tokens
 
@@ -221,6 +213,40 @@ class GitHubApp:
         if self._private_key is None:
             self._private_key = _load_private_key(self.settings.private_key_pem)
         return self._private_key
+
+
+def client_options(
+    settings: Settings,
+    timeout_s: float = 30.0,
+    retry: RetryPolicy | None = None,
+    cache: MemCacheStrategy | None = None,
+) -> dict:
+    """What every githubkit client of these settings is built with."""
+    return {
+        "base_url": settings.github_api_url.rstrip("/") + "/",
+        "user_agent": USER_AGENT,
+        "timeout": timeout_s,
+        "http_cache": False,  # always fresh: idempotency checks must see the latest state
+        "cache_strategy": cache or MemCacheStrategy(),
+        "auto_retry": retry if retry is not None else False,
+        "ssl_verify": tls_context(),  # githubkit makes a client per request outside `with`
+    }
+
+
+def convert_manifest(settings: Settings, code: str) -> dict:
+    """GitHub's answer to ``POST /app-manifests/{code}/conversions``: the App made from our
+    manifest, with its id, slug, private key, webhook secret and OAuth client. The code is good
+    once, for an hour; no credentials are needed to redeem it."""
+    client = GitHub(**client_options(settings))  # keep a reference: namespaces hold it weakly
+    try:
+        return client.rest.apps.create_from_manifest(code).json()
+    except RequestFailed as exc:
+        status = exc.response.status_code
+        raise GitHubAppError(
+            f"GitHub did not accept the setup code ({status}): it is valid once, for one hour; "
+            "start again from the setup page",
+            status,
+        ) from None
 
 
 def _load_private_key(pem: str) -> str:

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.templating import Jinja2Templates
 
 from app.api import get_job, list_jobs
-from app.deps import SessionDep
+from app.dashboard.render import templates
+from app.deps import SessionDep, SettingsDep
 
 router = APIRouter()
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
 @router.get("/", include_in_schema=False)
-def home() -> RedirectResponse:
+def home(settings: SettingsDep) -> RedirectResponse:
+    if not settings.app_configured:
+        return RedirectResponse("/setup")  # a fresh install: register the App first
     return RedirectResponse("/jobs")
 
 
