@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     database_url: str = ""  # empty: SQLite file in data_dir
     broker_url: str = ""  # empty: embedded filesystem broker in data_dir, in-process worker
     sweep_interval_s: float = 30.0
+    reconcile_interval_s: float = 3600.0  # installations re-read from GitHub (and at start)
     max_body_bytes: int = 25 * 1024 * 1024
 
     # model

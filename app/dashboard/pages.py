@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from app.api import get_job, list_jobs
 from app.dashboard.render import templates
 from app.deps import SessionDep, SettingsDep
+from core import installations
 
 router = APIRouter()
 
@@ -29,3 +30,9 @@ def jobs_page(request: Request, session: SessionDep, repo: str | None = None, st
 def job_page(request: Request, session: SessionDep, job_id: int):
     job = get_job(session, job_id)
     return templates.TemplateResponse(request, "job.html", {"job": job})
+
+
+@router.get("/installations", response_class=HTMLResponse)
+def installations_page(request: Request, session: SessionDep):
+    rows = installations.listed(session)
+    return templates.TemplateResponse(request, "installations.html", {"installations": rows})

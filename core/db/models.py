@@ -91,8 +91,10 @@ class Installation(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     account: Mapped[str | None] = mapped_column(String(200))
-    repositories: Mapped[list] = mapped_column(default=list)
-    active: Mapped[bool] = mapped_column(default=True)
+    account_type: Mapped[str | None] = mapped_column(String(32))  # Organization | User
+    repositories: Mapped[list] = mapped_column(default=list)  # full names
+    active: Mapped[bool] = mapped_column(default=True)  # status == "active"
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | suspended | deleted
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
