@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     client_id: str = ""  # the App's OAuth client, for signing people in
     client_secret: SecretStr = SecretStr("")
     store_app_credentials: bool = True  # False: setup shows them once instead of writing them
+
+    # people: who signs in to the dashboard and API
+    admins: str = ""  # GitHub logins, comma-separated: see every job, the setup page
+    metrics_token: SecretStr = SecretStr("")  # bearer token for /metrics; empty: /metrics refused
+    session_secret: SecretStr = SecretStr("")  # signs cookies; empty: a random one in data_dir
+    session_days: float = 7.0
+    access_cache_s: float = 300.0  # how long what GitHub says a person may read is reused
     commit_author_name: str = "qwenfix[bot]"
     commit_author_email: str = "qwenfix[bot]@users.noreply.github.com"
 
@@ -110,6 +117,10 @@ class Settings(BaseSettings):
         return self.public_url.lower().startswith("https://")
 
     @property
+    def admin_logins(self) -> frozenset[str]:
+        return frozenset(name.strip().lower() for name in self.admins.split(",") if name.strip())
+
+    @property
     def app_configured(self) -> bool:
         """A GitHub App to act as: its id and private key are known."""
         return bool(str(self.app_id).strip() and self.private_key_pem.strip())
@@ -134,6 +145,8 @@ class Settings(BaseSettings):
         values = [
             self.webhook_secret.get_secret_value(),
             self.client_secret.get_secret_value(),
+            self.metrics_token.get_secret_value(),
+            self.session_secret.get_secret_value(),
             self.llm_api_key.get_secret_value(),
             self.private_key_pem,
         ]

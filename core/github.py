@@ -27,10 +27,12 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import httpx
-from githubkit import AppAuthStrategy, GitHub
+from githubkit import AppAuthStrategy, GitHub, OAuthTokenAuthStrategy, OAuthWebAuthStrategy
 from githubkit.auth.base import BaseAuthStrategy
 from githubkit.cache import MemCacheStrategy
 from githubkit.exception import (
+    AuthCredentialError,
+    AuthExpiredError,
     GitHubException,
     RateLimitExceeded,
     RequestError,
@@ -247,6 +249,91 @@ def convert_manifest(settings: Settings, code: str) -> dict:
             "start again from the setup page",
             status,
         ) from None
+
+
+# ---------------------------------------------------------------------- people (user-to-server)
+
+
+class SignInError(RuntimeError):
+    """GitHub did not sign the person in (bad code, client secret, expired refresh token)."""
+
+
+@dataclass(frozen=True)
+class UserCredentials:
+    """A person's user-to-server token (``ghu_``) and what renews it (``ghr_``)."""
+
+    token: str
+    expires_at: datetime | None = None
+    refresh_token: str | None = None
+    refresh_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class GitHubUser:
+    login: str
+    github_id: int
+
+
+def _user_auth(settings: Settings, credentials: UserCredentials) -> OAuthTokenAuthStrategy:
+    return OAuthTokenAuthStrategy(
+        settings.client_id, settings.client_secret.get_secret_value() or None,
+        token=credentials.token, expire_time=credentials.expires_at,
+        refresh_token=credentials.refresh_token,
+        refresh_token_expire_time=credentials.refresh_expires_at,
+    )
+
+
+def _credentials_of(auth: OAuthTokenAuthStrategy) -> UserCredentials:
+    return UserCredentials(auth.token or "", auth.expire_time, auth.refresh_token,
+                           auth.refresh_token_expire_time)
+
+
+def sign_in(settings: Settings, code: str, redirect_uri: str) -> tuple[GitHubUser, UserCredentials]:
+    """Redeem the OAuth web flow's code for the person's token, and ask GitHub who they are."""
+    web = OAuthWebAuthStrategy(settings.client_id, settings.client_secret.get_secret_value(),
+                               code, redirect_uri)
+    client = GitHub(**client_options(settings))  # no auth of its own: the code is redeemed once
+    try:
+        credentials = _credentials_of(web.exchange_token(client))
+    except (AuthExpiredError, AuthCredentialError, RequestFailed) as exc:
+        raise SignInError("GitHub did not accept the sign-in code; sign in again") from exc
+    person = _who(settings, credentials)
+    return person, credentials
+
+
+def _who(settings: Settings, credentials: UserCredentials) -> GitHubUser:
+    client = GitHub(_user_auth(settings, credentials), **client_options(settings))
+    user = client.rest.users.get_authenticated().json()
+    return GitHubUser(user["login"], int(user["id"]))
+
+
+def user_repositories(
+    settings: Settings, credentials: UserCredentials
+) -> tuple[dict[str, dict[str, bool]], UserCredentials]:
+    """Every repository the person can reach through the App's installations, with *their*
+    permissions (``pull``, ``push``, ...): ``GET /user/installations`` and
+    ``/user/installations/{id}/repositories`` with their token, renewed first when it expired
+    (the renewed credentials come back, to keep)."""
+    auth = _user_auth(settings, credentials)
+    client = GitHub(auth, **client_options(settings))
+    try:
+        installations = list(client.rest.paginate(
+            client.rest.apps.list_installations_for_authenticated_user,
+            map_func=lambda response: response.json()["installations"]))
+        found: dict[str, dict[str, bool]] = {}
+        for installation in installations:
+            for repo in client.rest.paginate(
+                    client.rest.apps.list_installation_repos_for_authenticated_user,
+                    installation_id=installation["id"],
+                    map_func=lambda response: response.json()["repositories"]):
+                found[repo["full_name"]] = dict(repo.get("permissions") or {})
+    except (AuthExpiredError, AuthCredentialError) as exc:
+        raise SignInError("the person's GitHub sign-in expired") from exc
+    except RequestFailed as exc:
+        if exc.response.status_code == 401:
+            raise SignInError("GitHub no longer accepts the person's token") from exc
+        raise
+    return found, _credentials_of(auth)
 
 
 def _load_private_key(pem: str) -> str:

@@ -1,38 +1,47 @@
-"""HTML dashboard: the job list, and one job with its outcome, diff, logs and trajectory."""
+"""HTML dashboard: the overview, the job list, one job, installations. Signed-in people see the
+jobs of repositories GitHub lets them read; admins see all."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from app.api import get_job, list_jobs
-from app.dashboard.render import templates
+from app.access import MaybeViewer, Public, ReadableJob, SignedIn
+from app.api import list_jobs
+from app.dashboard.render import render
 from app.deps import SessionDep, SettingsDep
 from core import installations
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)
 
 
-@router.get("/", include_in_schema=False)
-def home(settings: SettingsDep) -> RedirectResponse:
+@router.get("/")
+def home(settings: SettingsDep, viewer: MaybeViewer, _: Public):
     if not settings.app_configured:
-        return RedirectResponse("/setup")  # a fresh install: register the App first
-    return RedirectResponse("/jobs")
+        return RedirectResponse("/setup", status_code=303)  # a fresh install: register the App first
+    if viewer is None:
+        return RedirectResponse("/login", status_code=303)
+    return RedirectResponse("/jobs", status_code=303)
 
 
 @router.get("/jobs", response_class=HTMLResponse)
-def jobs_page(request: Request, session: SessionDep, repo: str | None = None, state: str | None = None):
-    rows = list_jobs(session, repo, state, 200)
-    return templates.TemplateResponse(request, "jobs.html", {"jobs": rows, "repo": repo, "state": state})
+def jobs_page(request: Request, session: SessionDep, settings: SettingsDep, viewer: SignedIn,
+              repo: str | None = None, state: str | None = None):
+    rows = list_jobs(session, repo, state, 200, viewer.visible_repos(session, settings))
+    return render(request, "jobs.html", viewer=viewer, jobs=rows, repo=repo, state=state)
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page(request: Request, session: SessionDep, job_id: int):
-    job = get_job(session, job_id)
-    return templates.TemplateResponse(request, "job.html", {"job": job})
+def job_page(request: Request, job: ReadableJob, viewer: MaybeViewer):
+    return render(request, "job.html", viewer=viewer, job=job)
 
 
 @router.get("/installations", response_class=HTMLResponse)
-def installations_page(request: Request, session: SessionDep):
-    rows = installations.listed(session)
-    return templates.TemplateResponse(request, "installations.html", {"installations": rows})
+def installations_page(request: Request, session: SessionDep, settings: SettingsDep, viewer: SignedIn):
+    visible = viewer.visible_repos(session, settings)
+    rows = []
+    for row in installations.listed(session):
+        repos = [r for r in row.repositories or [] if visible is None or r.lower() in visible]
+        if visible is None or repos:
+            rows.append({"row": row, "repositories": repos})
+    return render(request, "installations.html", viewer=viewer, installations=rows)

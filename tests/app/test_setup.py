@@ -17,6 +17,7 @@ from app.cli import main as qwenfix
 from app.main import create_app
 from core import stored_app
 from core.config import Settings
+from tests.support.people import sign_in
 from tests.webhook_payloads import encode, headers
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"
@@ -97,9 +98,11 @@ def test_fresh_install_leads_to_setup_and_registers_the_app_on_the_organization(
         bad = client.post("/webhooks/github", content=body, headers=headers("guess", body, "ping"))
         assert bad.status_code == 401
 
-        # an App is configured: the setup page is gone for everyone but admins
+        # an App is configured: the setup page is for admins only; people sign in with the new App
+        assert client.get("/setup", follow_redirects=False).headers["location"] == "/login?next=%2Fsetup"
+        assert client.get("/", follow_redirects=False).headers["location"] == "/login"
+        assert sign_in(client, fake_github, "someone").status_code == 303
         assert client.get("/setup").status_code == 404
-        assert client.get("/", follow_redirects=False).headers["location"] != "/setup"
 
     # a restarted server reads them too
     again = Settings(_env_file=None, data_dir=settings.data_dir)
