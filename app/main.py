@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from app import api, auth, docs, health, setup, tokens, webhooks
 from app.access import SignInRequired
-from app.dashboard import pages
+from app.dashboard import actions, pages
 from app.sweep import sweep_forever
 from core import logs
 from core.config import Settings, get_settings
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, sweep: bool = True) -> FastAPI:
     # /docs and /openapi.json are routes of app/docs.py, for signed-in people only
     app = FastAPI(title="qwenfix", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
-    for module in (webhooks, health, setup, auth, tokens, docs, api, pages):
+    for module in (webhooks, health, setup, auth, tokens, docs, api, pages, actions):
         app.include_router(module.router)
     app.add_exception_handler(SignInRequired, _sign_in_required)
     return app

@@ -10,7 +10,7 @@ from app.access import MaybeViewer, Public, ReadableJob, SignedIn
 from app.api import list_jobs
 from app.dashboard.render import render
 from app.deps import SessionDep, SettingsDep
-from core import installations
+from core import installations, jobs
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,8 +32,12 @@ def jobs_page(request: Request, session: SessionDep, settings: SettingsDep, view
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page(request: Request, job: ReadableJob, viewer: MaybeViewer):
-    return render(request, "job.html", viewer=viewer, job=job)
+def job_page(request: Request, session: SessionDep, settings: SettingsDep, job: ReadableJob,
+             viewer: MaybeViewer):
+    can_write = viewer.access(session, settings).can_write(job.repo)  # buttons; the POST asks again
+    return render(request, "job.html", viewer=viewer, job=job, can_write=can_write,
+                  retryable=job.kind in jobs.RETRYABLE and job.state not in job.ACTIVE,
+                  stoppable=job.state in job.ACTIVE)
 
 
 @router.get("/installations", response_class=HTMLResponse)

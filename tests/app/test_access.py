@@ -95,6 +95,8 @@ MATRIX = {
     ("GET", "/"): ("/", expect(LOGIN, 303, 303, 303)),
     ("GET", "/jobs"): ("/jobs", SIGNED_IN_PAGE),
     ("GET", "/jobs/{job_id}"): ("/jobs/{readable}", expect(LOGIN, 404, 200, 200)),
+    ("POST", "/jobs/{job_id}/retry"): ("/jobs/{readable}/retry", expect(LOGIN, 404, 403, 403)),
+    ("POST", "/jobs/{job_id}/stop"): ("/jobs/{readable}/stop", expect(LOGIN, 404, 403, 403)),
     ("GET", "/installations"): ("/installations", SIGNED_IN_PAGE),
     ("GET", "/tokens"): ("/tokens", SIGNED_IN_PAGE),
     ("POST", "/tokens"): ("/tokens", expect(LOGIN, 403, 403, 403)),
