@@ -3,25 +3,46 @@ jobs of repositories GitHub lets them read; admins see all."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from markupsafe import Markup
+from sqlalchemy import func, select
 
 from app.access import MaybeViewer, Public, ReadableJob, SignedIn
 from app.api import list_jobs
+from app.dashboard import overview, views
 from app.dashboard.render import render
 from app.deps import SessionDep, SettingsDep
 from core import installations, jobs
+from core.db.models import Job, utcnow
+
+CHART_DAYS = 14
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/")
-def home(settings: SettingsDep, viewer: MaybeViewer, _: Public):
+def home(request: Request, session: SessionDep, settings: SettingsDep, viewer: MaybeViewer, _: Public):
     if not settings.app_configured:
         return RedirectResponse("/setup", status_code=303)  # a fresh install: register the App first
     if viewer is None:
         return RedirectResponse("/login", status_code=303)
-    return RedirectResponse("/jobs", status_code=303)
+    visible = viewer.visible_repos(session, settings)
+    counts = select(Job.repo, Job.state, func.count()).group_by(Job.repo, Job.state)
+    recent = select(Job.repo, Job.state, Job.created_at, Job.usage).where(
+        Job.created_at >= utcnow() - timedelta(days=CHART_DAYS + 1))
+    if visible is not None:
+        counts = counts.where(func.lower(Job.repo).in_(visible or [""]))
+        recent = recent.where(func.lower(Job.repo).in_(visible or [""]))
+    counted = [tuple(row) for row in session.execute(counts)]
+    days = overview.per_day([overview.JobFacts(r, s, c, overview.tokens_of(u))
+                             for r, s, c, u in session.execute(recent)], utcnow().date(), CHART_DAYS)
+    return render(request, "overview.html", viewer=viewer, repositories=overview.by_repository(counted),
+                  states=overview.STATES, days=days, totals=overview.totals(days),
+                  active=sum(n for _, state, n in counted if state in Job.ACTIVE),
+                  chart=Markup(overview.chart_svg(days)))  # numbers and dates only, built here
 
 
 @router.get("/jobs", response_class=HTMLResponse)
@@ -35,7 +56,11 @@ def jobs_page(request: Request, session: SessionDep, settings: SettingsDep, view
 def job_page(request: Request, session: SessionDep, settings: SettingsDep, job: ReadableJob,
              viewer: MaybeViewer):
     can_write = viewer.access(session, settings).can_write(job.repo)  # buttons; the POST asks again
+    patch = (job.result or {}).get("patch")
     return render(request, "job.html", viewer=viewer, job=job, can_write=can_write,
+                  diff=views.diff_lines(patch), diffstat=views.diff_stat(patch),
+                  timeline=views.timeline(job.created_at, job.started_at, job.timings or {}),
+                  steps=views.trajectory_steps(job.trajectory), result=job.result or {},
                   retryable=job.kind in jobs.RETRYABLE and job.state not in job.ACTIVE,
                   stoppable=job.state in job.ACTIVE)
 
