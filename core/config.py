@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     private_key_path: Path | None = None
     github_api_url: str = "https://api.github.com"
     github_url: str = ""  # web pages (App registration, sign-in); empty: from github_api_url
+    github_api_version: str = ""  # X-GitHub-Api-Version; empty: what the server supports
     public_url: str = "http://127.0.0.1:8000"  # where job links in comments point
     app_slug: str = ""
     client_id: str = ""  # the App's OAuth client, for signing people in

@@ -18,12 +18,14 @@ Tokens and the private key are never logged.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import httpx
@@ -40,6 +42,7 @@ from githubkit.exception import (
     RequestTimeout,
 )
 from githubkit.retry import RetryOption
+from githubkit.versions import LATEST_VERSION, VERSIONS, RestVersionSwitcher
 
 from core.config import Settings, get_settings
 from core.tls import tls_context
@@ -59,6 +62,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 REFRESH_MARGIN_S = 5 * 60  # a cached token is replaced this long before it expires
+OLDEST_API_VERSION = "2022-11-28"  # every GitHub Enterprise Server release that has versions knows it
 USER_AGENT = "qwenfix"
 FAILING = frozenset({"failure", "timed_out"})  # conclusions of a red run, check suite, job or step
 
@@ -111,13 +115,13 @@ class GitHubApp:
 
     def app_client(self) -> GitHub:
         """A client authenticated as the app (JWT): /app/... routes only."""
-        return GitHub(AppAuthStrategy(self._app_id(), self._key()), **self._options())
+        return VersionedGitHub(AppAuthStrategy(self._app_id(), self._key()), **self._options())
 
     def installation_client(self, installation_id: int, repository: str | None = None) -> GitHub:
         """A client acting as one installation, its token narrowed to ``repository``
         ("owner/name") when given. The token is exchanged on first use and kept fresh."""
         self._key()  # fail early on a bad key, not on the first request
-        return GitHub(
+        return VersionedGitHub(
             _InstallationAuthStrategy(self, installation_id, repository), **self._options()
         )
 
@@ -217,14 +221,92 @@ class GitHubApp:
         return self._private_key
 
 
+# ---------------------------------------------------------------------- REST API version
+
+
+class VersionedGitHub(GitHub):
+    """A githubkit client whose ``.rest`` speaks one REST API version (``X-GitHub-Api-Version``),
+    the one the server supports, instead of githubkit's newest: GitHub Enterprise Server releases
+    answer 400 to a version they do not know."""
+
+    def __init__(self, *args, api_version: str = LATEST_VERSION, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.api_version = api_version
+
+    @cached_property
+    def rest(self) -> _PinnedRest:  # type: ignore[override]
+        return _PinnedRest(RestVersionSwitcher(self), self.api_version)
+
+
+class _PinnedRest:
+    """``gh.rest`` bound to one version: ``gh.rest.pulls.get(...)``, ``gh.rest.paginate(...)``."""
+
+    def __init__(self, switcher: RestVersionSwitcher, version: str) -> None:
+        self._switcher = switcher
+        self._version = version
+
+    def __call__(self, version: str | None = None):
+        return self._switcher(version or self._version)
+
+    def __getattr__(self, name: str):
+        if name == "paginate":
+            return self._switcher.paginate
+        return getattr(self._switcher(self._version), name)
+
+
+def installed_api_versions() -> list[str]:
+    """REST API versions githubkit can speak here (a schema package per version), oldest first."""
+    return sorted(v for v, module in VERSIONS.items() if not v.startswith("ghec-")
+                  and importlib.util.find_spec(f"githubkit_schemas.{module}") is not None)
+
+
+_chosen_versions: dict[str, str] = {}
+
+
+def api_version(settings: Settings) -> str:
+    """The REST API version to send: ``QWENFIX_GITHUB_API_VERSION``; else githubkit's newest for
+    api.github.com; else the newest both sides know by the server's meta endpoint ``GET /versions``;
+    a server without it (GitHub Enterprise Server before 3.20) gets 2022-11-28."""
+    known = installed_api_versions()
+    if settings.github_api_version:
+        if settings.github_api_version not in known:
+            raise GitHubAppError(
+                f"QWENFIX_GITHUB_API_VERSION={settings.github_api_version} is not a REST API version "
+                f"this install speaks ({', '.join(known)})")
+        return settings.github_api_version
+    url = settings.github_api_url.rstrip("/")
+    if url in ("https://api.github.com", "http://api.github.com"):
+        return LATEST_VERSION
+    if url not in _chosen_versions:
+        _chosen_versions[url] = _ask_server(settings, known)
+    return _chosen_versions[url]
+
+
+def _ask_server(settings: Settings, known: list[str]) -> str:
+    client = GitHub(**client_options(settings, api_version_pinned=False))
+    try:
+        offered = client.rest(OLDEST_API_VERSION).meta.get_all_versions().json()
+    except RequestFailed as exc:
+        log.info("GET /versions answered %s: using REST API %s", exc.response.status_code,
+                 OLDEST_API_VERSION)
+        return OLDEST_API_VERSION
+    both = sorted(set(offered if isinstance(offered, list) else []) & set(known))
+    chosen = both[-1] if both else OLDEST_API_VERSION
+    log.info("GitHub at %s speaks REST API %s: using %s", settings.github_api_url, offered, chosen)
+    return chosen
+
+
 def client_options(
     settings: Settings,
     timeout_s: float = 30.0,
     retry: RetryPolicy | None = None,
     cache: MemCacheStrategy | None = None,
+    api_version_pinned: bool = True,
 ) -> dict:
     """What every githubkit client of these settings is built with."""
+    pinned = {"api_version": api_version(settings)} if api_version_pinned else {}
     return {
+        **pinned,
         "base_url": settings.github_api_url.rstrip("/") + "/",
         "user_agent": USER_AGENT,
         "timeout": timeout_s,
@@ -239,7 +321,7 @@ def convert_manifest(settings: Settings, code: str) -> dict:
     """GitHub's answer to ``POST /app-manifests/{code}/conversions``: the App made from our
     manifest, with its id, slug, private key, webhook secret and OAuth client. The code is good
     once, for an hour; no credentials are needed to redeem it."""
-    client = GitHub(**client_options(settings))  # keep a reference: namespaces hold it weakly
+    client = VersionedGitHub(**client_options(settings))  # keep a reference: namespaces hold it weakly
     try:
         return client.rest.apps.create_from_manifest(code).json()
     except RequestFailed as exc:
@@ -292,7 +374,7 @@ def sign_in(settings: Settings, code: str, redirect_uri: str) -> tuple[GitHubUse
     """Redeem the OAuth web flow's code for the person's token, and ask GitHub who they are."""
     web = OAuthWebAuthStrategy(settings.client_id, settings.client_secret.get_secret_value(),
                                code, redirect_uri)
-    client = GitHub(**client_options(settings))  # no auth of its own: the code is redeemed once
+    client = VersionedGitHub(**client_options(settings))  # no auth of its own: the code is redeemed once
     try:
         credentials = _credentials_of(web.exchange_token(client))
     except (AuthExpiredError, AuthCredentialError, RequestFailed) as exc:
@@ -302,7 +384,7 @@ def sign_in(settings: Settings, code: str, redirect_uri: str) -> tuple[GitHubUse
 
 
 def _who(settings: Settings, credentials: UserCredentials) -> GitHubUser:
-    client = GitHub(_user_auth(settings, credentials), **client_options(settings))
+    client = VersionedGitHub(_user_auth(settings, credentials), **client_options(settings))
     user = client.rest.users.get_authenticated().json()
     return GitHubUser(user["login"], int(user["id"]))
 
@@ -315,7 +397,7 @@ def user_repositories(
     ``/user/installations/{id}/repositories`` with their token, renewed first when it expired
     (the renewed credentials come back, to keep)."""
     auth = _user_auth(settings, credentials)
-    client = GitHub(auth, **client_options(settings))
+    client = VersionedGitHub(auth, **client_options(settings))
     try:
         installations = list(client.rest.paginate(
             client.rest.apps.list_installations_for_authenticated_user,
