@@ -74,6 +74,9 @@ async def setup_callback(request: Request, settings: SettingsDep, _: SetupAllowe
     else:
         where = await run_in_threadpool(stored_app.save, settings.data_dir, values)
         log.info("App credentials stored", path=str(where))
+        for name in (n for n in values if settings.from_environment(n)):
+            log.warning("the environment wins over the new App's setting: GitHub's deliveries and "
+                        "sign-ins may be refused until it is removed", setting=f"QWENFIX_{name.upper()}")
         request.app.state.settings = settings.current()
         response = RedirectResponse(install, status_code=303)
     response.delete_cookie(STATE_COOKIE, path="/setup")

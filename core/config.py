@@ -94,6 +94,10 @@ class Settings(BaseSettings):
             field = type(self).model_fields[name]
             setattr(self, name, SecretStr(value) if field.annotation is SecretStr else value)
 
+    def from_environment(self, name: str) -> bool:
+        """Whether the environment (or the caller) set ``name``, rather than a default or setup."""
+        return name in self._explicit
+
     def current(self) -> Settings:
         """These settings, or a copy with the App credentials setup stored since they were read."""
         if stored_app.stamp(self.data_dir) == self._stored_stamp:
