@@ -20,12 +20,11 @@ from app import manifest
 from app.access import SetupAllowed
 from app.dashboard.render import templates
 from app.deps import SettingsDep
-from core import stored_app
+from core import logs, stored_app
 from core.github import GitHubAppError, convert_manifest
-from core.logs import get_logger
 
 router = APIRouter()
-log = get_logger("qwenfix.setup")
+log = logs.get_logger("qwenfix.setup")
 STATE_COOKIE = "qwenfix_setup_state"
 
 
@@ -78,6 +77,7 @@ async def setup_callback(request: Request, settings: SettingsDep, _: SetupAllowe
             log.warning("the environment wins over the new App's setting: GitHub's deliveries and "
                         "sign-ins may be refused until it is removed", setting=f"QWENFIX_{name.upper()}")
         request.app.state.settings = settings.current()
+        logs.also_redact(request.app.state.settings.secrets())
         response = RedirectResponse(install, status_code=303)
     response.delete_cookie(STATE_COOKIE, path="/setup")
     return response

@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
-def render(request: Request, template: str, viewer=None, status_code: int = 200, **context) -> HTMLResponse:
+def render(request: Request, template: str, viewer=None, status_code: int = 200,
+           headers: dict | None = None, **context) -> HTMLResponse:
     return templates.TemplateResponse(request, template, {"viewer": viewer, **context},
-                                      status_code=status_code)
+                                      status_code=status_code, headers=headers)
