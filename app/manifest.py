@@ -7,7 +7,7 @@ See https://docs.github.com/apps/sharing-github-apps/registering-a-github-app-fr
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from core.config import Settings
 
@@ -52,6 +52,12 @@ def app_manifest(settings: Settings, name: str) -> dict:
         "default_permissions": dict(PERMISSIONS),
         "default_events": list(EVENTS),
     }
+
+
+def unreachable(public_url: str) -> bool:
+    """True for a URL GitHub cannot deliver webhooks to (this machine only)."""
+    host = urlsplit(public_url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.") or host.endswith(".localhost")
 
 
 def default_name(account: str | None) -> str:

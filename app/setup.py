@@ -43,6 +43,7 @@ def setup_page(request: Request, settings: SettingsDep, _: SetupAllowed, org: st
         "manifest": json.dumps(manifest.app_manifest(settings, manifest.default_name(account))),
         "permissions": manifest.PERMISSIONS,
         "events": manifest.EVENTS,
+        "unreachable": manifest.unreachable(settings.public_url),
     }
     response = templates.TemplateResponse(request, "setup.html", body)
     response.set_cookie(STATE_COOKIE, state, max_age=3600, httponly=True, samesite="lax",

@@ -113,7 +113,9 @@ def test_fresh_install_leads_to_setup_and_registers_the_app_on_the_organization(
 def test_personal_account_setup_posts_to_the_personal_page(tmp_path, fake_github, database_url):
     settings = fresh_settings(tmp_path, fake_github, database_url)
     with TestClient(create_app(settings, sweep=False)) as client:
-        action, _ = form_of(client.get("/setup").text)
+        page = client.get("/setup").text
+        assert "GitHub cannot deliver webhooks" not in page
+        action, _ = form_of(page)
         assert action.startswith(f"{fake_github.server_url}/settings/apps/new?state=")
         assert client.get("/setup", params={"org": "bad org!"}).status_code == 400
 
@@ -156,6 +158,13 @@ def test_operator_who_keeps_secrets_elsewhere_sees_them_once(tmp_path, fake_gith
     assert f"QWENFIX_APP_ID={fake_github.app_id}" in done.text
     assert "QWENFIX_PRIVATE_KEY=&#34;-----BEGIN RSA PRIVATE KEY-----\\n" in done.text
     assert not stored_app.path(settings.data_dir).exists()
+
+
+def test_setup_warns_when_github_cannot_reach_the_public_url(tmp_path, fake_github, database_url):
+    settings = fresh_settings(tmp_path, fake_github, database_url, public_url="http://127.0.0.1:8000")
+    with TestClient(create_app(settings, sweep=False)) as client:
+        page = client.get("/setup").text
+    assert "GitHub cannot deliver webhooks to http://127.0.0.1:8000" in page
 
 
 @pytest.mark.parametrize("org, expected", [("octo", "/setup?org=octo"), (None, "/setup")])
