@@ -1,4 +1,4 @@
-"""The `qwenfix` command: serve, worker, db upgrade, doctor, replay, sandbox build, repair."""
+"""The `qwenfix` command: serve, worker, db upgrade, setup, doctor, replay, sandbox build, repair."""
 
 from __future__ import annotations
 
@@ -60,6 +60,20 @@ def cmd_db_upgrade(_args) -> int:
     settings = get_settings()
     upgrade(settings.database_url)
     print(f"database at {_safe_url(settings.database_url)} is up to date")
+    return 0
+
+
+def cmd_setup(args) -> int:
+    from app.manifest import setup_link, valid_account
+
+    account = (args.org or "").strip() or None
+    if account is not None and not valid_account(account):
+        print(f"'{account}' is not a GitHub organization name", file=sys.stderr)
+        return 2
+    settings = get_settings()
+    print(setup_link(settings, account))
+    if settings.app_configured:
+        print("(an App is already configured: only admins may open this page)", file=sys.stderr)
     return 0
 
 
@@ -134,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply Alembic migrations").set_defaults(func=cmd_db_upgrade)
+
+    setup = sub.add_parser("setup", help="print the link that registers the GitHub App in one click")
+    setup.add_argument("--org", help="organization to register the App on (default: your account)")
+    setup.set_defaults(func=cmd_setup)
 
     sub.add_parser("doctor", help="check settings and dependencies, say how to fix what is missing").set_defaults(
         func=cmd_doctor

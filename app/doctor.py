@@ -23,12 +23,14 @@ def _webhook(settings: Settings) -> Check:
     if settings.webhook_secret.get_secret_value():
         return Check("webhook secret", True, "set")
     return Check("webhook secret", False, "not set: every webhook is refused with 401",
-                 "set QWENFIX_WEBHOOK_SECRET to the secret entered in the GitHub App's settings")
+                 "register the App from the setup page (`qwenfix setup --org ORG` prints its link), "
+                 "or set QWENFIX_WEBHOOK_SECRET to the secret entered in the GitHub App's settings")
 
 
 def _github(settings: Settings) -> Check:
     if not settings.app_id or not settings.private_key_pem:
         return Check("GitHub App", False, "QWENFIX_APP_ID or the private key is missing",
+                     "register the App from the setup page (`qwenfix setup --org ORG` prints its link), or "
                      "set QWENFIX_APP_ID and QWENFIX_PRIVATE_KEY_PATH (the .pem downloaded from the App page)")
     try:
         from core.github import GitHubApp

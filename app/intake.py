@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.intents import Ignored, Intent
+from core import installations
 from core.db.models import Delivery, Job, utcnow
 
 
@@ -18,6 +19,10 @@ def record_delivery(
     The same delivery twice, or two deliveries with one idempotency key, yield one job. New
     deliveries take one round trip (insert, commit); duplicates fall back to looking up what exists.
     """
+    if isinstance(routed, Intent) and routed.kind != installations.SYNC_KIND:
+        refused = installations.refusal(session, routed.installation_id)
+        if refused:  # suspended or uninstalled: no new jobs
+            routed = Ignored(refused)
     try:
         job = _new_job(routed, delivery_id) if isinstance(routed, Intent) else None
         if job is not None:

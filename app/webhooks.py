@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from app import intake, metrics
+from app.access import Public
 from app.deps import SettingsDep
 from app.intents import Ignored, route
 from core import jobs
@@ -55,7 +56,7 @@ async def _read_signed(request: Request, limit: int, secret: str) -> tuple[bytes
 
 
 @router.post("/webhooks/github")
-async def receive(request: Request, settings: SettingsDep) -> JSONResponse:
+async def receive(request: Request, settings: SettingsDep, _: Public) -> JSONResponse:  # signed by GitHub
     event = request.headers.get("x-github-event", "")
     delivery_id = request.headers.get("x-github-delivery", "")
     limit = settings.max_body_bytes

@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core import stored_app
 
 
 class Settings(BaseSettings):
@@ -20,7 +22,20 @@ class Settings(BaseSettings):
     private_key: SecretStr = SecretStr("")
     private_key_path: Path | None = None
     github_api_url: str = "https://api.github.com"
+    github_url: str = ""  # web pages (App registration, sign-in); empty: from github_api_url
+    github_api_version: str = ""  # X-GitHub-Api-Version; empty: what the server supports
     public_url: str = "http://127.0.0.1:8000"  # where job links in comments point
+    app_slug: str = ""
+    client_id: str = ""  # the App's OAuth client, for signing people in
+    client_secret: SecretStr = SecretStr("")
+    store_app_credentials: bool = True  # False: setup shows them once instead of writing them
+
+    # people: who signs in to the dashboard and API
+    admins: str = ""  # GitHub logins, comma-separated: see every job, the setup page
+    metrics_token: SecretStr = SecretStr("")  # bearer token for /metrics; empty: /metrics refused
+    session_secret: SecretStr = SecretStr("")  # signs cookies; empty: a random one in data_dir
+    session_days: float = 7.0
+    access_cache_s: float = 300.0  # how long what GitHub says a person may read is reused
     commit_author_name: str = "qwenfix[bot]"
     commit_author_email: str = "qwenfix[bot]@users.noreply.github.com"
 
@@ -30,6 +45,7 @@ class Settings(BaseSettings):
     broker_url: str = ""  # empty: embedded filesystem broker in data_dir, in-process worker
     sweep_interval_s: float = 30.0
     job_time_limit_s: float = 3600.0  # wall time of one job (core/queue.py: how it is enforced)
+    reconcile_interval_s: float = 3600.0  # installations re-read from GitHub (and at start)
     max_body_bytes: int = 25 * 1024 * 1024
 
     # model
@@ -58,13 +74,64 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
 
+    _explicit: frozenset[str] = PrivateAttr(default=frozenset())
+    _stored_stamp: int = PrivateAttr(default=0)
+
     @model_validator(mode="after")
     def _defaults_from_data_dir(self) -> Settings:
+        self._explicit = frozenset(self.model_fields_set)  # from the environment or the caller
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'qwenfix.db').resolve()}"
         if self.mirror_dir is None:
             self.mirror_dir = self.data_dir / "mirrors"
+        self._apply_stored_app()
         return self
+
+    def _apply_stored_app(self) -> None:
+        """Fill what setup stored (data dir) beneath what the environment says."""
+        self._stored_stamp = stored_app.stamp(self.data_dir)
+        key_set = {"private_key", "private_key_path"} & self._explicit
+        for name, value in stored_app.load(self.data_dir).items():
+            if name in self._explicit or (name == "private_key" and key_set):
+                continue
+            field = type(self).model_fields[name]
+            setattr(self, name, SecretStr(value) if field.annotation is SecretStr else value)
+
+    def from_environment(self, name: str) -> bool:
+        """Whether the environment (or the caller) set ``name``, rather than a default or setup."""
+        return name in self._explicit
+
+    def current(self) -> Settings:
+        """These settings, or a copy with the App credentials setup stored since they were read."""
+        if stored_app.stamp(self.data_dir) == self._stored_stamp:
+            return self
+        fresh = self.model_copy()
+        fresh._apply_stored_app()
+        return fresh
+
+    @property
+    def github_web_url(self) -> str:
+        """https://github.com, or https://HOST for GitHub Enterprise's https://HOST/api/v3."""
+        if self.github_url:
+            return self.github_url.rstrip("/")
+        api = self.github_api_url.rstrip("/")
+        if api in ("https://api.github.com", "http://api.github.com"):
+            return "https://github.com"
+        return api.removesuffix("/api/v3")
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies only over HTTPS when people reach the app over HTTPS."""
+        return self.public_url.lower().startswith("https://")
+
+    @property
+    def admin_logins(self) -> frozenset[str]:
+        return frozenset(name.strip().lower() for name in self.admins.split(",") if name.strip())
+
+    @property
+    def app_configured(self) -> bool:
+        """A GitHub App to act as: its id and private key are known."""
+        return bool(str(self.app_id).strip() and self.private_key_pem.strip())
 
     @property
     def embedded_broker(self) -> bool:
@@ -75,7 +142,10 @@ class Settings(BaseSettings):
         if self.private_key.get_secret_value():
             return self.private_key.get_secret_value()
         if self.private_key_path:
-            return self.private_key_path.read_text()
+            try:
+                return self.private_key_path.read_text()
+            except OSError:
+                return ""
         return ""
 
     @property
@@ -88,6 +158,9 @@ class Settings(BaseSettings):
         """Values that must never appear in logs, comments, trajectories or the sandbox."""
         values = [
             self.webhook_secret.get_secret_value(),
+            self.client_secret.get_secret_value(),
+            self.metrics_token.get_secret_value(),
+            self.session_secret.get_secret_value(),
             self.llm_api_key.get_secret_value(),
             self.private_key_pem,
         ]
@@ -95,5 +168,14 @@ class Settings(BaseSettings):
 
 
 @lru_cache
-def get_settings() -> Settings:
+def _from_environment() -> Settings:
     return Settings()
+
+
+def get_settings() -> Settings:
+    """The process's settings; App credentials that setup stores later are picked up."""
+    settings = _from_environment()
+    if settings.current() is not settings:
+        _from_environment.cache_clear()
+        settings = _from_environment()
+    return settings

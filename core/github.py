@@ -18,19 +18,23 @@ Tokens and the private key are never logged.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import httpx
-from githubkit import AppAuthStrategy, GitHub
+from githubkit import AppAuthStrategy, GitHub, OAuthTokenAuthStrategy, OAuthWebAuthStrategy
 from githubkit.auth.base import BaseAuthStrategy
 from githubkit.cache import MemCacheStrategy
 from githubkit.exception import (
+    AuthCredentialError,
+    AuthExpiredError,
     GitHubException,
     RateLimitExceeded,
     RequestError,
@@ -38,6 +42,7 @@ from githubkit.exception import (
     RequestTimeout,
 )
 from githubkit.retry import RetryOption
+from githubkit.versions import LATEST_VERSION, VERSIONS, RestVersionSwitcher
 
 from core.config import Settings, get_settings
 from core.tls import tls_context
@@ -57,6 +62,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 REFRESH_MARGIN_S = 5 * 60  # a cached token is replaced this long before it expires
+OLDEST_API_VERSION = "2022-11-28"  # every GitHub Enterprise Server release that has versions knows it
 USER_AGENT = "qwenfix"
 FAILING = frozenset({"failure", "timed_out"})  # conclusions of a red run, check suite, job or step
 
@@ -110,13 +116,13 @@ class GitHubApp:
 
     def app_client(self) -> GitHub:
         """A client authenticated as the app (JWT): /app/... routes only."""
-        return GitHub(AppAuthStrategy(self._app_id(), self._key()), **self._options())
+        return VersionedGitHub(AppAuthStrategy(self._app_id(), self._key()), **self._options())
 
     def installation_client(self, installation_id: int, repository: str | None = None) -> GitHub:
         """A client acting as one installation, its token narrowed to ``repository``
         ("owner/name") when given. The token is exchanged on first use and kept fresh."""
         self._key()  # fail early on a bad key, not on the first request
-        return GitHub(
+        return VersionedGitHub(
             _InstallationAuthStrategy(self, installation_id, repository), **self._options()
         )
 
@@ -149,15 +155,7 @@ class GitHubApp:
         return known
 
     def _options(self) -> dict:
-        return {
-            "base_url": self.base_url,
-            "user_agent": USER_AGENT,
-            "timeout": self._timeout_s,
-            "http_cache": False,  # always fresh: idempotency checks must see the latest state
-            "cache_strategy": self._cache,
-            "auto_retry": self._retry if self._retry is not None else False,
-            "ssl_verify": tls_context(),  # githubkit makes a client per request outside `with`
-        }
+        return client_options(self.settings, self._timeout_s, self._retry, self._cache)
 
     # ------------------------------------------------------------------ tokens
 
@@ -233,6 +231,203 @@ class GitHubApp:
         if self._private_key is None:
             self._private_key = _load_private_key(self.settings.private_key_pem)
         return self._private_key
+
+
+# ---------------------------------------------------------------------- REST API version
+
+
+class VersionedGitHub(GitHub):
+    """A githubkit client whose ``.rest`` speaks one REST API version (``X-GitHub-Api-Version``),
+    the one the server supports, instead of githubkit's newest: GitHub Enterprise Server releases
+    answer 400 to a version they do not know."""
+
+    def __init__(self, *args, api_version: str = LATEST_VERSION, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.api_version = api_version
+
+    @cached_property
+    def rest(self) -> _PinnedRest:  # type: ignore[override]
+        return _PinnedRest(RestVersionSwitcher(self), self.api_version)
+
+
+class _PinnedRest:
+    """``gh.rest`` bound to one version: ``gh.rest.pulls.get(...)``, ``gh.rest.paginate(...)``."""
+
+    def __init__(self, switcher: RestVersionSwitcher, version: str) -> None:
+        self._switcher = switcher
+        self._version = version
+
+    def __call__(self, version: str | None = None):
+        return self._switcher(version or self._version)
+
+    def __getattr__(self, name: str):
+        if name == "paginate":
+            return self._switcher.paginate
+        return getattr(self._switcher(self._version), name)
+
+
+def installed_api_versions() -> list[str]:
+    """REST API versions githubkit can speak here (a schema package per version), oldest first."""
+    return sorted(v for v, module in VERSIONS.items() if not v.startswith("ghec-")
+                  and importlib.util.find_spec(f"githubkit_schemas.{module}") is not None)
+
+
+_chosen_versions: dict[str, str] = {}
+
+
+def api_version(settings: Settings) -> str:
+    """The REST API version to send: ``QWENFIX_GITHUB_API_VERSION``; else githubkit's newest for
+    api.github.com; else the newest both sides know by the server's meta endpoint ``GET /versions``;
+    a server without it (GitHub Enterprise Server before 3.20) gets 2022-11-28."""
+    known = installed_api_versions()
+    if settings.github_api_version:
+        if settings.github_api_version not in known:
+            raise GitHubAppError(
+                f"QWENFIX_GITHUB_API_VERSION={settings.github_api_version} is not a REST API version "
+                f"this install speaks ({', '.join(known)})")
+        return settings.github_api_version
+    url = settings.github_api_url.rstrip("/")
+    if url in ("https://api.github.com", "http://api.github.com"):
+        return LATEST_VERSION
+    if url not in _chosen_versions:
+        _chosen_versions[url] = _ask_server(settings, known)
+    return _chosen_versions[url]
+
+
+def _ask_server(settings: Settings, known: list[str]) -> str:
+    client = GitHub(**client_options(settings, api_version_pinned=False))
+    try:
+        offered = client.rest(OLDEST_API_VERSION).meta.get_all_versions().json()
+    except RequestFailed as exc:
+        log.info("GET /versions answered %s: using REST API %s", exc.response.status_code,
+                 OLDEST_API_VERSION)
+        return OLDEST_API_VERSION
+    both = sorted(set(offered if isinstance(offered, list) else []) & set(known))
+    chosen = both[-1] if both else OLDEST_API_VERSION
+    log.info("GitHub at %s speaks REST API %s: using %s", settings.github_api_url, offered, chosen)
+    return chosen
+
+
+def client_options(
+    settings: Settings,
+    timeout_s: float = 30.0,
+    retry: RetryPolicy | None = None,
+    cache: MemCacheStrategy | None = None,
+    api_version_pinned: bool = True,
+) -> dict:
+    """What every githubkit client of these settings is built with."""
+    pinned = {"api_version": api_version(settings)} if api_version_pinned else {}
+    return {
+        **pinned,
+        "base_url": settings.github_api_url.rstrip("/") + "/",
+        "user_agent": USER_AGENT,
+        "timeout": timeout_s,
+        "http_cache": False,  # always fresh: idempotency checks must see the latest state
+        "cache_strategy": cache or MemCacheStrategy(),
+        "auto_retry": retry if retry is not None else False,
+        "ssl_verify": tls_context(),  # githubkit makes a client per request outside `with`
+    }
+
+
+def convert_manifest(settings: Settings, code: str) -> dict:
+    """GitHub's answer to ``POST /app-manifests/{code}/conversions``: the App made from our
+    manifest, with its id, slug, private key, webhook secret and OAuth client. The code is good
+    once, for an hour; no credentials are needed to redeem it."""
+    client = VersionedGitHub(**client_options(settings))  # keep a reference: namespaces hold it weakly
+    try:
+        return client.rest.apps.create_from_manifest(code).json()
+    except RequestFailed as exc:
+        status = exc.response.status_code
+        raise GitHubAppError(
+            f"GitHub did not accept the setup code ({status}): it is valid once, for one hour; "
+            "start again from the setup page",
+            status,
+        ) from None
+
+
+# ---------------------------------------------------------------------- people (user-to-server)
+
+
+class SignInError(RuntimeError):
+    """GitHub did not sign the person in (bad code, client secret, expired refresh token)."""
+
+
+@dataclass(frozen=True)
+class UserCredentials:
+    """A person's user-to-server token (``ghu_``) and what renews it (``ghr_``)."""
+
+    token: str
+    expires_at: datetime | None = None
+    refresh_token: str | None = None
+    refresh_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class GitHubUser:
+    login: str
+    github_id: int
+
+
+def _user_auth(settings: Settings, credentials: UserCredentials) -> OAuthTokenAuthStrategy:
+    return OAuthTokenAuthStrategy(
+        settings.client_id, settings.client_secret.get_secret_value() or None,
+        token=credentials.token, expire_time=credentials.expires_at,
+        refresh_token=credentials.refresh_token,
+        refresh_token_expire_time=credentials.refresh_expires_at,
+    )
+
+
+def _credentials_of(auth: OAuthTokenAuthStrategy) -> UserCredentials:
+    return UserCredentials(auth.token or "", auth.expire_time, auth.refresh_token,
+                           auth.refresh_token_expire_time)
+
+
+def sign_in(settings: Settings, code: str, redirect_uri: str) -> tuple[GitHubUser, UserCredentials]:
+    """Redeem the OAuth web flow's code for the person's token, and ask GitHub who they are."""
+    web = OAuthWebAuthStrategy(settings.client_id, settings.client_secret.get_secret_value(),
+                               code, redirect_uri)
+    client = VersionedGitHub(**client_options(settings))  # no auth of its own: the code is redeemed once
+    try:
+        credentials = _credentials_of(web.exchange_token(client))
+    except (AuthExpiredError, AuthCredentialError, RequestFailed) as exc:
+        raise SignInError("GitHub did not accept the sign-in code; sign in again") from exc
+    person = _who(settings, credentials)
+    return person, credentials
+
+
+def _who(settings: Settings, credentials: UserCredentials) -> GitHubUser:
+    client = VersionedGitHub(_user_auth(settings, credentials), **client_options(settings))
+    user = client.rest.users.get_authenticated().json()
+    return GitHubUser(user["login"], int(user["id"]))
+
+
+def user_repositories(
+    settings: Settings, credentials: UserCredentials
+) -> tuple[dict[str, dict[str, bool]], UserCredentials]:
+    """Every repository the person can reach through the App's installations, with *their*
+    permissions (``pull``, ``push``, ...): ``GET /user/installations`` and
+    ``/user/installations/{id}/repositories`` with their token, renewed first when it expired
+    (the renewed credentials come back, to keep)."""
+    auth = _user_auth(settings, credentials)
+    client = VersionedGitHub(auth, **client_options(settings))
+    try:
+        installations = list(client.rest.paginate(
+            client.rest.apps.list_installations_for_authenticated_user,
+            map_func=lambda response: response.json()["installations"]))
+        found: dict[str, dict[str, bool]] = {}
+        for installation in installations:
+            for repo in client.rest.paginate(
+                    client.rest.apps.list_installation_repos_for_authenticated_user,
+                    installation_id=installation["id"],
+                    map_func=lambda response: response.json()["repositories"]):
+                found[repo["full_name"]] = dict(repo.get("permissions") or {})
+    except (AuthExpiredError, AuthCredentialError) as exc:
+        raise SignInError("the person's GitHub sign-in expired") from exc
+    except RequestFailed as exc:
+        if exc.response.status_code == 401:
+            raise SignInError("GitHub no longer accepts the person's token") from exc
+        raise
+    return found, _credentials_of(auth)
 
 
 def _load_private_key(pem: str) -> str:

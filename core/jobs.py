@@ -69,6 +69,22 @@ def cancel(session: Session, job_id: int, outcome: str) -> bool:
     return result.rowcount == 1
 
 
+RETRYABLE = ("repair", "fix", "explain", "review")  # kinds `/qwen retry` and the dashboard run again
+
+
+def rerun(session: Session, last: Job, trigger: str, delivery_id: str | None = None, **params) -> Job:
+    """A new queued job doing what ``last`` did, frozen as it was (`/qwen retry`, the dashboard)."""
+    again = Job(
+        kind=last.kind, installation_id=last.installation_id, repo=last.repo, pr_number=last.pr_number,
+        head_sha=last.head_sha, trigger=trigger, delivery_id=delivery_id or last.delivery_id,
+        params={**last.params, "retry_of": last.id, **params},
+        idempotency_key=f"{last.idempotency_key}|{trigger}", state="queued", progress="queued",
+    )
+    session.add(again)
+    session.flush()
+    return again
+
+
 def mark_enqueued(session: Session, job_id: int, enqueued: bool = True) -> None:
     session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow() if enqueued else None))
     session.commit()

@@ -16,6 +16,7 @@ from core import jobs
 from core.config import Settings, get_settings
 from core.db.models import Job
 from core.db.session import session_scope
+from core.installations import SYNC_KIND, refusal
 from core.logs import get_logger
 from workers.context import (
     WORKER_ID,
@@ -56,6 +57,12 @@ def run_job(job_id: int, settings: Settings | None = None) -> float | None:
         if job is None:
             log.info("job not claimable (done, cancelled or running elsewhere)")
             return None
+        if job.kind != SYNC_KIND:
+            with session_scope(settings.database_url) as session:
+                refused = refusal(session, job.installation_id)
+                if refused:  # suspended or uninstalled since the job was queued
+                    jobs.finish(session, job_id, "cancelled", refused)
+                    return None
         ctx = JobContext(job=job, settings=settings)
         if job.kind in WAIT_FOR_PR_LOCK and not ctx.try_lock():
             with session_scope(settings.database_url) as session:

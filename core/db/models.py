@@ -1,4 +1,5 @@
-"""State: webhook deliveries, jobs, installations and per-pull-request locks."""
+"""State: webhook deliveries, jobs, installations, per-pull-request locks, and the people who
+sign in to the dashboard (their sessions and personal API tokens)."""
 
 from __future__ import annotations
 
@@ -91,8 +92,10 @@ class Installation(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     account: Mapped[str | None] = mapped_column(String(200))
-    repositories: Mapped[list] = mapped_column(default=list)
-    active: Mapped[bool] = mapped_column(default=True)
+    account_type: Mapped[str | None] = mapped_column(String(32))  # Organization | User
+    repositories: Mapped[list] = mapped_column(default=list)  # full names
+    active: Mapped[bool] = mapped_column(default=True)  # status == "active"
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | suspended | deleted
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -104,6 +107,44 @@ class Lock(Base):
     name: Mapped[str] = mapped_column(String(300), primary_key=True)
     owner: Mapped[str] = mapped_column(String(100))
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class Person(Base):
+    """Someone who signed in with GitHub. Their user-to-server token is kept encrypted: it is
+    what says which repositories they may see (app/permissions.py)."""
+
+    __tablename__ = "people"
+
+    login: Mapped[str] = mapped_column(String(100), primary_key=True)
+    github_id: Mapped[int] = mapped_column(BigInteger)
+    credentials: Mapped[str] = mapped_column(Text)  # encrypted JSON: token, refresh token, expiries
+    signed_in_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebSession(Base):
+    """A signed-in browser; the cookie carries the key, the row its hash. Signing out deletes it."""
+
+    __tablename__ = "web_sessions"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    login: Mapped[str] = mapped_column(String(100), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class ApiToken(Base):
+    """A personal bearer token for the JSON API, made on the dashboard; only its hash is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    login: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown, so people can tell tokens apart
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -12,6 +12,7 @@ from app.main import create_app
 from core.db.models import Delivery, Job
 from core.db.session import session_scope
 from tests.support.db import SECRET
+from tests.support.people import api_token
 from tests.webhook_payloads import encode, headers, issue_comment, pull_request, sign, workflow_run
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
@@ -19,7 +20,8 @@ DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 @pytest.fixture
 def settings(make_settings, database_url):
-    return make_settings(database_url=database_url, broker_url=DEAD_BROKER)
+    return make_settings(database_url=database_url, broker_url=DEAD_BROKER, admins="root",
+                         metrics_token="scrape-me-0123")
 
 
 @pytest.fixture
@@ -255,16 +257,17 @@ def test_readyz_reports_a_dead_broker(client):
 def test_metrics_count_answers_and_jobs(client):
     post(client, workflow_run(), "workflow_run")
     post(client, workflow_run(), "workflow_run", secret="wrong")
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers={"Authorization": "Bearer scrape-me-0123"}).text
     assert 'qwenfix_webhooks_total{event="workflow_run",result="bad_signature"}' in text
     assert 'qwenfix_jobs{kind="repair",state="queued"} 1.0' in text
 
 
-def test_jobs_api_lists_and_shows_jobs(client):
+def test_jobs_api_lists_and_shows_jobs(client, settings):
     job_id = post(client, workflow_run(), "workflow_run").json()["job"]
-    listed = client.get("/api/jobs").json()["jobs"]
+    admin = api_token(settings, "root")
+    listed = client.get("/api/jobs", headers=admin).json()["jobs"]
     assert [j["id"] for j in listed] == [job_id]
-    detail = client.get(f"/api/jobs/{job_id}").json()
+    detail = client.get(f"/api/jobs/{job_id}", headers=admin).json()
     assert detail["kind"] == "repair" and detail["params"]["workflow_name"] == "CI"
-    assert client.get("/api/jobs/999").status_code == 404
-    assert client.get(f"/jobs/{job_id}").status_code == 200
+    assert client.get("/api/jobs/999", headers=admin).status_code == 404
+    assert client.get(f"/jobs/{job_id}", headers=admin).status_code == 200

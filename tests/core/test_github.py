@@ -7,6 +7,7 @@ import socket
 
 import pytest
 from githubkit.exception import RequestFailed
+from githubkit.versions import LATEST_VERSION
 
 from core.config import Settings
 from core.github import GitHubApp, GitHubAppError, is_transient, retry_after, status_code
@@ -19,6 +20,7 @@ def settings_for(fake, **overrides) -> Settings:
         "app_id": str(fake.app_id),
         "private_key": fake.private_key_pem,
         "github_api_url": fake.url,
+        "github_api_version": LATEST_VERSION,  # the fake speaks it; test_api_version.py chooses
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from githubkit.versions import LATEST_VERSION
 from sqlalchemy import text
 
 from core.config import Settings
@@ -73,7 +74,10 @@ def redis_url():
 @pytest.fixture
 def make_settings(tmp_path):
     def make(**overrides) -> Settings:
-        values = dict(webhook_secret=SECRET, data_dir=tmp_path / "data", sweep_interval_s=0.5)
+        # the fakes speak githubkit's newest REST API version; tests/core/test_api_version.py and
+        # the Enterprise end-to-end test leave it to be chosen
+        values = dict(webhook_secret=SECRET, data_dir=tmp_path / "data", sweep_interval_s=0.5,
+                      github_api_version=LATEST_VERSION)
         values.update(overrides)
         return Settings(_env_file=None, **values)
 

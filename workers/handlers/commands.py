@@ -120,15 +120,7 @@ def retry_command(ctx: JobContext) -> Outcome:
         if last is None:
             gj.say("retry", "There is no earlier job on this pull request to run again.")
             return Outcome("skipped", "nothing to retry")
-        again = Job(
-            kind=last.kind, installation_id=last.installation_id, repo=last.repo, pr_number=last.pr_number,
-            head_sha=last.head_sha, trigger=f"retry:{ctx.job.params['comment_id']}",
-            delivery_id=ctx.job.delivery_id, params={**last.params, "retry_of": last.id},
-            idempotency_key=f"{last.idempotency_key}|retry:{ctx.job.params['comment_id']}", state="queued",
-        )
-        session.add(again)
-        session.flush()
-        again_id = again.id
+        again_id = jobs.rerun(session, last, f"retry:{ctx.job.params['comment_id']}", ctx.job.delivery_id).id
     enqueue(ctx.settings, again_id)
     link = f"[job {again_id}]({messages.job_url(ctx.settings.public_url, again_id)})"
     gj.say("retry", f"Running job {last.id} again as {link}.")

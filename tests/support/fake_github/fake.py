@@ -44,6 +44,22 @@ class FakeGitHub(State):
             }
             return self.installations[installation_id]
 
+    def suspend_installation(self, installation_id: int) -> None:
+        """Suspended on GitHub: listed with ``suspended_at``, no tokens for it."""
+        with self.lock:
+            self.installations[installation_id]["suspended_at"] = "2024-02-01T00:00:00Z"
+            for token, t in list(self.tokens.items()):
+                if t.installation_id == installation_id:
+                    del self.tokens[token]
+
+    def remove_installation(self, installation_id: int) -> None:
+        """Uninstalled: gone from ``GET /app/installations``; its repositories unreachable."""
+        with self.lock:
+            self.installations.pop(installation_id, None)
+            for r in self.repos.values():
+                if r.installation_id == installation_id:
+                    r.installation_id = None
+
     def add_repo(self, full_name: str, files: Mapping[str, str | bytes] | None = None,
                  default_branch: str = "main", installation_id: int | None = None,
                  private: bool = False, repo_id: int | None = None) -> str:

@@ -117,6 +117,19 @@ class Token:
 
 
 @dataclass
+class UserToken:
+    """A user-to-server token (``ghu_...``): acts as ``login``, within what the App may reach."""
+
+    token: str
+    login: str
+    expires_at: float
+
+    @property
+    def expired(self) -> bool:
+        return time.time() >= self.expires_at
+
+
+@dataclass
 class Repo:
     id: int
     full_name: str
@@ -193,6 +206,18 @@ class State:
         self.reaction_records: list[dict[str, Any]] = []
         self.reruns: list[tuple[str, int]] = []
         self.failures: list[dict[str, Any]] = []
+        # people (see users.py): the App's OAuth client, manifest registrations, sign-ins
+        self.client_id = f"Iv1.{app_id}"
+        self.client_secret = secrets.token_hex(20)
+        self.callback_urls: list[str] = []  # from the manifest; empty: any redirect_uri
+        self.manifests: dict[str, dict[str, Any]] = {}  # code -> registration waiting for conversion
+        self.created_apps: list[dict[str, Any]] = []  # conversion answers, in order
+        self.oauth_codes: dict[str, dict[str, Any]] = {}
+        self.user_tokens: dict[str, UserToken] = {}  # ghu_ access tokens
+        self.refresh_tokens: dict[str, str] = {}  # ghr_ refresh token -> login
+        self.user_token_ttl = 8 * 3600.0
+        self.api_versions: list[str] | None = None  # None: any; else others get 400
+        self.browser_login = ""  # who the authorize page says is signed in to GitHub
         self.download_secret = secrets.token_hex(8)
         self.lock = threading.RLock()
         self._ids = 100_000
