@@ -166,7 +166,9 @@ def _fixer_candidate(candidate: Candidate, task: RepairTask, fixer: Fixer, stati
             for command in fixer.fix_commands:
                 sandbox.exec(command, cwd=task.working_directory)
         candidate.patch = drop_junk(export_patch(station.worktree, base_sha), task.setup_products)
+    clock = time.monotonic()
     candidate.verdict = validate(task, candidate.patch, stations)
+    candidate.validation_s = round(time.monotonic() - clock, 3)
     return candidate
 
 
@@ -187,6 +189,7 @@ def _agent_candidate(candidate: Candidate, task: RepairTask, agent_task: AgentTa
     candidate.outcome = result.outcome
     candidate.trajectory = result.trajectory()
     candidate.prompt_tokens, candidate.completion_tokens = result.prompt_tokens, result.completion_tokens
+    candidate.cached_tokens = result.cached_tokens
     if cancelled() or result.outcome == "cancelled":
         candidate.verdict = Verdict(False, ["cancelled"])
         return candidate
@@ -194,7 +197,9 @@ def _agent_candidate(candidate: Candidate, task: RepairTask, agent_task: AgentTa
         candidate.verdict = Verdict(False, [f"the agent changed nothing ({result.outcome})"])
         return candidate
     report("validating", f"attempt {candidate.index + 1}")
+    clock = time.monotonic()
     candidate.verdict = validate(task, candidate.patch, stations)
+    candidate.validation_s = round(time.monotonic() - clock, 3)
     if candidate.verdict.ok and result.outcome != "finished":
         candidate.verdict = Verdict(True, [f"verified, although the agent stopped with {result.outcome}"])
     return candidate

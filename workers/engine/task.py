@@ -55,6 +55,8 @@ class Candidate:
     trajectory: list[dict] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, served from the endpoint's prefix cache
+    validation_s: float = 0.0  # time spent validating the patch (tests in a clean sandbox)
 
     @property
     def verified(self) -> bool:
@@ -75,7 +77,7 @@ class Candidate:
 
     def usage_dict(self) -> dict:
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "model_calls": len(self.trajectory)}
+                "cached_tokens": self.cached_tokens, "model_calls": len(self.trajectory)}
 
 
 @dataclass
