@@ -97,9 +97,13 @@ def test_a_scripted_agent_repairs_the_checkout_and_applies_the_verified_patch(ch
     assert len(bodies) == 4
     run_observation = last_observation(bodies[3]["messages"])
     assert "[exit code 0" in run_observation and "2 passed" in run_observation
-    # the task carried the failure-free context, fenced; no secret reached the model
+    # the task carried the context, fenced; no secret reached the model
     task_message = bodies[0]["messages"][1]["content"]
     assert '<untrusted-data source="AGENTS.md">' in task_message and "Keep changes minimal." in task_message
+    # … and the reproduction it had just run, with the code of the function the failing test calls
+    assert '<untrusted-data source="reproduction">' in task_message and "assert -1 == 5" in task_message
+    assert "calc.py — add (lines 1-2; called by test_add)" in task_message
+    assert "    2      return a - b" in task_message
     dumped = json.dumps(bodies)
     assert TOKEN not in dumped and API_KEY not in dumped and "[redacted]" in dumped
 

@@ -10,16 +10,19 @@ called with stage in reproducing | fixing | attempt | validating.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from core.logs import redact
 from workers.agent.budget import Budget
+from workers.agent.evidence import gather, render
 from workers.agent.llm import ModelClient
 from workers.agent.loop import run_agent
+from workers.agent.repo_map import RepoIndex, render_map
 from workers.agent.task import AgentTask, file_tree
 from workers.agent.tools import Toolbox
 from workers.engine.fixers import Fixer, fixer_for
@@ -27,8 +30,11 @@ from workers.engine.setup_phase import prepared
 from workers.engine.stations import Checkout, StartSandbox, Stations
 from workers.engine.task import Candidate, RepairResult, RepairTask, RepoContext, Verdict
 from workers.engine.validate import setup_failure, validate
+from workers.sandbox import ExecResult
 from workers.workspace.patches import export_patch
+from workers.workspace.snapshot import Snapshot
 
+log = logging.getLogger(__name__)
 JUNK = ("__pycache__/", ".pytest_cache/", ".ruff_cache/", ".mypy_cache/", ".pyc ")  # never part of a fix
 SAMPLED_TEMPERATURE = 0.7  # candidates after the first explore a little
 
@@ -62,7 +68,8 @@ def _repair(task: RepairTask, stations: Stations, base_sha: str | None, client: 
     timings: dict[str, float] = {}
     clock = time.monotonic()
     report("reproducing", f"`{task.command}`")
-    reproduction, setup_failed, tree, base_sha = _reproduce(task, stations, base_sha)
+    seen = _reproduce(task, stations, base_sha)
+    reproduction, setup_failed, base_sha = seen.result, seen.setup_failed, seen.base_sha
     timings["reproduce"] = round(time.monotonic() - clock, 3)
     if setup_failed:
         return RepairResult("no_fix", reproduction, timings=timings,
@@ -89,11 +96,7 @@ def _repair(task: RepairTask, stations: Stations, base_sha: str | None, client: 
     if cancelled():
         return RepairResult("cancelled", reproduction, None, candidates, reason="stopped", timings=timings)
 
-    agent_task = AgentTask(
-        goal=("Make the failing command pass by fixing the cause in the code." if task.require_failure
-              else "Make the requested change; the command must pass afterwards."),
-        command=task.command, working_directory=task.working_directory, failure_text=task.failure_text,
-        instructions=task.instructions, context=dict(context.files), tree=tree)
+    agent_task = first_task(task, context, seen)
     first = len(candidates)
 
     def attempt(i: int) -> Candidate:
@@ -131,8 +134,37 @@ def drop_junk(patch: str, products: frozenset[str] = frozenset()) -> str:
     return "".join(line for section in kept for line in section)
 
 
-def _reproduce(task: RepairTask, stations: Stations, base_sha: str | None):
-    """(result, setup failed?, file tree, base sha); the result is the setup's when that fails."""
+@dataclass
+class Reproduction:
+    result: ExecResult  # the command's, or the setup's when that fails
+    setup_failed: bool
+    base_sha: str
+    tree: str = ""
+    evidence: list[tuple[str, str]] = field(default_factory=list)
+    repo_map: str = ""
+
+
+def first_task(task: RepairTask, context: RepoContext, seen: Reproduction) -> AgentTask:
+    """What the agent is first told: the failure (the CI log, or else the output of the reproduction
+    it has just run), the code involved, the repository map and the repository's guidance."""
+    failure_text, source = task.failure_text, "CI failure"
+    if failure_text is None and not seen.result.ok:
+        failure_text, source = _reproduction_text(task.command, seen.result), "reproduction"
+    return AgentTask(
+        goal=("Make the failing command pass by fixing the cause in the code." if task.require_failure
+              else "Make the requested change; the command must pass afterwards."),
+        command=task.command, working_directory=task.working_directory, failure_text=failure_text,
+        instructions=task.instructions, context=dict(context.files), tree=seen.tree, failure_source=source,
+        evidence=seen.evidence, repo_map=seen.repo_map)
+
+
+def _reproduction_text(command: str, result: ExecResult) -> str:
+    status = ("timed out" if result.timed_out else "killed: out of memory" if result.oom_killed
+              else f"exit code {result.exit_code}")
+    return f"`{command}` in the sandbox at this commit: {status}\n\n{result.output}"
+
+
+def _reproduce(task: RepairTask, stations: Stations, base_sha: str | None) -> Reproduction:
     with stations.station() as station:
         base_sha = base_sha or getattr(station.worktree, "base_sha", None)
         if not base_sha:
@@ -141,8 +173,29 @@ def _reproduce(task: RepairTask, stations: Stations, base_sha: str | None):
         sandbox = station.sandbox()
         failed = setup_failure(sandbox, task)
         if failed is not None:
-            return failed, True, tree, base_sha
-        return sandbox.exec(task.command, cwd=task.working_directory), False, tree, base_sha
+            return Reproduction(failed, True, base_sha, tree)
+        result = sandbox.exec(task.command, cwd=task.working_directory)
+        seen = Reproduction(result, False, base_sha, tree)
+        if not result.ok or not task.require_failure:
+            seen.evidence, seen.repo_map = _evidence(task, station.worktree, base_sha, result)
+        return seen
+
+
+def _evidence(task: RepairTask, worktree, base_sha: str, result: ExecResult) -> tuple[list[tuple[str, str]], str]:
+    """Code and map from the base commit's objects (never from the worktree the sandbox just used).
+    Evidence helps the model; failing to gather it never fails the repair."""
+    if not task.evidence_tokens and not task.map_tokens:
+        return [], ""
+    text = "\n".join(t for t in (task.failure_text, result.output if not result.ok else "") if t)
+    try:
+        index = RepoIndex.build(Snapshot.at(worktree, base_sha))
+        snippets = gather(index, text, task.evidence_tokens) if task.evidence_tokens else []
+        ranked = index.rank([s.path for s in snippets], text)
+        repo_map = render_map(index, ranked, task.map_tokens) if task.map_tokens and ranked else ""
+        return render(index, snippets), repo_map
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not gather the code the failure involves: %s", exc)
+        return [], ""
 
 
 def _guarded(candidate: Candidate, secrets: list[str], make, *args) -> Candidate:

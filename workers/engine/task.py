@@ -34,6 +34,8 @@ class RepairTask:
     require_failure: bool = True  # red build: the command must fail first; `/qwen fix <text>`: it may pass
     setup_network: bool = False  # network for the setup phase only (repo asks and operator allows)
     setup_products: frozenset[str] = frozenset()  # set by repair(): files setup made, never patched
+    evidence_tokens: int = 6000  # code the failure involves, in the first prompt (0: none)
+    map_tokens: int = 1500  # the repository map in the first prompt (0: none)
 
 
 CONTEXT_FILES = ("README.md", "AGENTS.md", "QWEN.md", "CONTRIBUTING.md")  # guidance read from the base
