@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     llm_model: str = "qwen3-coder-plus"
     llm_timeout_s: float = 120.0
     llm_max_retries: int = 3
+    # per model, per million tokens: {"qwen3-coder-plus": {"prompt": 1.0, "cached": 0.2, "completion": 5.0}}
+    llm_token_prices: dict[str, dict[str, float]] = {}
 
     # sandbox
     sandbox_engine: str = "auto"  # auto | docker | bwrap

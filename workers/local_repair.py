@@ -31,15 +31,12 @@ from workers.engine.repair import repair
 from workers.engine.task import CONTEXT_FILES, RepairResult, RepairTask, RepoContext
 from workers.sandbox import Limits
 from workers.sandbox.engines import select_engine
+from workers.workspace.baseline import commit_baseline
 from workers.workspace.git import PatchApplyError
 from workers.workspace.mirrors import MirrorCache
 from workers.workspace.patches import apply_patch, export_patch
 
 EXIT_FIXED, EXIT_NO_FIX, EXIT_USAGE, EXIT_ALREADY_PASSING, EXIT_NO_MODEL, EXIT_NO_SANDBOX, EXIT_APPLY_FAILED = range(7)
-# a fixed identity and date make the commit of the uncommitted changes the same in every worktree
-_BASELINE_ENV = {"GIT_AUTHOR_NAME": "qwenfix", "GIT_AUTHOR_EMAIL": "qwenfix@localhost",
-                 "GIT_COMMITTER_NAME": "qwenfix", "GIT_COMMITTER_EMAIL": "qwenfix@localhost",
-                 "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}
 
 
 def repair_local(path: Path, command: str, instructions: str | None, candidates: int, apply: bool,
@@ -71,9 +68,8 @@ def repair_local(path: Path, command: str, instructions: str | None, candidates:
         @contextmanager
         def checkout():
             with mirrors.checkout(str(root), head, None) as worktree:
-                if uncommitted:
-                    _commit_baseline(worktree.path, uncommitted, worktree)
-                    worktree.base_sha = _rev_parse(worktree.path)  # what a reset goes back to
+                if uncommitted:  # the same commit in every worktree; a reset goes back to it
+                    commit_baseline(worktree, uncommitted, "uncommitted changes")
                 yield worktree
 
         with checkout() as first:  # the base every candidate's patch is measured against
@@ -144,14 +140,3 @@ def _locate(path: Path) -> tuple[Path, str, str] | None:
         return None
     root = Path(top.stdout.strip()).resolve()
     return root, head.stdout.strip(), path.relative_to(root).as_posix() if path != root else "."
-
-
-def _commit_baseline(path: Path, uncommitted: str, worktree) -> None:
-    """Apply the user's uncommitted changes and commit them with a fixed identity and date, so every
-    worktree gets the same commit and every candidate's patch excludes the user's own edits."""
-    apply_patch(worktree, uncommitted)
-    _git(path, "add", "-A")
-    done = _git(path, "-c", "commit.gpgsign=false", "commit", "--no-verify", "--quiet", "-m",
-                "uncommitted changes", env=_BASELINE_ENV)
-    if done.returncode != 0:
-        raise RuntimeError(f"could not record the uncommitted changes: {done.stderr.strip()}")

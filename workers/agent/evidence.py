@@ -85,9 +85,12 @@ def _for_location(index: RepoIndex, loc: Location) -> Snippet | None:
         symbol = next((s for s in found if s.name == loc.function), None)
     if symbol is not None:
         return _symbol_snippet(path, symbol, reason, focus=loc.line)
+    total = len(index.texts[path].splitlines())
     if loc.line:
-        total = len(index.texts[path].splitlines())
         return Snippet(path, max(1, loc.line - 8), min(total, loc.line + 8), f"line {loc.line}", reason)
+    if total:  # a file named without a line (an import error): its beginning, where its names are
+        return Snippet(path, 1, min(total, MAX_SNIPPET_LINES // 2), "the whole file" if total <= 40
+                       else f"lines 1-{MAX_SNIPPET_LINES // 2}", reason)
     return None
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Symbol:
     name: str
-    kind: str  # class | function | method
+    kind: str  # class | function | method | constant (Python's UPPER_CASE module names)
     line: int  # first line (decorators included), 1-based
     end_line: int
     signature: str  # one line, as the map shows it
@@ -81,7 +81,14 @@ def _python(text: str) -> list[Symbol]:
         out.append(Symbol(node.name, kind, start, node.end_lineno or node.lineno, _header(lines, node), parent))
 
     for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id.isupper() and len(target.id) > 1:
+                    shown = re.sub(r"\s+", " ", (ast.get_source_segment(text, node) or target.id))
+                    out.append(Symbol(target.id, "constant", node.lineno, node.end_lineno or node.lineno,
+                                      shown if len(shown) <= 80 else shown[:77] + "…"))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             add(node, "function", None)
         elif isinstance(node, ast.ClassDef):
             add(node, "class", None)
@@ -155,7 +162,7 @@ def _block_end(lines: list[str], start: int, language: str) -> int | None:
 
 def enclosing(found: list[Symbol], line: int) -> Symbol | None:
     """The innermost function or method around `line` (a class only when no function is)."""
-    around = [s for s in found if s.line <= line <= s.end_line]
+    around = [s for s in found if s.line <= line <= s.end_line and s.kind != "constant"]
     functions = [s for s in around if s.kind != "class"]
     pool = functions or around
     return min(pool, key=lambda s: s.end_line - s.line) if pool else None

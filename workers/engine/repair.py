@@ -46,13 +46,35 @@ def repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_san
     """Setup once (see workers/engine/setup_phase.py), then reproduce, fix, validate and choose."""
     if task.setup:
         progress("reproducing", f"setup `{task.setup}`")
+    clock = time.monotonic()
     with prepared(task.setup, task.working_directory, task.setup_network, checkout, start_sandbox) as prep:
+        setup_s = round(time.monotonic() - clock, 3)
         if prep.failure is not None:
-            return RepairResult("no_fix", prep.failure,
+            return RepairResult("no_fix", prep.failure, timings={"setup": setup_s},
                                 reason=f"the setup command `{task.setup}` fails (exit {prep.failure.exit_code})")
         task = replace(task, setup=None, setup_products=prep.products)
         with Stations(prep.checkout, start_sandbox, prep.carry) as stations:
-            return _repair(task, stations, base_sha, client, context, progress, secrets, cancelled)
+            result = _repair(task, stations, base_sha, client, context, progress, secrets, cancelled)
+    result.timings = {"setup": setup_s, **result.timings}
+    return result
+
+
+def first_prompts(task: RepairTask, checkout: Checkout, base_sha: str | None, start_sandbox: StartSandbox,
+                  context: RepoContext, variants: dict[str, tuple[int, int]]) -> tuple[ExecResult, dict[str, str]]:
+    """The agent's first prompt as a repair would build it, without calling a model: setup and
+    reproduction run as in `repair`; one prompt per variant (evidence tokens, map tokens)."""
+    with prepared(task.setup, task.working_directory, task.setup_network, checkout, start_sandbox) as prep:
+        if prep.failure is not None:
+            return prep.failure, {}
+        task = replace(task, setup=None, setup_products=prep.products)
+        with Stations(prep.checkout, start_sandbox, prep.carry) as stations:
+            seen = _reproduce(task, stations, base_sha)
+    prompts = {}
+    for name, (evidence_tokens, map_tokens) in variants.items():
+        variant = replace(task, evidence_tokens=evidence_tokens, map_tokens=map_tokens)
+        seen.evidence, seen.repo_map = _render_evidence(variant, seen)
+        prompts[name] = first_task(variant, context, seen).prompt()
+    return seen.result, prompts
 
 
 def _repair(task: RepairTask, stations: Stations, base_sha: str | None, client: ModelClient | None,
@@ -140,6 +162,7 @@ class Reproduction:
     setup_failed: bool
     base_sha: str
     tree: str = ""
+    index: RepoIndex | None = None  # the commit's source files, when the failure calls for evidence
     evidence: list[tuple[str, str]] = field(default_factory=list)
     repo_map: str = ""
 
@@ -177,22 +200,23 @@ def _reproduce(task: RepairTask, stations: Stations, base_sha: str | None) -> Re
         result = sandbox.exec(task.command, cwd=task.working_directory)
         seen = Reproduction(result, False, base_sha, tree)
         if not result.ok or not task.require_failure:
-            seen.evidence, seen.repo_map = _evidence(task, station.worktree, base_sha, result)
+            try:  # from the commit's objects, never from the worktree the sandbox has just used
+                seen.index = RepoIndex.build(Snapshot.at(station.worktree, base_sha))
+            except Exception as exc:  # noqa: BLE001 — evidence helps the model; it never fails a repair
+                log.warning("could not read the repository for evidence: %s", exc)
+        seen.evidence, seen.repo_map = _render_evidence(task, seen)
         return seen
 
 
-def _evidence(task: RepairTask, worktree, base_sha: str, result: ExecResult) -> tuple[list[tuple[str, str]], str]:
-    """Code and map from the base commit's objects (never from the worktree the sandbox just used).
-    Evidence helps the model; failing to gather it never fails the repair."""
-    if not task.evidence_tokens and not task.map_tokens:
+def _render_evidence(task: RepairTask, seen: Reproduction) -> tuple[list[tuple[str, str]], str]:
+    """The code the failure involves and the repository map, within the task's budgets."""
+    if seen.index is None or (not task.evidence_tokens and not task.map_tokens):
         return [], ""
-    text = "\n".join(t for t in (task.failure_text, result.output if not result.ok else "") if t)
+    text = "\n".join(t for t in (task.failure_text, seen.result.output if not seen.result.ok else "") if t)
     try:
-        index = RepoIndex.build(Snapshot.at(worktree, base_sha))
-        snippets = gather(index, text, task.evidence_tokens) if task.evidence_tokens else []
-        ranked = index.rank([s.path for s in snippets], text)
-        repo_map = render_map(index, ranked, task.map_tokens) if task.map_tokens and ranked else ""
-        return render(index, snippets), repo_map
+        snippets = gather(seen.index, text, task.evidence_tokens) if task.evidence_tokens else []
+        ranked = seen.index.rank([s.path for s in snippets], text) if task.map_tokens else []
+        return render(seen.index, snippets), render_map(seen.index, ranked, task.map_tokens) if ranked else ""
     except Exception as exc:  # noqa: BLE001
         log.warning("could not gather the code the failure involves: %s", exc)
         return [], ""

@@ -23,8 +23,11 @@ _NODE_ID = re.compile(r"(?:^|\s)((?:[\w.@+-]+/)*[\w.@+-]+\.py)::([\w:.\[\]/-]+?)
 _COMPILER = re.compile(r"^\s*(?:--> )?(/?(?:[\w.@+-]+/)*[\w.@+-]+\.\w{1,5}):(\d+)(?::\d+)?:? ?(?:(?:fatal )?error|warning|[A-Z]+\d+)?")
 _TSC = re.compile(r"^(/?(?:[\w.@+-]+/)*[\w.@+-]+\.[jt]sx?)\((\d+),\d+\): error")
 _JAVA = re.compile(r"(/?(?:[\w.@+-]+/)*[\w.@+-]+\.(?:java|kt|scala)):\[(\d+),\d+\]")
-_JS_FRAME = re.compile(r"^\s*at (?:(?:async )?([\w$.<>]+) \()?((?:file://)?[^\s()]+\.(?:[cm]?[jt]sx?|vue)):(\d+):\d+\)?")
+_JS_FRAME = re.compile(r"^\s*(?:at\s+)?(?:(?:async\s+)?([\w$.<>]+)\s+\()?(?:file://)?([^\s()']+\.(?:[cm]?[jt]sx?|vue))"
+                       r":(\d+):\d+\)?\s*$")
+_JS_LOCATION = re.compile(r"^\s*location: '(?:file://)?([^']+\.[cm]?[jt]sx?):(\d+):\d+'")  # node --test, TAP
 _GO_TEST = re.compile(r"^\s*([\w./-]+_test\.go):(\d+): ")
+_IMPORT_ERROR = re.compile(r"cannot import name '(\w+)' from '[\w.]+' \(([^)]+\.py)\)")
 _GO_FAIL = re.compile(r"^\s*--- FAIL: (\w+)")
 _PREFIXES = re.compile(
     r"^(?:/workspace/|/home/runner/work/[^/]+/[^/]+/|/Users/runner/work/[^/]+/[^/]+/|/__w/[^/]+/[^/]+/"
@@ -61,6 +64,8 @@ def failure_locations(text: str) -> list[Location]:
             frames.append([])
         elif m := _PYTEST_FRAME.match(line):
             _add(frames[-1], m.group(1), m.group(2), m.group(3))
+        elif m := _JS_LOCATION.match(line):
+            _add(tests, m.group(1), m.group(2), None, "test")
         elif m := _JS_FRAME.match(line):
             _add(js_frames, m.group(2), m.group(3), (m.group(1) or "").rpartition(".")[2] or None)
         elif m := _GO_TEST.match(line):
@@ -71,6 +76,8 @@ def failure_locations(text: str) -> list[Location]:
             tests.append(Location("", None, m.group(1), "test"))
         for m in _NODE_ID.finditer(line):
             _add(tests, m.group(1), None, m.group(2).split("::")[-1].split("[")[0], "test")
+        if m := _IMPORT_ERROR.search(line):  # the module that lacks the name
+            _add(errors, m.group(2), None, None, "error")
         for m in _JAVA.finditer(line):
             _add(errors, m.group(1), m.group(2), None, "error")
     ordered: list[Location] = []
