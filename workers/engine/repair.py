@@ -25,9 +25,10 @@ from workers.agent.loop import run_agent
 from workers.agent.repo_map import RepoIndex, render_map
 from workers.agent.task import AgentTask, file_tree
 from workers.agent.tools import Toolbox
+from workers.engine.base_check import fails_on_base
 from workers.engine.fixers import Fixer, fixer_for
 from workers.engine.setup_phase import prepared
-from workers.engine.stations import Checkout, StartSandbox, Stations
+from workers.engine.stations import Checkout, StartSandbox, Stations, workdir
 from workers.engine.task import Candidate, RepairResult, RepairTask, RepoContext, Verdict
 from workers.engine.validate import setup_failure, validate
 from workers.sandbox import ExecResult
@@ -42,8 +43,13 @@ SAMPLED_TEMPERATURE = 0.7  # candidates after the first explore a little
 def repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_sandbox: StartSandbox,
            client: ModelClient | None, context: RepoContext,
            progress: Callable[..., None] = lambda stage, detail="": None,
-           secrets: list[str] | None = None, cancelled: Callable[[], bool] = lambda: False) -> RepairResult:
-    """Setup once (see workers/engine/setup_phase.py), then reproduce, fix, validate and choose."""
+           secrets: list[str] | None = None, cancelled: Callable[[], bool] = lambda: False,
+           base_checkout: Checkout | None = None) -> RepairResult:
+    """Setup once (see workers/engine/setup_phase.py), then reproduce, fix, validate and choose.
+    With `base_checkout` (a pull request's merge base), a failure is first run there too: one that
+    happens on the base as well ends the repair as `fails_on_base` (workers/engine/base_check.py)."""
+    original = task  # with its setup command, which the base needs too
+    on_base = (lambda: _run_on_base(original, base_checkout, start_sandbox)) if base_checkout else None
     if task.setup:
         progress("reproducing", f"setup `{task.setup}`")
     clock = time.monotonic()
@@ -54,7 +60,7 @@ def repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_san
                                 reason=f"the setup command `{task.setup}` fails (exit {prep.failure.exit_code})")
         task = replace(task, setup=None, setup_products=prep.products)
         with Stations(prep.checkout, start_sandbox, prep.carry) as stations:
-            result = _repair(task, stations, base_sha, client, context, progress, secrets, cancelled)
+            result = _repair(task, stations, base_sha, client, context, progress, secrets, cancelled, on_base)
     result.timings = {"setup": setup_s, **result.timings}
     return result
 
@@ -79,7 +85,7 @@ def first_prompts(task: RepairTask, checkout: Checkout, base_sha: str | None, st
 
 def _repair(task: RepairTask, stations: Stations, base_sha: str | None, client: ModelClient | None,
             context: RepoContext, progress: Callable[..., None], secrets: list[str] | None,
-            cancelled: Callable[[], bool]) -> RepairResult:
+            cancelled: Callable[[], bool], on_base: Callable[[], ExecResult | None] | None = None) -> RepairResult:
     secrets = [s for s in secrets or [] if s]
     lock = threading.Lock()
 
@@ -100,6 +106,16 @@ def _repair(task: RepairTask, stations: Stations, base_sha: str | None, client: 
         return RepairResult("cancelled", reproduction, reason="stopped", timings=timings)
     if reproduction.ok and task.require_failure:
         return RepairResult("already_passing", reproduction, timings=timings)
+    if on_base is not None and task.require_failure:
+        report("reproducing", "on the base branch")
+        clock = time.monotonic()
+        base_run = on_base()
+        timings["base"] = round(time.monotonic() - clock, 3)
+        if fails_on_base(reproduction, base_run):
+            return RepairResult("fails_on_base", reproduction, timings=timings, base_reproduction=base_run,
+                                reason="the command fails the same way on the base")
+        if cancelled():
+            return RepairResult("cancelled", reproduction, reason="stopped", timings=timings)
 
     candidates: list[Candidate] = []
     fixer = fixer_for(task.command) if task.require_failure else None
@@ -142,6 +158,23 @@ def _repair(task: RepairTask, stations: Stations, base_sha: str | None, client: 
         return RepairResult("no_fix", reproduction, None, candidates, timings=timings,
                             reason="no candidate patch passed validation")
     return RepairResult("fixed", reproduction, verified[0], candidates, timings=timings)
+
+
+def _run_on_base(task: RepairTask, base_checkout: Checkout, start_sandbox: StartSandbox) -> ExecResult | None:
+    """The failing command at the base, after the same setup; None when that cannot be told."""
+    try:
+        with prepared(task.setup, task.working_directory, task.setup_network, base_checkout, start_sandbox) as prep:
+            if prep.failure is not None:
+                return None
+            with prep.checkout() as worktree:
+                sandbox = start_sandbox(workdir(worktree))
+                try:
+                    return sandbox.exec(task.command, cwd=task.working_directory)
+                finally:
+                    sandbox.stop()
+    except Exception as exc:  # noqa: BLE001 — no answer about the base is no reason to stop the repair
+        log.warning("could not run the command on the base: %s", exc)
+        return None
 
 
 def drop_junk(patch: str, products: frozenset[str] = frozenset()) -> str:

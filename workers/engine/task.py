@@ -84,10 +84,11 @@ class Candidate:
 
 @dataclass
 class RepairResult:
-    status: str  # fixed | already_passing | no_fix | cancelled
+    status: str  # fixed | already_passing | fails_on_base | no_fix | cancelled
     reproduction: ExecResult | None
     chosen: Candidate | None = None  # always verified
     candidates: list[Candidate] = field(default_factory=list)
     fixer_used: str | None = None
     reason: str = ""
     timings: dict = field(default_factory=dict)
+    base_reproduction: ExecResult | None = None  # the command's run on the base, when it was asked for

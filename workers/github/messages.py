@@ -122,6 +122,31 @@ def flaky(command: str | None, rerun: bool) -> tuple[str, str]:
     return headline, body
 
 
+def fails_on_base(branch: str, base_sha: str, command: str | None, excerpt: str, fix: str | None) -> tuple[str, str]:
+    """A failure that the base branch has too: not the pull request's fault. `fix` says what was
+    done about the base (a fix pull request, or why none), None when `repair.fix_base` is off."""
+    headline = f"fails on `{branch}` too — not caused by this pull request"
+    body = (f"The failing command fails the same way on `{branch}` (at `{base_sha[:7]}`, where this pull request "
+            "starts), so this pull request did not cause it. No patch was pushed to this pull request.")
+    if fix:
+        body += f"\n\n{fix}"
+    else:
+        body += (f" To have qwenfix propose a fix to `{branch}` in such cases, set `repair.fix_base: true` in "
+                 "`.github/qwen.yml`.")
+    section = failure_section(command, excerpt)
+    return headline, f"{body}\n\n{section}" if section else body
+
+
+def base_fix(branch: str, how: str | None = None, passes_at: str | None = None) -> str:
+    """What `repair.fix_base` did about the base branch."""
+    if how:
+        return f"A verified fix for `{branch}` is proposed as {how}."
+    if passes_at:
+        return (f"`{branch}` passes again at its tip (`{passes_at[:7]}`): bring this pull request up to date "
+                f"with `{branch}`.")
+    return f"qwenfix found no verified fix for `{branch}`."
+
+
 def fixed(how: str, summary: str, fixer: str | None) -> tuple[str, str]:
     source = f"the `{fixer}` fixer (no model calls)" if fixer else "the coding agent"
     return f"verified fix delivered as {how}", f"Made by {source} and verified by re-running the failing command.\n\n{summary}"

@@ -27,6 +27,7 @@ class Target:
     maintainer_can_modify: bool = False
     pr_title: str | None = None
     pr_body: str | None = None
+    base_sha: str | None = None  # the base branch's tip, for the merge base of a pull request
 
     @property
     def owner(self) -> str:
@@ -88,6 +89,7 @@ def resolve_target(gh, repo: str, pr_number: int | None, head_sha: str | None, h
         maintainer_can_modify=bool(pr.get("maintainer_can_modify")),
         pr_title=pr.get("title"),
         pr_body=pr.get("body"),
+        base_sha=base.get("sha"),
     )
 
 

@@ -7,6 +7,7 @@ pull requests and the final comment and check run.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -19,9 +20,12 @@ from workers.github import messages, pulls
 from workers.github.job import GitHubJob, call
 from workers.sandbox import Limits
 from workers.sandbox.engines import select_engine
+from workers.workspace.git import WorkspaceError
 from workers.workspace.mirrors import MirrorCache
 from workers.workspace.patches import apply_patch
 from workers.workspace.push import commit_and_push
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,12 +42,35 @@ def mirror_cache(settings: Settings) -> MirrorCache:
 
 def checkout_head(gj: GitHubJob):
     """A pristine worktree of the job's head commit (a context manager)."""
+    return checkout_commit(gj, gj.target.head_sha)
+
+
+def checkout_commit(gj: GitHubJob, sha: str):
+    """A pristine worktree of a commit of the job's repository (its head, the base, the merge base)."""
     target = gj.target
-    return mirror_cache(gj.ctx.settings).checkout(target.clone_url, target.head_sha, gj.token, target.fetch_refs)
+    return mirror_cache(gj.ctx.settings).checkout(target.clone_url, sha, gj.token, target.fetch_refs)
 
 
-def run_engine(gj: GitHubJob, task: RepairTask) -> RepairResult:
+def merge_base(gj: GitHubJob) -> str | None:
+    """Where the pull request starts from its base branch, None when there is no pull request or no
+    common ancestor."""
+    target = gj.target
+    if not target.pr_number or not target.base_sha:
+        return None
+    try:
+        found = mirror_cache(gj.ctx.settings).merge_base(target.clone_url, target.head_sha, target.base_sha,
+                                                         gj.token, target.fetch_refs)
+    except WorkspaceError as exc:  # no base to compare with is no reason to stop the repair
+        log.warning("no merge base for %s#%s: %s", target.repo, target.pr_number, exc)
+        return None
+    return None if found == target.head_sha else found
+
+
+def run_engine(gj: GitHubJob, task: RepairTask, at: str | None = None, compare_with: str | None = None) -> RepairResult:
+    """Repair the job's head (or the commit `at`); with `compare_with`, a failure that happens there
+    too ends the repair as `fails_on_base` before any model call."""
     settings, target = gj.ctx.settings, gj.target
+    sha = at or target.head_sha
     image = gj.config.sandbox.image or settings.sandbox_image
     engine = select_engine(settings.sandbox_engine, image)
     labels = {"qwenfix.job": str(gj.job_id)}
@@ -62,9 +89,10 @@ def run_engine(gj: GitHubJob, task: RepairTask) -> RepairResult:
     with CancelWatch(gj.ctx.cancelled, live) as watch:
         try:
             return repair(
-                task, checkout=lambda: checkout_head(gj), base_sha=target.head_sha, start_sandbox=start_sandbox,
+                task, checkout=lambda: checkout_commit(gj, sha), base_sha=sha, start_sandbox=start_sandbox,
                 client=model_client(settings), context=context, progress=progress, secrets=gj.secrets,
                 cancelled=watch.is_set,
+                base_checkout=(lambda: checkout_commit(gj, compare_with)) if compare_with else None,
             )
         except Exception:
             if watch.is_set():  # its sandboxes were killed under it: that is the cancellation, not a bug
@@ -129,10 +157,21 @@ def deliver_patch(gj: GitHubJob, patch: str, summary: str, mode: str, title: str
     return Delivered("a patch in this comment", {"comment": True})
 
 
-def _push(gj: GitHubJob, patch: str, message: str, branch: str, remote: str, force: bool) -> str:
+def deliver_base_fix(gj: GitHubJob, patch: str, summary: str, title: str, base_sha: str) -> Delivered:
+    """A verified fix of the base branch itself, as a pull request into it (`repair.fix_base`). Made
+    on the base's own commit: nothing from the pull request's head is in it."""
+    target = gj.target
+    branch = f"qwenfix/fix-{base_sha[:7]}-{gj.job_id}"
+    sha = _push(gj, patch, f"{title}\n\n{summary}".strip(), branch, target.clone_url, force=True, at=base_sha)
+    body = messages.outcome(gj.job_id, gj.url, title, summary)
+    number, url = call(pulls.open_fix_pull_request, gj.gh, target.repo, target.base_ref, branch, title, body, gj.job_id)
+    return Delivered(f"pull request #{number}", {"commit_sha": sha, "branch": branch, "pull_request": number, "url": url})
+
+
+def _push(gj: GitHubJob, patch: str, message: str, branch: str, remote: str, force: bool, at: str | None = None) -> str:
     settings = gj.ctx.settings
     message = f"{message}\n\nQwenfix-Job: {gj.job_id}\n"
-    with checkout_head(gj) as worktree:
+    with checkout_commit(gj, at or gj.target.head_sha) as worktree:
         apply_patch(worktree, patch)
         return commit_and_push(worktree, message, branch, remote, gj.token,
                                settings.commit_author_name, settings.commit_author_email, force=force)

@@ -231,3 +231,48 @@ def test_a_github_outage_mid_job_is_retried_and_posts_once(stack):
     assert job.state == "succeeded", job.outcome
     assert job.attempts >= 2  # the first attempt gave the job back to the queue
     assert len(gh.bot_comments(REPO, 7)) == 1 and len(gh.check_runs(REPO, head)) == 1
+
+
+def setup_broken_main(gh, config: dict | None = None):
+    """`main` itself has the bug; the pull request only touches the README."""
+    base = dict(BASE_FILES, **{"calc.py": BROKEN_CALC})
+    if config is not None:
+        base[".github/qwen.yml"] = yaml.safe_dump(config)
+    gh.add_repo(REPO, base)
+    head = gh.push(REPO, "feature", {"README.md": "# calc\n\nBetter docs.\n"}, "Docs", parent_branch="main")
+    gh.add_pull(REPO, 7, head_ref="feature", base_ref="main")
+    return head
+
+
+def test_a_failure_that_main_has_too_is_not_blamed_on_the_pull_request(stack):
+    gh = stack.github
+    head = setup_broken_main(gh, {"repair": {"mode": "commit"}})
+    stack.model.script(AGENT_FIX)
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "succeeded" and job.outcome == "fails on main too: not caused by this pull request"
+    assert stack.model.requests == []  # decided before the model saw anything
+    assert gh.ref(REPO, "refs/heads/feature") == head and gh.reviews(REPO, 7) == [] and gh.pulls(REPO)[1:] == []
+    [comment] = gh.bot_comments(REPO, 7)
+    assert "fails on `main` too — not caused by this pull request" in comment["body"]
+    assert "No patch was pushed to this pull request" in comment["body"] and "repair.fix_base" in comment["body"]
+    [check] = gh.check_runs(REPO, head)
+    assert check["conclusion"] == "neutral" and check["output"]["title"] == "Fails on main too"
+    assert "FAILED tests/test_calc.py::test_add" in job.result["base"]["output"]
+
+
+def test_with_fix_base_the_fix_goes_to_main_as_a_pull_request(stack):
+    gh = stack.github
+    head = setup_broken_main(gh, {"repair": {"mode": "commit", "fix_base": True}})
+    main_before = gh.ref(REPO, "refs/heads/main")
+    stack.model.script(AGENT_FIX)
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "succeeded", job.outcome
+    assert gh.ref(REPO, "refs/heads/feature") == head  # nothing pushed to the pull request
+    [_, fix] = gh.pulls(REPO)
+    assert fix["base"]["ref"] == "main" and fix["head"]["ref"].startswith("qwenfix/fix-")
+    assert gh.file_at(REPO, fix["head"]["sha"], "calc.py") == FIXED_CALC
+    assert gh.file_at(REPO, fix["head"]["sha"], "README.md") == BASE_FILES["README.md"]  # made on main, not the PR
+    assert gh.ref(REPO, "refs/heads/main") == main_before
+    [comment] = gh.bot_comments(REPO, 7)
+    assert "not caused by this pull request" in comment["body"]
+    assert f"A verified fix for `main` is proposed as pull request #{fix['number']}" in comment["body"]
