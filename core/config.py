@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     sandbox_output_bytes: int = 64_000
     sandbox_allow_setup_network: bool = False
 
+    # security gate: semgrep rules of the operator's (a local directory), used when semgrep is installed
+    semgrep_rules: Path | None = None
+
     # workspaces
     mirror_dir: Path | None = None  # default: data_dir / "mirrors"
     mirror_disk_budget_mb: int = 10_240

@@ -77,7 +77,8 @@ def repair_local(path: Path, command: str, instructions: str | None, candidates:
         context = RepoContext({name: (root / name).read_text(errors="replace")
                                for name in CONTEXT_FILES if (root / name).is_file()})
         task = RepairTask(command=command, instructions=instructions, candidates=max(1, candidates),
-                          working_directory=subdir, require_failure=instructions is None)
+                          working_directory=subdir, require_failure=instructions is None,
+                          semgrep_rules=str(settings.semgrep_rules) if settings.semgrep_rules else None)
         with console.status(f"Reproducing `{command}`…") as status:
             def progress(stage: str, detail: str = "") -> None:
                 line = f"{stage} {detail}".strip()
@@ -110,6 +111,8 @@ def _report(result: RepairResult, command: str, root: Path, apply: bool, have_mo
     console.print(Syntax(chosen.patch, "diff", theme="ansi_dark", word_wrap=True))
     console.print(f"[green]Verified[/] by re-running `{command}` on a pristine worktree in a clean sandbox ({chosen.source}).")
     console.print(f"Summary: {chosen.summary}")
+    for note in chosen.security_notes:
+        console.print(f"[yellow]Security finding[/] (below high severity): {note}")
     if apply:
         try:
             apply_patch(root, chosen.patch)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from core.logs import redact
 from workers.agent.budget import Budget
@@ -27,13 +28,14 @@ from workers.agent.task import AgentTask, file_tree
 from workers.agent.tools import Toolbox
 from workers.engine.base_check import fails_on_base
 from workers.engine.fixers import Fixer, fixer_for
+from workers.engine.security_gate import scan
 from workers.engine.setup_phase import prepared
 from workers.engine.stations import Checkout, StartSandbox, Stations, workdir
 from workers.engine.task import Candidate, RepairResult, RepairTask, RepoContext, Verdict
 from workers.engine.validate import setup_failure, validate
 from workers.sandbox import ExecResult
-from workers.workspace.patches import export_patch
-from workers.workspace.snapshot import Snapshot
+from workers.workspace.patches import export_patch, patch_files
+from workers.workspace.snapshot import Snapshot, patched_tree
 
 log = logging.getLogger(__name__)
 JUNK = ("__pycache__/", ".pytest_cache/", ".ruff_cache/", ".mypy_cache/", ".pyc ")  # never part of a fix
@@ -279,7 +281,7 @@ def _fixer_candidate(candidate: Candidate, task: RepairTask, fixer: Fixer, stati
     clock = time.monotonic()
     candidate.verdict = validate(task, candidate.patch, stations)
     candidate.validation_s = round(time.monotonic() - clock, 3)
-    return candidate
+    return _security_gate(task, candidate, stations, base_sha)
 
 
 def _agent_candidate(candidate: Candidate, task: RepairTask, agent_task: AgentTask, stations: Stations,
@@ -312,4 +314,24 @@ def _agent_candidate(candidate: Candidate, task: RepairTask, agent_task: AgentTa
     candidate.validation_s = round(time.monotonic() - clock, 3)
     if candidate.verdict.ok and result.outcome != "finished":
         candidate.verdict = Verdict(True, [f"verified, although the agent stopped with {result.outcome}"])
+    return _security_gate(task, candidate, stations, base_sha)
+
+
+def _security_gate(task: RepairTask, candidate: Candidate, stations: Stations, base_sha: str) -> Candidate:
+    """A verified candidate that adds a high-severity finding is rejected, the finding named; lower
+    ones ride along to the delivered post (workers/engine/security_gate.py)."""
+    if not candidate.verified:
+        return candidate
+    changes = [c for c in patch_files(candidate.patch) if not c.is_deleted and not c.is_binary]
+    with stations.station() as station:  # its git objects only: the worktree is not read
+        before = Snapshot.at(station.worktree, base_sha)
+        after = Snapshot.at(station.worktree, patched_tree(station.worktree, base_sha, candidate.patch))
+        base = before.read_many([c.old_path for c in changes if c.old_path])
+        patched = after.read_many([c.path for c in changes])
+    base = {new.path: base[new.old_path] for new in changes if new.old_path in base}
+    gate = scan(base, patched, Path(task.semgrep_rules) if task.semgrep_rules else None)
+    if gate.blocking:
+        candidate.verdict = Verdict(False, [f"adds a high-severity security finding: {f.describe()}"
+                                            for f in gate.blocking])
+    candidate.security_notes = [f.describe() for f in gate.notes]
     return candidate

@@ -34,6 +34,7 @@ class RepairTask:
     require_failure: bool = True  # red build: the command must fail first; `/qwen fix <text>`: it may pass
     setup_network: bool = False  # network for the setup phase only (repo asks and operator allows)
     setup_products: frozenset[str] = frozenset()  # set by repair(): files setup made, never patched
+    semgrep_rules: str | None = None  # the operator's semgrep rules (a local directory), for the security gate
     evidence_tokens: int = 6000  # code the failure involves, in the first prompt (0: none)
     map_tokens: int = 1500  # the repository map in the first prompt (0: none)
 
@@ -59,6 +60,7 @@ class Candidate:
     completion_tokens: int = 0
     cached_tokens: int = 0  # of prompt_tokens, served from the endpoint's prefix cache
     validation_s: float = 0.0  # time spent validating the patch (tests in a clean sandbox)
+    security_notes: list[str] = field(default_factory=list)  # findings it adds below high severity
 
     @property
     def verified(self) -> bool:
@@ -72,7 +74,7 @@ class Candidate:
     def describe(self) -> dict:
         return {"index": self.index, "source": self.source, "outcome": self.outcome, "verified": self.verified,
                 "reasons": self.verdict.reasons if self.verdict else [], "diff_lines": self.diff_lines,
-                "summary": self.summary}
+                "summary": self.summary, "security": list(self.security_notes)}
 
     def trajectory_records(self) -> list[dict]:
         return [{"candidate": self.index, **step} for step in self.trajectory]

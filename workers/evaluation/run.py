@@ -200,7 +200,8 @@ class _Runner:
     def _task(self, task: BenchTask) -> RepairTask:
         return RepairTask(command=task.command, regression_command=task.regression_command, setup=task.setup,
                           instructions=task.instructions, candidates=max(1, self.options.candidates), parallel=1,
-                          ignore_paths=task.protected, max_steps=self.options.max_steps or _DEFAULTS.max_steps)
+                          ignore_paths=task.protected, max_steps=self.options.max_steps or _DEFAULTS.max_steps,
+                          semgrep_rules=str(self.settings.semgrep_rules) if self.settings.semgrep_rules else None)
 
     def _repair(self, task: BenchTask, started: float) -> dict:
         base, context, _ = self._prepare(task)

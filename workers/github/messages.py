@@ -137,6 +137,14 @@ def fails_on_base(branch: str, base_sha: str, command: str | None, excerpt: str,
     return headline, f"{body}\n\n{section}" if section else body
 
 
+def security_notes(notes: list[str]) -> str:
+    """Findings a delivered fix adds below high severity (high ones reject it), for the post."""
+    if not notes:
+        return ""
+    return ("\n\nThe security scan found in this change (below high severity; please review):\n"
+            + "\n".join(f"- {note}" for note in notes))
+
+
 def base_fix(branch: str, how: str | None = None, passes_at: str | None = None) -> str:
     """What `repair.fix_base` did about the base branch."""
     if how:

@@ -187,6 +187,7 @@ def task_options(gj: GitHubJob, **extra) -> dict:
         allow_ci_changes=repair_config.allow_ci_changes,
         allow_test_deletion=repair_config.allow_test_deletion,
         ignore_paths=tuple(gj.config.paths.ignore),
+        semgrep_rules=str(gj.ctx.settings.semgrep_rules) if gj.ctx.settings.semgrep_rules else None,
     )
     overrides = {"max_steps": model.max_steps, "temperature": model.temperature, "max_tokens": model.max_tokens}
     options.update({k: v for k, v in overrides.items() if v is not None})
@@ -213,10 +214,11 @@ def conclude(gj: GitHubJob, result: RepairResult, command: str | None, excerpt: 
     gj.stage("delivering")
     chosen = result.chosen
     mode = mode or gj.config.effective_mode(gj.target.on_default_branch)
-    delivered = deliver_patch(gj, chosen.patch, chosen.summary, mode, title)
+    summary = chosen.summary + messages.security_notes(chosen.security_notes)
+    delivered = deliver_patch(gj, chosen.patch, summary, mode, title)
     fields["result"]["delivery"] = {"how": delivered.how, **delivered.details}
     fields["result"].update({k: v for k, v in delivered.details.items() if k == "commit_sha"})
-    headline, body = messages.fixed(delivered.how, chosen.summary, result.fixer_used)
+    headline, body = messages.fixed(delivered.how, summary, result.fixer_used)
     if delivered.details.get("comment"):
         body = f"{body}\n\n{messages.patch_comment('', chosen.patch, gj.url)}"
     gj.finish(headline, body, "success", f"Verified fix: {delivered.how}", text=messages.fence(chosen.patch, "diff"))

@@ -92,7 +92,8 @@ def _fails_on_base(gj: GitHubJob, task: RepairTask, result: RepairResult, report
         if fixed.status == "fixed" and fixed.chosen is not None:
             gj.stage("delivering")
             title = f"Fix {report.job_name or 'the failing check'} on {branch}"
-            delivered = deliver_base_fix(gj, fixed.chosen.patch, fixed.chosen.summary, title, target.base_sha)
+            summary = fixed.chosen.summary + messages.security_notes(fixed.chosen.security_notes)
+            delivered = deliver_base_fix(gj, fixed.chosen.patch, summary, title, target.base_sha)
             fields["result"]["base"]["delivery"] = {"how": delivered.how, **delivered.details}
             fix = messages.base_fix(branch, how=delivered.how)
         elif fixed.status == "already_passing":

@@ -3,10 +3,11 @@ a sandbox may have filled with symlinks, fifos or huge files by the time the wor
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workers.workspace.git import check_sha, run_git
+from workers.workspace.git import check_sha, run_git, stdout_text
 from workers.workspace.worktrees import Worktree, resolve
 
 MAX_FILE_BYTES = 256 * 1024  # larger files are generated or data: never read
@@ -73,3 +74,16 @@ class Snapshot:
                 position = header_end + 1 + size + 1
                 self._texts[path] = None if b"\0" in data[:8192] else data.decode("utf-8", errors="replace")
         return {p: t for p in paths if (t := self._texts.get(p)) is not None}
+
+
+def patched_tree(worktree: Worktree | Path, base_sha: str, patch: str) -> str:
+    """The tree `patch` makes of `base_sha`, built in a throwaway index from git's objects alone:
+    no file of the worktree is read or written."""
+    git_dir, work = resolve(worktree)
+    data = patch.encode("utf-8", errors="surrogateescape")
+    with tempfile.TemporaryDirectory(prefix="qwenfix-tree-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        run_git(["read-tree", check_sha(base_sha)], git_dir=git_dir, cwd=work, env=env)
+        run_git(["apply", "--cached", "--binary", "--whitespace=nowarn", "-"], git_dir=git_dir, cwd=work, env=env,
+                input=data if data.endswith(b"\n") else data + b"\n")
+        return stdout_text(run_git(["write-tree"], git_dir=git_dir, cwd=work, env=env))

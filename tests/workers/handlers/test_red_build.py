@@ -276,3 +276,40 @@ def test_with_fix_base_the_fix_goes_to_main_as_a_pull_request(stack):
     [comment] = gh.bot_comments(REPO, 7)
     assert "not caused by this pull request" in comment["body"]
     assert f"A verified fix for `main` is proposed as pull request #{fix['number']}" in comment["body"]
+
+
+def test_a_candidate_that_adds_a_shell_call_on_pull_request_text_is_rejected_and_named(stack):
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "commit", "candidates": 1}})
+    stack.model.script([
+        call("edit_file", path="calc.py", old="def add(a, b):\n    return a - b",
+             new="import subprocess\n\n\ndef add(a, b):\n    return a + b\n\n\ndef announce(title):\n"
+                 "    return subprocess.call(f\"echo {title}\", shell=True)"),
+        finish("Fixed add() and announce the PR title."),
+    ])
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "failed" and "no verified fix" in job.outcome
+    assert gh.ref(REPO, "refs/heads/feature") == head  # nothing delivered
+    [candidate] = job.result["candidates"]
+    assert "adds a high-severity security finding: B602 subprocess_popen_with_shell_equals_true" in candidate["reasons"][0]
+    [comment] = gh.bot_comments(REPO, 7)
+    assert "B602 subprocess_popen_with_shell_equals_true (high severity) at calc.py:9" in comment["body"]
+
+
+def test_a_lower_finding_rides_along_in_the_delivered_post(stack):
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "commit", "candidates": 1}})
+    stack.model.script([
+        call("edit_file", path="calc.py", old="def add(a, b):\n    return a - b",
+             new="def add(a, b):\n    return a + b\n\n\ndef settings(text):\n    import yaml\n\n"
+                 "    return yaml.load(text)"),
+        finish("Fixed add()."),
+    ])
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "succeeded", job.outcome
+    new_head = gh.ref(REPO, "refs/heads/feature")
+    assert new_head != head
+    [comment] = gh.bot_comments(REPO, 7)
+    assert "The security scan found in this change" in comment["body"]
+    assert "B506 yaml_load (medium severity) at calc.py:8" in comment["body"]
+    assert "B506 yaml_load" in gh.commit_message(REPO, new_head)
