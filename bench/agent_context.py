@@ -9,7 +9,9 @@ scripted OpenAI-compatible server on 127.0.0.1:
 - full history: a window as long as the run;
 - today: the window before compaction in blocks (the last 5 steps in full, one more step shortened
   at every request, the edit list inside the task message), emulated by moving the edit list back
-  into the task message before each request.
+  into the task message before each request, with the first prompt of before (no code, no map).
+The first prompt is built as a repair builds it (a pytest failure in the bench repository, the code
+involved and the repository map); today's and its full history without them.
 Prints per step the prompt tokens (as the server counts them: characters / 4 of the tools and
 messages rendered in order) and the prefix reuse (characters each request shares with the start of
 the previous one ÷ its own characters; target: average >= 0.85), total prompt tokens vs full history
@@ -20,6 +22,7 @@ overhead per step excluding model latency. Figures only; nothing asserts on wall
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,21 +34,63 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.fake_openai import FakeModel, call, finish, make_app, rendered, shared_prefix  # noqa: E402
 from tests.support.git_http import ServerThread  # noqa: E402
 from workers.agent.budget import Budget  # noqa: E402
+from workers.agent.evidence import gather, render  # noqa: E402
 from workers.agent.llm import ModelClient  # noqa: E402
 from workers.agent.loop import run_agent  # noqa: E402
+from workers.agent.repo_map import RepoIndex, render_map  # noqa: E402
 from workers.agent.task import AgentTask, file_tree  # noqa: E402
 from workers.agent.tools import Toolbox  # noqa: E402
+from workers.engine.task import RepairTask  # noqa: E402
+from workers.workspace.snapshot import Snapshot  # noqa: E402
 
 SECRETS = ["sk-bench-key-0123456789", "ghs_bench-installation-token-000"]
 
 
-def make_repo(root: Path, modules: int = 8) -> None:
+FAILURE = """\
+___________________________________ test_f3 ____________________________________
+
+    def test_f3():
+>       assert f3_10(1) == 12
+E       assert 11 == 12
+E        +  where 11 = f3_10(1)
+
+tests/test_mod3.py:5: AssertionError
+=========================== short test summary info ============================
+FAILED tests/test_mod3.py::test_f3 - assert 11 == 12
+1 failed in 0.03s
+"""
+
+
+def make_repo(root: Path, modules: int = 8) -> str:
+    """The repository, committed (evidence is read from git objects); returns the commit."""
     for i in range(modules):
         body = "".join(f"def f{i}_{n}(x):\n    return x + {n}  # helper {n} of module {i}\n\n"
                        for n in range(70))
         (root / "pkg" / f"mod{i}.py").parent.mkdir(parents=True, exist_ok=True)
         (root / "pkg" / f"mod{i}.py").write_text(body)
+    (root / "tests").mkdir()
+    (root / "tests" / "test_mod3.py").write_text("from pkg.mod3 import f3_10\n\n\ndef test_f3():\n"
+                                                 "    assert f3_10(1) == 12\n")
     (root / "README.md").write_text("# bench\n\n" + "Some documentation.\n" * 40)
+    git = ["git", "-C", str(root), "-c", "user.name=b", "-c", "user.email=b@e"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "bench"]):
+        subprocess.run(git + args, check=True)
+    return subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def first_task(root: Path, sha: str, evidence: bool) -> AgentTask:
+    """The first prompt as a repair builds it now (the code involved and the repository map), or as
+    it was before (the failure and the file tree only)."""
+    snippets, repo_map = [], ""
+    if evidence:
+        defaults = RepairTask("")
+        index = RepoIndex.build(Snapshot.at(root, sha))
+        chosen = gather(index, FAILURE, defaults.evidence_tokens)
+        snippets = render(index, chosen)
+        repo_map = render_map(index, index.rank([c.path for c in chosen], FAILURE), defaults.map_tokens)
+    return AgentTask(goal="Make the failing command pass.", command="pytest -q", failure_text=FAILURE,
+                     context={"README.md": (root / "README.md").read_text()}, tree=file_tree(root),
+                     evidence=snippets, repo_map=repo_map)
 
 
 def script(steps: int) -> list[dict]:
@@ -84,16 +129,15 @@ class Run:
         return sum(self.reuse) / len(self.reuse)
 
 
-def run(model: FakeModel, steps: int, budget: Budget, client_type: type[ModelClient] = ModelClient) -> Run:
+def run(model: FakeModel, steps: int, budget: Budget, client_type: type[ModelClient] = ModelClient,
+        evidence: bool = True) -> Run:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        make_repo(root)
+        sha = make_repo(root)
         model.script(script(steps))
         model.requests.clear()
         model.seen_prompts.clear()
-        task = AgentTask(goal="Make the failing command pass.", command="pytest -q",
-                         failure_text="E   assert 1 == 2\n" * 50, context={"README.md": (root / "README.md").read_text()},
-                         tree=file_tree(root))
+        task = first_task(root, sha, evidence)
         client = client_type(model.base_url, SECRETS[0], "bench", timeout_s=30, max_retries=0)
         started = time.perf_counter()
         result = run_agent(task, Toolbox(root, None), client, budget, secrets=SECRETS)
@@ -122,7 +166,9 @@ def main() -> None:
         full = run(model, args.steps, Budget(max_steps=args.steps, observation_window=args.steps + 1,
                                              compaction_block=1))
         today = run(model, args.steps, Budget(max_steps=args.steps, observation_window=5, compaction_block=1),
-                    EditsInTask)
+                    EditsInTask, evidence=False)
+        today_full = run(model, args.steps, Budget(max_steps=args.steps, observation_window=args.steps + 1,
+                                                   compaction_block=1), EditsInTask, evidence=False)
     finally:
         server.stop()
     print(f"{args.steps}-step scripted trajectory; compacted: at least {args.window} steps in full, older ones "
@@ -132,12 +178,12 @@ def main() -> None:
         if i in (1, 2) or i % 3 == 0 or i == len(full.prompt_tokens):
             r = [f"{x.reuse[i - 2]:>6.2f}" if i > 1 else f"{'-':>6}" for x in (new, today, full)]
             print(f"{i:>5} {c:>10} {r[0]} {t:>8} {r[1]} {f:>8} {r[2]}")
-    total_full = sum(full.prompt_tokens)
-    for name, x in (("compacted", new), ("today", today), ("full history", full)):
+    for name, x, baseline in (("compacted", new, full), ("today", today, today_full), ("full history", full, full)):
         total = sum(x.prompt_tokens)
         print(f"{name:>12}: prefix reuse {x.mean_reuse:.2f} (target >= 0.85); prompt tokens {total} = "
-              f"{total / total_full:.2f}x full history (target <= 0.5x); reported cached "
-              f"{sum(x.cached_tokens) / total:.2f} of prompt tokens; last step {x.prompt_tokens[-1]} tokens")
+              f"{total / sum(baseline.prompt_tokens):.2f}x its full history (target <= 0.5x); reported cached "
+              f"{sum(x.cached_tokens) / total:.2f} of prompt tokens, uncached {total - sum(x.cached_tokens)}; "
+              f"first step {x.prompt_tokens[0]}, last step {x.prompt_tokens[-1]} tokens")
     print(f"loop overhead per step, excluding model latency: {new.overhead_s * 1000:.2f} ms compacted "
           f"({new.tools_s * 1000:.2f} ms of it in tools), {today.overhead_s * 1000:.2f} ms today, "
           f"{full.overhead_s * 1000:.2f} ms with full history")

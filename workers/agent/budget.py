@@ -17,8 +17,8 @@ class Budget:
     price_per_1k_prompt: float = 0.0
     price_per_1k_completion: float = 0.0
     price_per_1k_cached: float | None = None  # prompt tokens served from the endpoint's cache; None: as prompt
-    observation_window: int = 2  # at least the last N steps keep their tool output in full …
-    compaction_block: int = 6  # … and older ones are shortened N at a time (see workers/agent/history.py)
+    observation_window: int = 1  # at least the last N steps keep their tool output in full …
+    compaction_block: int = 4  # … and older ones are shortened N at a time (see workers/agent/history.py)
     max_tokens_per_reply: int | None = None
 
     def cost(self, usage: Usage) -> float:
