@@ -16,11 +16,13 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+from bandit.core.config import BanditConfig
+from bandit.core.manager import BanditManager
 
 log = logging.getLogger(__name__)
 
@@ -95,36 +97,31 @@ def _safe(path: str) -> bool:
 
 
 def _bandit(root: Path) -> list[Finding]:
-    files = sorted(str(p.relative_to(root)) for p in root.rglob("*.py"))
-    if not files:
+    """bandit in this process (it only parses the files' syntax trees), its default profile, and
+    `# nosec` comments ignored: the candidate wrote them."""
+    if not any(root.rglob("*.py")):
         return []
-    # bandit only parses the files (ast); -q: no banner; exit 1 just means "found something"
-    done = subprocess.run([sys.executable, "-m", "bandit", "-f", "json", "-q", *files], cwd=root,
-                          capture_output=True, text=True, timeout=SCAN_TIMEOUT_S, env=_env(root))
-    try:
-        report = json.loads(done.stdout)
-    except ValueError:
-        log.warning("bandit gave no report (exit %s): %s", done.returncode, done.stderr[-500:])
-        return []
+    manager = BanditManager(BanditConfig(), "file", quiet=True, ignore_nosec=True)
+    manager.discover_files([str(root)], recursive=True)
+    manager.run_tests()
     out = []
-    for item in report.get("results", []):
-        lines = [ln for ln in str(item.get("code", "")).splitlines()
-                 if ln.split(" ", 1)[0] == str(item.get("line_number"))]
-        code = lines[0].split(" ", 1)[1].strip() if lines and " " in lines[0] else ""
-        out.append(Finding("bandit", item["test_id"], item.get("test_name", ""), item["issue_severity"].lower(),
-                           item["filename"].removeprefix("./"), int(item["line_number"]), item["issue_text"], code))
+    for issue in manager.get_issue_list():
+        flagged = next((ln for ln in issue.get_code(0).splitlines() if ln.split(" ", 1)[0] == str(issue.lineno)), "")
+        out.append(Finding("bandit", issue.test_id, issue.test, str(issue.severity).lower(),
+                           Path(issue.fname).relative_to(root).as_posix(), int(issue.lineno), issue.text,
+                           flagged.split(" ", 1)[1].strip() if " " in flagged else ""))
     return out
 
 
 def _env(root: Path) -> dict[str, str]:
-    """None of the worker's environment (it holds credentials): a path and a scratch home."""
+    """For semgrep, none of the worker's environment (it holds credentials): a path and a scratch home."""
     return {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(root.parent), "LC_ALL": "C.UTF-8"}
 
 
 def _semgrep(root: Path, rules: Path) -> list[Finding]:
     """The operator's rules only, offline: no registry, no metrics, no version check."""
     argv = ["semgrep", "scan", "--config", str(rules), "--json", "--quiet", "--metrics=off",
-            "--disable-version-check", "--no-git-ignore", "."]
+            "--disable-version-check", "--disable-nosem", "--no-git-ignore", "."]
     env = {**_env(root), "SEMGREP_SEND_METRICS": "off", "SEMGREP_ENABLE_VERSION_CHECK": "0"}
     try:
         done = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=SCAN_TIMEOUT_S, env=env)

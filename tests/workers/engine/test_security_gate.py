@@ -21,6 +21,11 @@ def test_a_shell_call_on_pull_request_text_is_a_blocking_finding():
     assert "B602 subprocess_popen_with_shell_equals_true (high severity) at calc.py:9" in finding.describe()
 
 
+def test_a_nosec_comment_written_by_the_candidate_does_not_hide_a_finding():
+    hidden = SHELL.replace("shell=True)", "shell=True)  # nosec B602")
+    assert [f.rule for f in scan({"calc.py": BASE}, {"calc.py": hidden}).blocking] == ["B602"]
+
+
 def test_yaml_load_without_a_safe_loader_is_a_note_not_a_rejection():
     gate = scan({}, {"pkg/config.py": YAML})  # a new file: everything in it is new
     assert gate.blocking == []
