@@ -235,6 +235,7 @@ class _Runner:
                        "completion": usage.completion_tokens},
             "cost": round(self.budget.cost(usage), 6), "model_calls": len(steps),
             "candidates": [c.describe() for c in outcome.candidates],
+            "trajectory": [step for c in outcome.candidates for step in c.trajectory_records()],
         })
         return result
 
