@@ -146,8 +146,8 @@ def chart(summaries: list[dict], labels: list[str], path: Path) -> None:
     rate.set_ylabel("pass rate, % (95 % CI)")
     rate.set_title("Verified fixes")
     for i, s in enumerate(summaries):
-        rate.annotate(f"{s['solved']}/{s['tasks']}", (i, rates[i]), ha="center", va="bottom", fontsize=8,
-                      xytext=(0, 2), textcoords="offset points")
+        rate.annotate(f"{s['solved']}/{s['tasks']}", (i, 0), ha="center", va="bottom", fontsize=8,
+                      xytext=(0, 3), textcoords="offset points", color="white" if rates[i] > 8 else "black")
     cost.bar(positions, [s["cost_per_task"] for s in summaries], color="#e0883b")
     cost.set_ylabel("cost per task")
     cost.set_title("Cost")
