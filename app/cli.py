@@ -1,4 +1,4 @@
-"""The `qwenfix` command: serve, worker, db upgrade, setup, doctor, replay, sandbox build, repair."""
+"""The `qwenfix` command: serve, worker, db upgrade, setup, doctor, replay, sandbox build, repair, bench."""
 
 from __future__ import annotations
 
@@ -122,6 +122,58 @@ def cmd_repair(args) -> int:
     )
 
 
+def cmd_bench(args) -> int:
+    """`bench TASKS --out DIR …`, `bench compare DIR… [--out DIR]`, `bench make-example DIR`."""
+    from rich.console import Console
+
+    from workers.evaluation.example import make_example
+    from workers.evaluation.run import BenchOptions, run_bench
+    from workers.evaluation.summary import compare
+    from workers.evaluation.tasks import TaskError, load_tasks
+
+    console = Console(soft_wrap=True)  # paths and table rows stay on one line
+    if args.target == "make-example":
+        if len(args.paths) != 1:
+            console.print("[red]usage:[/] qwenfix bench make-example DIR")
+            return 2
+        try:
+            tasks = make_example(Path(args.paths[0]))
+        except FileExistsError as exc:
+            console.print(f"[red]{exc}[/]")
+            return 2
+        console.print(f"Wrote {tasks}. Run: qwenfix bench {tasks} --out bench-out")
+        return 0
+    if args.target == "compare":
+        if not args.paths:
+            console.print("[red]usage:[/] qwenfix bench compare DIR [DIR …] [--out DIR]")
+            return 2
+        try:
+            summaries = compare([Path(p) for p in args.paths], Path(args.out or "."))
+        except FileNotFoundError as exc:
+            console.print(f"[red]{exc}[/]")
+            return 2
+        out = Path(args.out or ".")
+        console.print((out / "comparison.md").read_text())
+        console.print(f"{len(summaries)} runs compared: {out / 'comparison.md'}, {out / 'comparison.png'}")
+        return 0
+    if args.paths:
+        console.print(f"[red]unexpected arguments:[/] {' '.join(args.paths)}")
+        return 2
+    if not args.out:
+        console.print("[red]--out DIR is required[/]: where results, the summary and the chart go")
+        return 2
+    try:
+        tasks = load_tasks(Path(args.target), Path(args.repos) if args.repos else None)
+    except TaskError as exc:
+        console.print(f"[red]Cannot read the tasks:[/] {exc}")
+        return 2
+    settings = get_settings()
+    options = BenchOptions(model=args.model or settings.llm_model, candidates=args.candidates,
+                           concurrency=args.concurrency, resume=args.resume, limit=args.limit,
+                           context_only=args.context_only, max_steps=args.max_steps)
+    return run_bench(tasks, Path(args.out), settings, options, console)
+
+
 def _safe_url(url: str) -> str:
     """A database URL without its password, for printing."""
     if "@" in url and "://" in url:
@@ -177,6 +229,23 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("--candidates", type=int, default=2)
     repair.add_argument("--apply", action="store_true", help="write the verified patch into the checkout")
     repair.set_defaults(func=cmd_repair)
+
+    bench = sub.add_parser("bench", help="measure repairs over a task set (also: bench compare, bench make-example)",
+                           description="qwenfix bench TASKS --out DIR [options] | qwenfix bench compare DIR… "
+                                       "[--out DIR] | qwenfix bench make-example DIR")
+    bench.add_argument("target", help="a task file (JSONL), or `compare`, or `make-example`")
+    bench.add_argument("paths", nargs="*", help="output directories to compare, or where to make the example")
+    bench.add_argument("--out", help="output directory (results, summary, predictions, chart)")
+    bench.add_argument("--model", help="model name on the configured endpoint (default: QWENFIX_LLM_MODEL)")
+    bench.add_argument("--candidates", type=int, default=1, help="agent attempts per task (default 1)")
+    bench.add_argument("--concurrency", type=int, default=1, help="tasks at once (default 1)")
+    bench.add_argument("--resume", action="store_true", help="continue the run in --out, skipping finished tasks")
+    bench.add_argument("--limit", type=int, help="only the first N tasks")
+    bench.add_argument("--repos", help="directory of local clones, for SWE-bench tasks (owner__name)")
+    bench.add_argument("--context-only", action="store_true",
+                       help="no model: build each first prompt and measure context recall against the gold patch")
+    bench.add_argument("--max-steps", type=int, help="agent steps per candidate (default 30)")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

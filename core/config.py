@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     llm_model: str = "qwen3-coder-plus"
     llm_timeout_s: float = 120.0
     llm_max_retries: int = 3
+    # per model, per million tokens: {"qwen3-coder-plus": {"prompt": 1.0, "cached": 0.2, "completion": 5.0}}
+    llm_token_prices: dict[str, dict[str, float]] = {}
 
     # sandbox
     sandbox_engine: str = "auto"  # auto | docker | bwrap
@@ -66,6 +68,9 @@ class Settings(BaseSettings):
     sandbox_output_bytes: int = 64_000
     sandbox_allow_setup_network: bool = False
     sandbox_disk_mb: int = Field(default=4096, gt=0)  # what one job's sandboxes may write, together
+
+    # security gate: semgrep rules of the operator's (a local directory), used when semgrep is installed
+    semgrep_rules: Path | None = None
 
     # workspaces
     mirror_dir: Path | None = None  # default: data_dir / "mirrors"

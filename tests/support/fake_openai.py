@@ -17,6 +17,11 @@ Reply shapes:
 or a callable(request_body) -> one of those (an error it returns is served for that request only).
 
 `fake_model.fail_next(status, times)` makes the next requests fail, whatever the step.
+
+Token counts: a prompt is its tools and messages rendered in order, as a chat template would, and
+counted at 4 characters a token. Like vLLM's or DashScope's prefix cache, the server reports as
+`usage.prompt_tokens_details.cached_tokens` the longest prefix this prompt shares with any prompt it
+has seen before (`fake_model.prefix_cache = False` turns that off, as on an endpoint without a cache).
 """
 
 from __future__ import annotations
@@ -87,6 +92,8 @@ class FakeModel:
     failures: list[int] = field(default_factory=list)  # HTTP statuses to answer before any reply
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: Any = field(default_factory=lambda: itertools.count(1))
+    prefix_cache: bool = True
+    seen_prompts: list[str] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -124,7 +131,12 @@ class FakeModel:
             delay, reply = reply["seconds"], reply["then"]
         if reply["kind"] == "error":
             return reply["status"], {"error": {"message": "scripted error", "type": "server_error"}}, delay
-        prompt_tokens = len(json.dumps(body.get("messages", []))) // 4
+        prompt = rendered(body)
+        with self.lock:
+            cached = max((shared_prefix(prompt, seen) for seen in self.seen_prompts), default=0) // 4
+            self.seen_prompts.append(prompt)
+        prompt_tokens = len(prompt) // 4
+        cached = cached if self.prefix_cache else 0
         if reply["kind"] == "text":
             message = {"role": "assistant", "content": reply["content"]}
         elif reply["shape"] == "native":
@@ -142,8 +154,41 @@ class FakeModel:
         return 200, {
             "id": f"chatcmpl-{call_id}", "object": "chat.completion", "created": 0, "model": body.get("model", MODEL),
             "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion, "total_tokens": prompt_tokens + completion},
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
+                      "total_tokens": prompt_tokens + completion,
+                      "prompt_tokens_details": {"cached_tokens": cached}},
         }, delay
+
+
+def last_observation(messages: list[dict]) -> str:
+    """What the agent saw last: the newest message before the agent's trailing list of edits."""
+    for message in reversed(messages):
+        content = message.get("content") or ""
+        if message.get("role") in ("user", "tool") and not content.startswith("# Edits made so far"):
+            return content
+    return ""
+
+
+def rendered(body: dict) -> str:
+    """The prompt as the server sees it: tools, then every message in order (appending a message
+    extends it, as a chat template does)."""
+    return json.dumps(body.get("tools") or []) + "".join(json.dumps(m, sort_keys=True)
+                                                         for m in body.get("messages", []))
+
+
+def shared_prefix(a: str, b: str) -> int:
+    """Characters at the start of `a` that `b` starts with too."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    low, high = 0, n  # binary search on the first difference
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[:mid] == b[:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 def make_app(model: FakeModel) -> FastAPI:

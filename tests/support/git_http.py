@@ -480,6 +480,11 @@ def repo_file_at(root: Path, full_name: str, ref: str, path: str) -> str:
         raise KeyError(f"{full_name}@{ref}:{path}") from exc
 
 
+def repo_commit_message(root: Path, full_name: str, ref: str) -> str:
+    """The full message of the commit at ``ref`` in the bare repository."""
+    return _git("--git-dir", str(bare_repo_path(root, full_name)), "log", "-1", "--format=%B", ref, strip=False)
+
+
 def set_ref(root: Path, full_name: str, ref: str, sha: str) -> None:
     """Point ``ref`` (e.g. 'refs/pull/7/head') at ``sha`` in the bare repository."""
     _git("--git-dir", str(bare_repo_path(root, full_name)), "update-ref", ref, sha)

@@ -37,13 +37,15 @@ class ToolCall:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of the prompt tokens, those the endpoint served from its prefix cache
 
     @property
     def total(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens)
+        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens,
+                     self.cached_tokens + other.cached_tokens)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,10 @@ class ModelReply:
     @property
     def completion_tokens(self) -> int:
         return self.usage.completion_tokens
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.usage.cached_tokens
 
 
 class ModelClient:
@@ -103,11 +109,10 @@ class ModelClient:
             fn = getattr(call, "function", None)
             if fn is not None:
                 calls.append(ToolCall(fn.name, _arguments(fn.arguments), call.id))
-        usage = response.usage
         return ModelReply(
             text=(message.content or "") if message else "",
             tool_calls=calls,
-            usage=Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0) if usage else Usage(),
+            usage=_usage(response.usage),
             latency_s=latency,
         )
 
@@ -121,6 +126,16 @@ class ModelClient:
             raise ModelUnavailable(f"{type(exc).__name__}: {exc}") from exc
         except openai.APIStatusError as exc:
             raise ModelUnavailable(f"model endpoint answered {exc.status_code}") from exc
+
+
+def _usage(usage) -> Usage:
+    """Token counts as the endpoint reports them; `prompt_tokens_details.cached_tokens` (OpenAI,
+    DashScope, vLLM with prefix caching) is absent on endpoints that do not cache."""
+    if usage is None:
+        return Usage()
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None) if details is not None else None
+    return Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0, cached or 0)
 
 
 def _message(exc: openai.APIStatusError) -> str:

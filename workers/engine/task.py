@@ -34,6 +34,9 @@ class RepairTask:
     require_failure: bool = True  # red build: the command must fail first; `/qwen fix <text>`: it may pass
     setup_network: bool = False  # network for the setup phase only (repo asks and operator allows)
     setup_products: frozenset[str] = frozenset()  # set by repair(): files setup made, never patched
+    semgrep_rules: str | None = None  # the operator's semgrep rules (a local directory), for the security gate
+    evidence_tokens: int = 6000  # code the failure involves, in the first prompt (0: none)
+    map_tokens: int = 1500  # the repository map in the first prompt (0: none)
 
 
 CONTEXT_FILES = ("README.md", "AGENTS.md", "QWEN.md", "CONTRIBUTING.md")  # guidance read from the base
@@ -55,6 +58,9 @@ class Candidate:
     trajectory: list[dict] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, served from the endpoint's prefix cache
+    validation_s: float = 0.0  # time spent validating the patch (tests in a clean sandbox)
+    security_notes: list[str] = field(default_factory=list)  # findings it adds below high severity
 
     @property
     def verified(self) -> bool:
@@ -68,22 +74,23 @@ class Candidate:
     def describe(self) -> dict:
         return {"index": self.index, "source": self.source, "outcome": self.outcome, "verified": self.verified,
                 "reasons": self.verdict.reasons if self.verdict else [], "diff_lines": self.diff_lines,
-                "summary": self.summary}
+                "summary": self.summary, "security": list(self.security_notes)}
 
     def trajectory_records(self) -> list[dict]:
         return [{"candidate": self.index, **step} for step in self.trajectory]
 
     def usage_dict(self) -> dict:
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "model_calls": len(self.trajectory)}
+                "cached_tokens": self.cached_tokens, "model_calls": len(self.trajectory)}
 
 
 @dataclass
 class RepairResult:
-    status: str  # fixed | already_passing | no_fix | cancelled
+    status: str  # fixed | already_passing | fails_on_base | no_fix | cancelled
     reproduction: ExecResult | None
     chosen: Candidate | None = None  # always verified
     candidates: list[Candidate] = field(default_factory=list)
     fixer_used: str | None = None
     reason: str = ""
     timings: dict = field(default_factory=dict)
+    base_reproduction: ExecResult | None = None  # the command's run on the base, when it was asked for

@@ -140,6 +140,11 @@ def _signature_items(excerpt: str) -> list[str]:
     return ["err:" + _normalize(ln)[:200] for ln in errors]
 
 
+def failure_items(output: str) -> set[str]:
+    """What failed, item by item (the failing tests, lint findings or error lines of `failure_signature`)."""
+    return set(_signature_items(output))
+
+
 def failure_signature(excerpt: str) -> str:
     """A short hash of what failed (test names, lint rules per file, error lines), stable
     across reruns: timestamps, durations, addresses, temp paths and line numbers don't count."""

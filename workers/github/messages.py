@@ -129,6 +129,37 @@ def time_limit(limit_s: float) -> tuple[str, str]:
             "(`QWENFIX_JOB_TIME_LIMIT_S`), and was stopped: its sandboxes were removed and nothing was "
             "delivered. A maintainer can try again with `/qwen retry`.")
     return headline, body
+def fails_on_base(branch: str, base_sha: str, command: str | None, excerpt: str, fix: str | None) -> tuple[str, str]:
+    """A failure that the base branch has too: not the pull request's fault. `fix` says what was
+    done about the base (a fix pull request, or why none), None when `repair.fix_base` is off."""
+    headline = f"fails on `{branch}` too — not caused by this pull request"
+    body = (f"The failing command fails the same way on `{branch}` (at `{base_sha[:7]}`, where this pull request "
+            "starts), so this pull request did not cause it. No patch was pushed to this pull request.")
+    if fix:
+        body += f"\n\n{fix}"
+    else:
+        body += (f" To have qwenfix propose a fix to `{branch}` in such cases, set `repair.fix_base: true` in "
+                 "`.github/qwen.yml`.")
+    section = failure_section(command, excerpt)
+    return headline, f"{body}\n\n{section}" if section else body
+
+
+def security_notes(notes: list[str]) -> str:
+    """Findings a delivered fix adds below high severity (high ones reject it), for the post."""
+    if not notes:
+        return ""
+    return ("\n\nThe security scan found in this change (below high severity; please review):\n"
+            + "\n".join(f"- {note}" for note in notes))
+
+
+def base_fix(branch: str, how: str | None = None, passes_at: str | None = None) -> str:
+    """What `repair.fix_base` did about the base branch."""
+    if how:
+        return f"A verified fix for `{branch}` is proposed as {how}."
+    if passes_at:
+        return (f"`{branch}` passes again at its tip (`{passes_at[:7]}`): bring this pull request up to date "
+                f"with `{branch}`.")
+    return f"qwenfix found no verified fix for `{branch}`."
 
 
 def fixed(how: str, summary: str, fixer: str | None) -> tuple[str, str]:

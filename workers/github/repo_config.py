@@ -55,6 +55,7 @@ class RepairConfig(_Section):
     branches: list[str] = Field(default_factory=lambda: ["*"])
     exclude_branches: list[str] = Field(default_factory=list)
     rerun_flaky: bool = False
+    fix_base: bool = False  # a failure that happens on the base too gets a fix pull request to the base
 
     @field_validator("branches", "exclude_branches", mode="before")
     @classmethod

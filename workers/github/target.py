@@ -30,6 +30,7 @@ class Target:
     pr_title: str | None = None
     pr_body: str | None = None
     untied: str | None = None  # why the head is neither an open pull request's nor a base branch's
+    base_sha: str | None = None  # the base branch's tip, for the merge base of a pull request
 
 
     @property
@@ -107,6 +108,7 @@ def resolve_target(gh, repo: str, pr_number: int | None, head_sha: str | None, h
         maintainer_can_modify=bool(pr.get("maintainer_can_modify")),
         pr_title=pr.get("title"),
         pr_body=pr.get("body"),
+        base_sha=base.get("sha"),
     )
 
 

@@ -7,6 +7,7 @@ pull requests and the final comment and check run.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -23,9 +24,12 @@ from workers.sandbox import Limits
 from workers.sandbox.disk import DiskBudget
 from workers.sandbox.engines import select_engine
 from workers.sandbox.policy import SetupNetworkRefused, image_allowed
+from workers.workspace.git import WorkspaceError
 from workers.workspace.mirrors import MirrorCache
 from workers.workspace.patches import apply_patch
 from workers.workspace.push import commit_and_push
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,8 +46,13 @@ def mirror_cache(settings: Settings) -> MirrorCache:
 
 def checkout_head(gj: GitHubJob):
     """A pristine worktree of the job's head commit (a context manager)."""
+    return checkout_commit(gj, gj.target.head_sha)
+
+
+def checkout_commit(gj: GitHubJob, sha: str):
+    """A pristine worktree of a commit of the job's repository (its head, the base, the merge base)."""
     target = gj.target
-    return mirror_cache(gj.ctx.settings).checkout(target.clone_url, target.head_sha, gj.token, target.fetch_refs)
+    return mirror_cache(gj.ctx.settings).checkout(target.clone_url, sha, gj.token, target.fetch_refs)
 
 
 def refuse_unlisted_image(gj: GitHubJob) -> Outcome | None:
@@ -57,8 +66,26 @@ def refuse_unlisted_image(gj: GitHubJob) -> Outcome | None:
     return Outcome("failed", f"sandbox image {image} is not in QWENFIX_SANDBOX_IMAGES")
 
 
-def run_engine(gj: GitHubJob, task: RepairTask) -> RepairResult:
+def merge_base(gj: GitHubJob) -> str | None:
+    """Where the pull request starts from its base branch, None when there is no pull request or no
+    common ancestor."""
+    target = gj.target
+    if not target.pr_number or not target.base_sha:
+        return None
+    try:
+        found = mirror_cache(gj.ctx.settings).merge_base(target.clone_url, target.head_sha, target.base_sha,
+                                                         gj.token, target.fetch_refs)
+    except WorkspaceError as exc:  # no base to compare with is no reason to stop the repair
+        log.warning("no merge base for %s#%s: %s", target.repo, target.pr_number, exc)
+        return None
+    return None if found == target.head_sha else found
+
+
+def run_engine(gj: GitHubJob, task: RepairTask, at: str | None = None, compare_with: str | None = None) -> RepairResult:
+    """Repair the job's head (or the commit `at`); with `compare_with`, a failure that happens there
+    too ends the repair as `fails_on_base` before any model call."""
     settings, target = gj.ctx.settings, gj.target
+    sha = at or target.head_sha
     named = gj.config.sandbox.image
     if named is not None and not image_allowed(named, settings.allowed_sandbox_images):
         raise JobFailed(f"sandbox image {named} is not in QWENFIX_SANDBOX_IMAGES")  # callers refuse first
@@ -85,9 +112,10 @@ def run_engine(gj: GitHubJob, task: RepairTask) -> RepairResult:
     with CancelWatch(gj.ctx.cancelled, live, deadline=gj.ctx.deadline) as watch:
         try:
             result = repair(
-                task, checkout=lambda: checkout_head(gj), base_sha=target.head_sha, start_sandbox=start_sandbox,
+                task, checkout=lambda: checkout_commit(gj, sha), base_sha=sha, start_sandbox=start_sandbox,
                 client=model_client(settings), context=context, progress=progress, secrets=gj.secrets,
                 cancelled=watch.is_set,
+                base_checkout=(lambda: checkout_commit(gj, compare_with)) if compare_with else None,
             )
         except Exception:
             if watch.timed_out:
@@ -181,13 +209,25 @@ def deliver_patch(gj: GitHubJob, patch: str, summary: str, mode: str, title: str
     return Delivered("a patch in this comment", {"comment": True})
 
 
+def deliver_base_fix(gj: GitHubJob, patch: str, summary: str, title: str, base_sha: str) -> Delivered:
+    """A verified fix of the base branch itself, as a pull request into it (`repair.fix_base`). Made
+    on the base's own commit: nothing from the pull request's head is in it."""
+    target = gj.target
+    branch = f"qwenfix/fix-{base_sha[:7]}-{gj.job_id}"
+    sha = _push(gj, patch, f"{title}\n\n{summary}".strip(), branch, target.clone_url, force=True, at=base_sha)
+    body = messages.outcome(gj.job_id, gj.url, title, summary)
+    number, url = call(pulls.open_fix_pull_request, gj.gh, target.repo, target.base_ref, branch, title, body, gj.job_id)
+    return Delivered(f"pull request #{number}", {"commit_sha": sha, "branch": branch, "pull_request": number, "url": url})
+
+
 def _push(gj: GitHubJob, patch: str, message: str, branch: str, remote: str, force: bool,
-          onto_base: bool = True) -> str:
-    """Commit the patch on the head and push it. ``onto_base``: the push goes to the base repository,
-    which then must already have the head on one of its branches (git checks, whatever the API said)."""
+          onto_base: bool = True, at: str | None = None) -> str:
+    """Commit the patch on the head (or on the commit ``at``) and push it. ``onto_base``: the push goes
+    to the base repository, which then must already have that commit on one of its branches (git
+    checks, whatever the API said)."""
     settings = gj.ctx.settings
     message = f"{message}\n\nQwenfix-Job: {gj.job_id}\n"
-    with checkout_head(gj) as worktree:
+    with checkout_commit(gj, at or gj.target.head_sha) as worktree:
         apply_patch(worktree, patch)
         return commit_and_push(worktree, message, branch, remote, gj.token,
                                settings.commit_author_name, settings.commit_author_email, force=force,
@@ -204,6 +244,7 @@ def task_options(gj: GitHubJob, **extra) -> dict:
         allow_ci_changes=repair_config.allow_ci_changes,
         allow_test_deletion=repair_config.allow_test_deletion,
         ignore_paths=tuple(gj.config.paths.ignore),
+        semgrep_rules=str(gj.ctx.settings.semgrep_rules) if gj.ctx.settings.semgrep_rules else None,
     )
     overrides = {"max_steps": model.max_steps, "temperature": model.temperature, "max_tokens": model.max_tokens}
     options.update({k: v for k, v in overrides.items() if v is not None})
@@ -231,10 +272,11 @@ def conclude(gj: GitHubJob, result: RepairResult, command: str | None, excerpt: 
     gj.stage("delivering")
     chosen = replace(result.chosen, summary=gj.neutralize(result.chosen.summary))  # the model wrote it
     mode = mode or gj.config.effective_mode(gj.target.on_default_branch)
-    delivered = deliver_patch(gj, chosen.patch, chosen.summary, mode, title)
+    summary = chosen.summary + messages.security_notes(chosen.security_notes)
+    delivered = deliver_patch(gj, chosen.patch, summary, mode, title)
     fields["result"]["delivery"] = {"how": delivered.how, **delivered.details}
     fields["result"].update({k: v for k, v in delivered.details.items() if k == "commit_sha"})
-    headline, body = messages.fixed(delivered.how, chosen.summary, result.fixer_used)
+    headline, body = messages.fixed(delivered.how, summary, result.fixer_used)
     if delivered.details.get("comment"):
         body = f"{body}\n\n{messages.patch_comment('', chosen.patch, gj.url)}"
     gj.finish(headline, body, "success", f"Verified fix: {delivered.how}", text=messages.fence(chosen.patch, "diff"))

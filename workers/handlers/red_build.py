@@ -10,14 +10,16 @@ from core.db.models import Job
 from core.db.session import session_scope
 from core.jobs import as_aware
 from workers.context import JobContext, Outcome, Transient
-from workers.engine.task import RepairTask
-from workers.failure.report import as_prompt
+from workers.engine.task import RepairResult, RepairTask
+from workers.failure.report import FailureReport, as_prompt
 from workers.github import messages
 from workers.github.evidence import collect
-from workers.github.job import call, open_job
+from workers.github.job import GitHubJob, call, open_job
 from workers.handlers.fixing import (
     conclude,
+    deliver_base_fix,
     finish_without_fix,
+    merge_base,
     record,
     refuse_unlisted_image,
     run_engine,
@@ -84,10 +86,40 @@ def repair_red_build(ctx: JobContext) -> Outcome:
         working_directory=report.working_directory or ".",
         **task_options(gj),
     )
-    result = run_engine(gj, task)
+    base = merge_base(gj)  # before the model sees anything: does the base fail the same way?
+    result = run_engine(gj, task, compare_with=base)
     fields = record(result, signature=report.signature, failure=as_prompt(report))
+    if result.status == "fails_on_base":
+        return _fails_on_base(gj, task, result, report, base, fields)
     return conclude(gj, result, report.command, report.error_excerpt, fields,
                     title=f"Fix {report.job_name or 'the failing check'}")
+
+
+def _fails_on_base(gj: GitHubJob, task: RepairTask, result: RepairResult, report: FailureReport, base: str,
+                   fields: dict) -> Outcome:
+    """Not the pull request's fault: say so, push nothing to it; with `repair.fix_base`, repair the
+    base branch's tip and offer that fix as a pull request into the base branch."""
+    target, branch = gj.target, gj.target.base_ref
+    fields["result"]["base"] = {"merge_base": base, "branch": branch,
+                                "output": result.base_reproduction.output[-4000:] if result.base_reproduction else None}
+    fix = None
+    if gj.config.repair.fix_base and target.base_sha:
+        fixed = run_engine(gj, task, at=target.base_sha)
+        fields["result"]["base"]["repair"] = record(fixed)["result"]
+        if fixed.status == "fixed" and fixed.chosen is not None:
+            gj.stage("delivering")
+            title = f"Fix {report.job_name or 'the failing check'} on {branch}"
+            summary = fixed.chosen.summary + messages.security_notes(fixed.chosen.security_notes)
+            delivered = deliver_base_fix(gj, fixed.chosen.patch, summary, title, target.base_sha)
+            fields["result"]["base"]["delivery"] = {"how": delivered.how, **delivered.details}
+            fix = messages.base_fix(branch, how=delivered.how)
+        elif fixed.status == "already_passing":
+            fix = messages.base_fix(branch, passes_at=target.base_sha)
+        else:
+            fix = messages.base_fix(branch)
+    headline, body = messages.fails_on_base(branch, base, report.command, report.error_excerpt, fix)
+    gj.finish(headline, body, "neutral", f"Fails on {branch} too")
+    return Outcome("succeeded", f"fails on {branch} too: not caused by this pull request", fields)
 
 
 def _earlier_jobs(ctx: JobContext) -> list[Job]:

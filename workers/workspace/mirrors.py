@@ -268,6 +268,23 @@ class MirrorCache:
         self._touch(mirror)
         return mirror
 
+    def merge_base(
+        self, remote_url: str, a: str, b: str, token: str | None, fetch_refs: Iterable[str] = (),
+        *, key: str | None = None,
+    ) -> str | None:
+        """The best common ancestor of two commits (a pull request's head and its base branch), or
+        None when they share none; fetches either commit the mirror lacks."""
+        url = check_remote_url(remote_url)
+        a, b = check_sha(a), check_sha(b)
+        refs = [check_ref(r) for r in fetch_refs]
+        k = self.key_for(url, key)
+        with self._use(k):
+            self._ensure(k, url, token, a, refs)
+            mirror = self._ensure(k, url, token, b, refs)
+            found = run_git(["merge-base", a, b], git_dir=mirror, check=False)
+        self._touch(mirror)
+        return stdout_text(found) if found.returncode == 0 else None
+
     def disk_usage(self) -> dict[str, int]:
         """Bytes on disk of each mirror with its worktree slots, by key."""
         return {p.name[:-4]: self._size(p) for p in self._mirrors()}

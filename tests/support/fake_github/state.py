@@ -17,7 +17,13 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from tests.support.git_http import GitRequest, repo_file_at, repo_ref, token_from_authorization
+from tests.support.git_http import (
+    GitRequest,
+    repo_commit_message,
+    repo_file_at,
+    repo_ref,
+    token_from_authorization,
+)
 
 DOCS = "https://docs.github.com/rest"
 ENTERPRISE_PREFIX = "/api/v3"
@@ -251,6 +257,9 @@ class State:
 
     def file_at(self, full_name: str, ref: str, path: str) -> str:
         return repo_file_at(self.repos_root, full_name, ref, path)
+
+    def commit_message(self, full_name: str, ref: str) -> str:
+        return repo_commit_message(self.repos_root, full_name, ref)
 
     def suite_for(self, repo: str, sha: str, app_slug: str) -> int:
         """The check suite of ``app_slug`` on ``repo`` at ``sha``, created on first use."""
