@@ -1,4 +1,5 @@
-"""JSON API over jobs: GET /api/jobs, GET /api/jobs/{id}, GET /api/jobs/{id}/trajectory."""
+"""JSON API over jobs: GET /api/jobs, GET /api/jobs/{id}, GET /api/jobs/{id}/trajectory; and GET
+/api/budgets, each installation's GitHub request budget."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.deps import SessionDep
-from core.db.models import Job
+from core.db.models import GitHubBudget, Job
 
 router = APIRouter(prefix="/api")
 
@@ -26,6 +27,22 @@ def get_job(session: Session, job_id: int) -> Job:
     if job is None:
         raise HTTPException(404, f"job {job_id} not found")
     return job
+
+
+def list_budgets(session: Session) -> list[GitHubBudget]:
+    return list(session.scalars(select(GitHubBudget).order_by(GitHubBudget.installation_id)))
+
+
+@router.get("/budgets")
+def budgets_index(session: SessionDep) -> dict:
+    """As GitHub last reported each installation's hour (x-ratelimit-*), and a pause it asked for."""
+    return {"budgets": [
+        {"installation_id": b.installation_id, "limit": b.limit, "remaining": b.remaining, "used": b.used,
+         "reset_at": b.reset_at.isoformat() if b.reset_at else None,
+         "paused_until": b.paused_until.isoformat() if b.paused_until else None, "pause_reason": b.pause_reason,
+         "updated_at": b.updated_at.isoformat() if b.updated_at else None}
+        for b in list_budgets(session)
+    ]}
 
 
 @router.get("/jobs")

@@ -1,4 +1,4 @@
-"""Thin Celery tasks: unpack arguments, call the runner, retry what is transient."""
+"""Thin Celery tasks: unpack arguments, call the runner (which re-sends a job it gives back itself)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,9 @@ from core.queue import RUN_JOB, SWEEP, celery_app
 from workers import runner
 
 
-@celery_app.task(name=RUN_JOB, bind=True, max_retries=None)
-def run_job(self, job_id: int) -> None:
-    again_in = runner.run_job(job_id)
-    if again_in is not None:  # lock busy or a transient GitHub error: the job went back to queued
-        backoff = min(again_in * (2 ** min(self.request.retries, 6)), 600)
-        raise self.retry(countdown=backoff)
+@celery_app.task(name=RUN_JOB)
+def run_job(job_id: int, token: str | None = None) -> None:
+    runner.run_job(job_id, token=token)
 
 
 @celery_app.task(name=SWEEP)

@@ -1,4 +1,5 @@
-"""HTML dashboard: the job list, and one job with its outcome, diff, logs and trajectory."""
+"""HTML dashboard: the job list with each installation's GitHub request budget, and one job with its
+outcome, diff, logs and trajectory."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from app.api import get_job, list_jobs
+from app.api import get_job, list_budgets, list_jobs
 from app.deps import SessionDep
 
 router = APIRouter()
@@ -23,7 +24,8 @@ def home() -> RedirectResponse:
 @router.get("/jobs", response_class=HTMLResponse)
 def jobs_page(request: Request, session: SessionDep, repo: str | None = None, state: str | None = None):
     rows = list_jobs(session, repo, state, 200)
-    return templates.TemplateResponse(request, "jobs.html", {"jobs": rows, "repo": repo, "state": state})
+    return templates.TemplateResponse(request, "jobs.html", {"jobs": rows, "repo": repo, "state": state,
+                                                             "budgets": list_budgets(session)})
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)

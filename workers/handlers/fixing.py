@@ -3,6 +3,11 @@
 Shared by red-build repair and `/qwen fix`: both hand over a RepairTask; this module owns the
 worktrees, sandboxes and model client for the job, and turns the result into commits, reviews,
 pull requests and the final comment and check run.
+
+Work survives a retry: the verified patch is stored on the job before delivery starts, and what
+was delivered is stored before the final posts, so a run of the same job after a transient failure
+or a lost worker (:func:`resume_delivery`) delivers that patch without asking the model again, and
+a commit that an earlier run already pushed is recognised by its ``Qwenfix-Job`` trailer.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ from workers.github import messages, pulls
 from workers.github.job import GitHubJob, call
 from workers.sandbox import Limits
 from workers.sandbox.engines import select_engine
+from workers.workspace.git import AuthenticationError, PushRejected
 from workers.workspace.mirrors import MirrorCache
 from workers.workspace.patches import apply_patch
-from workers.workspace.push import commit_and_push
+from workers.workspace.push import commit_and_push, remote_tip_carrying
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,16 @@ def mirror_cache(settings: Settings) -> MirrorCache:
 def checkout_head(gj: GitHubJob):
     """A pristine worktree of the job's head commit (a context manager)."""
     target = gj.target
-    return mirror_cache(gj.ctx.settings).checkout(target.clone_url, target.head_sha, gj.token, target.fetch_refs)
+    cache = mirror_cache(gj.ctx.settings)
+    return with_token(gj, lambda token: cache.checkout(target.clone_url, target.head_sha, token, target.fetch_refs))
+
+
+def with_token(gj: GitHubJob, git_call):
+    """Run a git call with a token valid now; refused (revoked, expired early): once more with a new one."""
+    try:
+        return git_call(gj.fresh_token())
+    except AuthenticationError:
+        return git_call(gj.fresh_token(renew=True))
 
 
 def run_engine(gj: GitHubJob, task: RepairTask) -> RepairResult:
@@ -131,11 +146,23 @@ def deliver_patch(gj: GitHubJob, patch: str, summary: str, mode: str, title: str
 
 def _push(gj: GitHubJob, patch: str, message: str, branch: str, remote: str, force: bool) -> str:
     settings = gj.ctx.settings
-    message = f"{message}\n\nQwenfix-Job: {gj.job_id}\n"
-    with checkout_head(gj) as worktree:
-        apply_patch(worktree, patch)
-        return commit_and_push(worktree, message, branch, remote, gj.token,
-                               settings.commit_author_name, settings.commit_author_email, force=force)
+    trailer = f"Qwenfix-Job: {gj.job_id}"
+    message = f"{message}\n\n{trailer}\n"
+
+    def push(token: str) -> str:
+        with checkout_head(gj) as worktree:
+            apply_patch(worktree, patch)
+            try:
+                return commit_and_push(worktree, message, branch, remote, token,
+                                       settings.commit_author_name, settings.commit_author_email, force=force)
+            except PushRejected:
+                # refused because an earlier run of this job pushed it already? then it is delivered
+                ours = None if force else remote_tip_carrying(worktree, remote, branch, gj.fresh_token(), trailer)
+                if ours is None:
+                    raise
+                return ours
+
+    return with_token(gj, push)
 
 
 def task_options(gj: GitHubJob, **extra) -> dict:
@@ -171,17 +198,42 @@ def conclude(gj: GitHubJob, result: RepairResult, command: str | None, excerpt: 
     if result.status != "fixed" or result.chosen is None:
         return finish_without_fix(gj, command, excerpt, candidates, "No candidate patch passed validation.", fields=fields)
 
-    gj.stage("delivering")
     chosen = result.chosen
-    mode = mode or gj.config.effective_mode(gj.target.on_default_branch)
-    delivered = deliver_patch(gj, chosen.patch, chosen.summary, mode, title)
-    fields["result"]["delivery"] = {"how": delivered.how, **delivered.details}
-    fields["result"].update({k: v for k, v in delivered.details.items() if k == "commit_sha"})
-    headline, body = messages.fixed(delivered.how, chosen.summary, result.fixer_used)
-    if delivered.details.get("comment"):
-        body = f"{body}\n\n{messages.patch_comment('', chosen.patch, gj.url)}"
-    gj.finish(headline, body, "success", f"Verified fix: {delivered.how}", text=messages.fence(chosen.patch, "diff"))
-    return Outcome("succeeded", f"fixed: delivered as {delivered.how}", fields)
+    fields["result"]["verified"] = {
+        "patch": chosen.patch, "summary": chosen.summary, "fixer": result.fixer_used, "title": title,
+        "mode": mode or gj.config.effective_mode(gj.target.on_default_branch),
+    }
+    # stored before delivery: a retry after a transient failure delivers it without the model
+    gj.ctx.update(result=fields["result"], trajectory=fields.get("trajectory", []), usage=fields.get("usage", {}))
+    return deliver_verified(gj, fields)
+
+
+def resume_delivery(gj: GitHubJob) -> Outcome | None:
+    """An earlier run of this job stored a verified patch (then hit a transient failure, or its
+    worker was lost): deliver that patch. None when there is none."""
+    job = gj.ctx.job
+    if not (job.result or {}).get("verified"):
+        return None
+    fields = {"result": dict(job.result), "trajectory": list(job.trajectory or []), "usage": dict(job.usage or {}),
+              "timings": dict(job.timings or {})}
+    return deliver_verified(gj, fields)
+
+
+def deliver_verified(gj: GitHubJob, fields: dict) -> Outcome:
+    """Deliver the stored verified patch (unless that was done already), then the final report."""
+    result, verified = fields["result"], fields["result"]["verified"]
+    gj.stage("delivering")
+    if not result.get("delivery"):
+        delivered = deliver_patch(gj, verified["patch"], verified["summary"], verified["mode"], verified["title"])
+        result["delivery"] = {"how": delivered.how, **delivered.details}
+        result.update({k: v for k, v in delivered.details.items() if k == "commit_sha"})
+        gj.ctx.update(result=result)  # a retry of the final posts does not deliver twice
+    delivery = result["delivery"]
+    headline, body = messages.fixed(delivery["how"], verified["summary"], verified.get("fixer"))
+    if delivery.get("comment"):
+        body = f"{body}\n\n{messages.patch_comment('', verified['patch'], gj.url)}"
+    gj.finish(headline, body, "success", f"Verified fix: {delivery['how']}", text=messages.fence(verified["patch"], "diff"))
+    return Outcome("succeeded", f"fixed: delivered as {delivery['how']}", fields)
 
 
 def finish_without_fix(gj, command, excerpt, candidates, reason, fields=None, state="failed") -> Outcome:

@@ -18,6 +18,7 @@ from workers.handlers.fixing import (
     conclude,
     finish_without_fix,
     record,
+    resume_delivery,
     run_engine,
     task_options,
 )
@@ -28,6 +29,9 @@ ATTEMPT_STATES = ("succeeded", "failed")  # jobs that actually tried (not skippe
 def repair_red_build(ctx: JobContext) -> Outcome:
     job = ctx.job
     gj = open_job(ctx, head_branch=job.params.get("head_branch"))
+    resumed = resume_delivery(gj)  # an earlier run verified a patch: deliver it (the head moved by it)
+    if resumed is not None:
+        return resumed
     target = gj.target
     if target.pr_number and target.current_head_sha and target.current_head_sha != job.head_sha:
         return Outcome("skipped", f"the pull request moved on to {target.current_head_sha[:7]}; "
