@@ -60,7 +60,8 @@ def enqueue_stranded(settings: Settings, older_than: timedelta = RESEND_GRACE) -
     view = look_into(settings)
     if view is None:
         return sent  # broker unreadable (down): next round
-    for job in missing_from_broker(waiting, view, utcnow()):
+    patience = min(RESERVED_PATIENCE, timedelta(seconds=settings.job_lease_s))  # a live worker starts it sooner
+    for job in missing_from_broker(waiting, view, utcnow(), patience):
         with session_scope(settings.database_url) as session:
             token = jobs.resend(session, job.job_id, job.token)
         if token is None:
