@@ -27,7 +27,7 @@ from core.queue import BrokerView, enqueue, look_into, task_id
 
 log = get_logger("qwenfix.sweep")
 RESEND_GRACE = timedelta(seconds=10)  # a fresh hand-off may still be on its way into the broker
-RESERVED_PATIENCE = timedelta(seconds=60)  # a worker holding a due job's message longer is gone or stuck
+RESERVED_PATIENCE = timedelta(seconds=30)  # a worker holding a due job's message longer is gone or stuck
 
 
 def missing_from_broker(waiting: Iterable[jobs.Waiting], view: BrokerView, now: datetime,

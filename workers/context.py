@@ -73,7 +73,10 @@ class JobContext:
             job = session.get(Job, self.job.id)
             if job is None or job.state == "cancelled":
                 return True
-            return self.holder is not None and (job.state != "running" or job.holder != self.holder)
+            if self.holder is not None and (job.state != "running" or job.holder != self.holder):
+                self.lease_lost.set()  # taken over after a stall: another worker runs it now
+                return True
+            return False
 
     def try_lock(self) -> bool:
         """Take this pull request's lock (renewed with the lease, released when the job ends).

@@ -9,6 +9,7 @@ Used by tests/test_chaos.py (which asserts on the report) and bench/chaos.py (wh
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -26,7 +27,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import fcntl
 import httpx
 import redis
 import yaml
@@ -38,7 +38,7 @@ from core.db.session import session_scope
 from core.jobs import FINAL
 from tests.repos import BASE_FILES, BROKEN_CALC, failing_job, workflow_run_event
 from tests.support.fake_openai import call, finish
-from workers.sandbox.docker import LABEL_JOB, list_sandboxes
+from workers.sandbox.docker import LABEL_JOB, LABEL_PID, list_sandboxes
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "chaos-webhook-secret"
@@ -388,17 +388,18 @@ def _restart(own_redis: OwnRedis, report: ChaosReport) -> None:
 
 def _kill_workers_mid_job(procs: Processes, settings: Settings, kills: int, report: ChaosReport) -> None:
     """Twice: wait for a job running in a sandbox, SIGKILL its worker, start a replacement."""
-    killed_jobs: set[int] = set()
+    killed_jobs: set[str] = set()
     deadline = time.monotonic() + 180
     while report.workers_killed < kills and time.monotonic() < deadline:
         time.sleep(0.3)
         with session_scope(settings.database_url) as session:
-            running = list(session.scalars(select(Job).where(Job.state == "running")))
-        boxed = {(c.labels or {}).get(LABEL_JOB) for c in _own_sandboxes(settings)}
-        for job in running:
-            if str(job.id) in boxed and job.id not in killed_jobs and job.holder:
-                if procs.kill_worker_of(int(job.holder.split(":")[1])):
-                    killed_jobs.add(job.id)
+            running = {str(i) for i in session.scalars(select(Job.id).where(Job.state == "running"))}
+        for sandbox in _own_sandboxes(settings):  # labelled with its job and the process running it
+            labels = sandbox.labels or {}
+            job, pid = labels.get(LABEL_JOB, ""), labels.get(LABEL_PID, "")
+            if job in running and job not in killed_jobs and pid.isdigit():
+                if procs.kill_worker_of(int(pid)):
+                    killed_jobs.add(job)
                     report.workers_killed += 1
                     procs.start_worker()
                 break

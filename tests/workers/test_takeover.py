@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -19,7 +20,7 @@ from tests.support.fake_openai import call, finish
 from tests.workers.handlers.test_red_build import fail_run, setup_pr
 from tests.workers.test_lease import SLOW_TEST
 from workers import runner
-from workers.sandbox.docker import LABEL_JOB, list_sandboxes
+from workers.sandbox.docker import LABEL_JOB, LABEL_PID, list_sandboxes
 
 pytestmark = pytest.mark.docker
 
@@ -30,8 +31,10 @@ AGENT_FIX = [
 ]
 
 
-def sandboxes_of(job_id: int) -> list:
-    return [c for c in list_sandboxes() if (c.labels or {}).get(LABEL_JOB) == str(job_id)]
+def sandboxes_of(job_id: int, under: Path) -> list:
+    """This test's sandboxes of a job (other test runs share the Docker engine, and job ids)."""
+    return [c for c in list_sandboxes() if (c.labels or {}).get(LABEL_JOB) == str(job_id)
+            and any(str(m.get("Source", "")).startswith(str(under)) for m in c.attrs.get("Mounts") or [])]
 
 
 def test_a_job_whose_worker_is_killed_mid_job_is_taken_over_once_and_ends(make_stack, start_worker):
@@ -39,17 +42,18 @@ def test_a_job_whose_worker_is_killed_mid_job_is_taken_over_once_and_ends(make_s
     refused while the heartbeat looked fresh, then dropped, and the sweep re-sent only queued jobs."""
     stack = make_stack(sweep=True, sweep_interval_s=0.3, job_lease_s=3, workers=0)
     doomed, survivor = start_worker(stack.settings), start_worker(stack.settings)
+    data = stack.settings.data_dir.resolve()
     gh = stack.github
     head = setup_pr(gh, {"repair": {"mode": "commit", "candidates": 1}},
                     files={"calc.py": BROKEN_CALC, "tests/test_calc.py": SLOW_TEST})
     stack.model.script(AGENT_FIX)
     job_id = fail_run(stack, head)
 
-    running = wait_for(lambda: (j := stack.job(job_id)).state == "running" and sandboxes_of(job_id) and j,
-                       timeout=120, message="the job to be running in a sandbox")
-    holder_pid = int(running.holder.split(":")[1])  # the pool process running it
-    victim = next(p for p in (doomed, survivor) if os.getpgid(holder_pid) == p.pid)
-    left_behind = {c.id for c in sandboxes_of(job_id)}
+    boxes = wait_for(lambda: stack.job(job_id).state == "running" and sandboxes_of(job_id, data),
+                     timeout=120, message="the job to be running in a sandbox")
+    runs_it = int(boxes[0].labels[LABEL_PID])  # the pool process that started the sandbox
+    victim = next(p for p in (doomed, survivor) if os.getpgid(runs_it) == p.pid)
+    left_behind = {c.id for c in sandboxes_of(job_id, data)}
     os.killpg(victim.pid, signal.SIGKILL)  # the worker and its pool, mid-job
 
     job = stack.wait(job_id)
@@ -58,8 +62,8 @@ def test_a_job_whose_worker_is_killed_mid_job_is_taken_over_once_and_ends(make_s
     assert gh.file_at(REPO, gh.ref(REPO, "refs/heads/feature"), "calc.py") == FIXED_CALC
     assert gh.ref(REPO, "refs/heads/feature~1") == head  # one fix commit
     assert len(gh.bot_comments(REPO, 7)) == 1 and len(gh.check_runs(REPO, head)) == 1
-    assert not {c.id for c in sandboxes_of(job_id)} & left_behind  # the lost worker's sandboxes are gone
-    assert sandboxes_of(job_id) == []
+    assert not {c.id for c in sandboxes_of(job_id, data)} & left_behind  # the lost worker's sandboxes are gone
+    assert sandboxes_of(job_id, data) == []
 
 
 def queued_repair(stack, run_id: int) -> int:

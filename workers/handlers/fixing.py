@@ -185,6 +185,8 @@ def conclude(gj: GitHubJob, result: RepairResult, command: str | None, excerpt: 
              mode: str | None = None) -> Outcome:
     """Turn an engine result into what the user sees: delivery, comment, check run and job outcome."""
     candidates = fields["result"].get("candidates", [])
+    if gj.ctx.lease_lost.is_set():  # another worker took the job over: it speaks for the job now
+        return Outcome("cancelled", "taken over by another worker", fields)
     if result.status == "cancelled":
         gj.finish("stopped", "The job was cancelled.", "cancelled", "Stopped")
         return Outcome("cancelled", "stopped", fields)
