@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from app.intents import Ignored, Intent
 from core import installations
 from core.db.models import Delivery, Job, utcnow
+from core.jobs import new_token
 
 
 def record_delivery(
@@ -63,6 +64,7 @@ def _new_job(intent: Intent, delivery_id: str) -> Job:
         params=intent.params,
         state="queued",
         progress="queued",
+        enqueue_token=new_token(),  # only the message carrying it runs the job (core/jobs.py)
         enqueued_at=utcnow(),  # optimistic: cleared if the broker refuses, so the sweep picks it up
     )
 

@@ -109,7 +109,7 @@ def _record_and_enqueue(settings: Settings, delivery_id: str, event: str, action
     """Commit the job first (durable hand-off), then give it to the broker."""
     with session_scope(settings.database_url) as session:
         delivery, job, created = intake.record_delivery(session, delivery_id, event, action, routed)
-        if created and job is not None and not enqueue(settings, job.id):
+        if created and job is not None and not enqueue(settings, job.id, job.enqueue_token):
             log.warning("broker unavailable; job stays queued for the sweep", job=job.id)
             jobs.mark_enqueued(session, job.id, enqueued=False)
     return delivery, job, created

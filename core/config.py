@@ -48,6 +48,19 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = 3600.0  # installations re-read from GitHub (and at start)
     max_body_bytes: int = 25 * 1024 * 1024
 
+    # jobs: leases, retries, takeovers
+    job_lease_s: float = 300.0  # a running job renews its lease every third of this
+    job_max_retries: int = 10  # transient failures / busy-lock waits before a job fails
+    job_max_takeovers: int = 3  # lost workers before a job fails
+
+    # GitHub's rate limits and missed deliveries
+    github_secondary_backoff_s: float = 60.0  # least wait after a secondary rate limit without Retry-After
+    github_write_interval_s: float = 1.0  # between content-creating requests of one installation
+    github_max_wait_s: float = 900.0  # longer waits send the job back to the queue instead
+    github_request_reserve: int = 100  # below this many requests left, progress updates are skipped
+    redeliver_interval_s: float = 300.0  # how often the sweep looks for failed deliveries (0: never)
+    redeliver_lookback_h: float = 72.0  # GitHub keeps deliveries (and allows redelivery) for 3 days
+
     # model
     llm_base_url: str = ""
     llm_api_key: SecretStr = SecretStr("")

@@ -5,9 +5,15 @@ This is the one module that builds githubkit clients. Everything else receives a
 HTTPS), and asks :func:`is_transient` / :func:`retry_after` whether a failure is worth a retry.
 
 Installation tokens are narrowed to the job's repository, cached in-process per
-``(installation, repository)`` until five minutes before they expire, and refreshed
-transparently: a client made by :meth:`GitHubApp.installation_client` fetches the current token
-on every request and, if GitHub answers 401 (token revoked), exchanges a new one once.
+``(installation, repository)`` until five minutes before they expire (half their lifetime for a
+short-lived one), and refreshed transparently: a client made by
+:meth:`GitHubApp.installation_client` fetches the current token on every request and, if GitHub
+answers 401 (token revoked or expired early), exchanges a new one once. Git gets a token the same
+way, right before each fetch or push.
+
+Every installation client obeys GitHub's rate limits through the app's :class:`RateLimits`
+(core/ratelimits.py): waits before a request, one content-creating request at a time, the budget
+read from every response.
 
 Keep the client in a variable while using it: githubkit's ``gh.rest`` namespaces hold the client
 weakly, so ``app.installation_client(...).rest.x.y()`` on one line fails with "GitHub client has
@@ -45,6 +51,7 @@ from githubkit.retry import RetryOption
 from githubkit.versions import LATEST_VERSION, VERSIONS, RestVersionSwitcher
 
 from core.config import Settings, get_settings
+from core.ratelimits import RateLimited, RateLimits, limit_of
 from core.tls import tls_context
 
 if TYPE_CHECKING:
@@ -54,6 +61,7 @@ __all__ = [
     "GitHub",
     "GitHubApp",
     "GitHubAppError",
+    "RateLimited",
     "is_transient",
     "retry_after",
     "status_code",
@@ -79,12 +87,20 @@ class GitHubAppError(RuntimeError):
 class _CachedToken:
     token: str
     expires_at: float  # epoch seconds
+    issued_at: float = 0.0
+
+    def fresh(self, now: float) -> bool:
+        """Still good for a call that starts now: a token is replaced five minutes before it
+        expires, or half-way through its life when it lives less than ten minutes."""
+        margin = min(REFRESH_MARGIN_S, max(0.0, self.expires_at - self.issued_at) / 2)
+        return self.expires_at - margin > now
 
 
 class GitHubApp:
     """The GitHub App: builds app-authenticated and installation-authenticated clients.
 
-    One instance per process is enough; it is thread-safe. ``clock`` exists for tests.
+    One instance per process is enough; it is thread-safe. ``clock`` exists for tests;
+    ``record_budgets`` writes each installation's rate-limit budget to the database (workers).
     """
 
     def __init__(
@@ -94,11 +110,13 @@ class GitHubApp:
         clock: Callable[[], float] = time.time,
         auto_retry: bool = True,
         timeout_s: float = 30.0,
+        record_budgets: bool = False,
     ) -> None:
         self.settings = settings or get_settings()
         self._clock = clock
         self._timeout_s = timeout_s
-        self._retry = RetryPolicy() if auto_retry else None
+        self._auto_retry = auto_retry
+        self.limits = RateLimits(self.settings, record=record_budgets)
         self._tokens: dict[tuple[int, str | None], _CachedToken] = {}
         self._lock = threading.Lock()
         # githubkit's default cache is process-wide and keyed by app id only; keep this app's
@@ -116,14 +134,16 @@ class GitHubApp:
 
     def app_client(self) -> GitHub:
         """A client authenticated as the app (JWT): /app/... routes only."""
-        return VersionedGitHub(AppAuthStrategy(self._app_id(), self._key()), **self._options())
+        return VersionedGitHub(AppAuthStrategy(self._app_id(), self._key()), **self._options(RetryPolicy(self.settings)))
 
     def installation_client(self, installation_id: int, repository: str | None = None) -> GitHub:
         """A client acting as one installation, its token narrowed to ``repository``
         ("owner/name") when given. The token is exchanged on first use and kept fresh."""
         self._key()  # fail early on a bad key, not on the first request
         return VersionedGitHub(
-            _InstallationAuthStrategy(self, installation_id, repository), **self._options()
+            _InstallationAuthStrategy(self, installation_id, repository),
+            throttler=self.limits.throttler(int(installation_id)),
+            **self._options(RetryPolicy(self.settings, waits_in_throttler=True)),
         )
 
     def describe_app(self) -> str:
@@ -154,8 +174,8 @@ class GitHubApp:
                 self._bot_login = known
         return known
 
-    def _options(self) -> dict:
-        return client_options(self.settings, self._timeout_s, self._retry, self._cache)
+    def _options(self, retry: RetryPolicy) -> dict:
+        return client_options(self.settings, self._timeout_s, retry if self._auto_retry else None, self._cache)
 
     # ------------------------------------------------------------------ tokens
 
@@ -165,7 +185,7 @@ class GitHubApp:
         key = (int(installation_id), repository)
         with self._lock:
             cached = self._tokens.get(key)
-        if cached is not None and cached.expires_at - REFRESH_MARGIN_S > self._clock():
+        if cached is not None and cached.fresh(self._clock()):
             return cached.token
         fresh = self._exchange(int(installation_id), repository)
         with self._lock:
@@ -217,7 +237,7 @@ class GitHubApp:
             repository or "*",
             parsed.expires_at,
         )
-        return _CachedToken(parsed.token, expires_at)
+        return _CachedToken(parsed.token, expires_at, issued_at=self._clock())
 
     # ------------------------------------------------------------------ credentials
 
@@ -472,17 +492,20 @@ class _InstallationAuth(httpx.Auth):
     app: GitHubApp
     installation_id: int
     repository: str | None
+    requires_response_body = True  # a 403's message tells a secondary rate limit from a refusal
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         token = self.app.installation_token(self.installation_id, self.repository)
         request.headers["Authorization"] = f"token {token}"
         response = yield request
+        self.app.limits.observe(int(self.installation_id), response)
         if response.status_code == 401:
             # revoked or expired early: one fresh exchange, then give up
             self.app.invalidate(self.installation_id, self.repository, token)
             token = self.app.installation_token(self.installation_id, self.repository)
             request.headers["Authorization"] = f"token {token}"
-            yield request
+            response = yield request
+            self.app.limits.observe(int(self.installation_id), response)
 
 
 @dataclass
@@ -523,19 +546,33 @@ def status_code(exc: BaseException) -> int | None:
     return None
 
 
+def rate_limit(exc: BaseException, backoff_s: float = 60.0, repeats: int = 0):
+    """The rate limit (core.ratelimits.Limit) a failed request ran into, or None."""
+    for e in _chain(exc):
+        if isinstance(e, RequestFailed):
+            response = e.response
+            try:
+                body = response.json()
+                message = body.get("message", "") if isinstance(body, dict) else ""
+            except Exception:  # noqa: BLE001 — not JSON
+                message = ""
+            return limit_of(response.status_code, response.headers, message, time.time(), backoff_s, repeats)
+    return None
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True when retrying later may succeed: GitHub 5xx, rate limits (primary or secondary,
-    403/429 with ``retry-after``), timeouts and connection errors."""
+    """True when retrying later may succeed: GitHub 5xx, rate limits (primary or secondary, as
+    core/ratelimits.py reads them), timeouts and connection errors."""
     for e in _chain(exc):
         if isinstance(e, GitHubAppError):
             return False
-        if isinstance(e, RateLimitExceeded):
+        if isinstance(e, (RateLimitExceeded, RateLimited)):
             return True
         if isinstance(e, RequestFailed):
             status = e.response.status_code
             if status >= 500:
                 return True
-            return status in (403, 429) and "retry-after" in e.response.headers
+            return rate_limit(e) is not None
         if isinstance(e, RequestTimeout):
             return True
         if isinstance(e, RequestError) and isinstance(e.exc, httpx.HTTPError):
@@ -548,6 +585,8 @@ def is_transient(exc: BaseException) -> bool:
 def retry_after(exc: BaseException) -> float | None:
     """Seconds GitHub asked us to wait (``retry-after`` or the rate-limit reset), else None."""
     for e in _chain(exc):
+        if isinstance(e, RateLimited):
+            return e.wait_s
         if isinstance(e, RateLimitExceeded):
             return max(0.0, e.retry_after.total_seconds())
         if isinstance(e, RequestFailed):
@@ -567,24 +606,37 @@ def retry_after(exc: BaseException) -> float | None:
 
 
 class RetryPolicy:
-    """githubkit ``auto_retry``: a couple of quick in-process retries for 5xx and connection
-    errors, and rate limits whose wait is short; anything longer is left to the caller (Celery
-    retries with backoff, see :func:`is_transient`), so a worker never sleeps for minutes."""
+    """githubkit ``auto_retry``: a couple of quick retries for 5xx and connection errors; for a rate
+    limit, up to ``RATE_LIMIT_RETRIES`` retries after GitHub's wait (see core/ratelimits.py).
 
-    def __init__(self, max_retries: int = 2, max_wait_s: float = 10.0,
-                 backoff_s: float = 0.5) -> None:
+    An installation client's throttler already waits out the pause its response started (and
+    raises :class:`RateLimited` when it is too long for a job to wait in place), so its policy
+    only asks for an immediate retry; an app client's policy sleeps the wait itself, up to
+    ``QWENFIX_GITHUB_MAX_WAIT_S``."""
+
+    RATE_LIMIT_RETRIES = 6
+
+    def __init__(self, settings: Settings | None = None, max_retries: int = 2, backoff_s: float = 0.5,
+                 waits_in_throttler: bool = False) -> None:
+        self.settings = settings or get_settings()
         self.max_retries = max_retries
-        self.max_wait_s = max_wait_s
         self.backoff_s = backoff_s
+        self.waits_in_throttler = waits_in_throttler
 
     def __call__(self, exc: GitHubException, retry_count: int) -> RetryOption:
+        limit = rate_limit(exc, self.settings.github_secondary_backoff_s, retry_count)
+        if limit is not None:
+            if retry_count >= self.RATE_LIMIT_RETRIES:
+                return RetryOption(False)
+            if self.waits_in_throttler:
+                return RetryOption(True, timedelta(milliseconds=1))  # githubkit sleeps 60 s on zero
+            if limit.wait_s > self.settings.github_max_wait_s:
+                return RetryOption(False)
+            log.warning("GitHub %s rate limit; retrying in %.1fs", limit.kind, limit.wait_s)
+            return RetryOption(True, timedelta(seconds=max(limit.wait_s, 0.001)))
         if retry_count >= self.max_retries or not is_transient(exc):
             return RetryOption(False)
-        wait = retry_after(exc)
-        if wait is None:
-            wait = self.backoff_s * (2**retry_count)
-        if wait > self.max_wait_s:
-            return RetryOption(False)
+        wait = self.backoff_s * (2**retry_count)
         log.warning("retrying GitHub request in %.1fs after %s", wait, type(exc).__name__)
         return RetryOption(True, timedelta(seconds=wait))
 

@@ -1,4 +1,4 @@
-"""Thin Celery tasks: unpack arguments, call the runner, retry what is transient."""
+"""Thin Celery tasks: unpack arguments, call the runner (which re-sends a job it gives back itself)."""
 
 from __future__ import annotations
 
@@ -17,16 +17,12 @@ class JobTask(Task):
             runner.end_at_time_limit(args[0])
 
 
-@celery_app.task(name=RUN_JOB, bind=True, base=JobTask, max_retries=None)
-def run_job(self, job_id: int) -> None:
+@celery_app.task(name=RUN_JOB, base=JobTask)
+def run_job(job_id: int, token: str | None = None) -> None:
     try:
-        again_in = runner.run_job(job_id)
+        runner.run_job(job_id, token=token)  # a job it gives back to the queue it re-sends itself
     except SoftTimeLimitExceeded:  # the limit came between two steps of the runner itself
         runner.end_at_time_limit(job_id)
-        return
-    if again_in is not None:  # lock busy or a transient GitHub error: the job went back to queued
-        backoff = min(again_in * (2 ** min(self.request.retries, 6)), 600)
-        raise self.retry(countdown=backoff)
 
 
 @celery_app.task(name=SWEEP)

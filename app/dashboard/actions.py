@@ -31,7 +31,7 @@ def retry_job(settings: SettingsDep, session: SessionDep, allowed: WritableJob) 
         raise HTTPException(409, f"cannot run it again: {refused}")
     again = jobs.rerun(session, job, f"retry:dashboard:{uuid.uuid4().hex[:12]}", retried_by=viewer.login)
     session.commit()  # durable before the broker hears of it
-    if not enqueue(settings, again.id):
+    if not enqueue(settings, again.id, again.enqueue_token):
         jobs.mark_enqueued(session, again.id, enqueued=False)  # the sweep hands it over later
     log.info("job retried from the dashboard", job=job.id, again=again.id, actor=viewer.login)
     return RedirectResponse(f"/jobs/{again.id}", status_code=303)

@@ -1,5 +1,6 @@
-"""HTML dashboard: the overview, the job list, one job, installations. Signed-in people see the
-jobs of repositories GitHub lets them read; admins see all."""
+"""HTML dashboard: the overview, the job list (with each installation's GitHub request budget, for
+admins), one job, installations. Signed-in people see the jobs of repositories GitHub lets them
+read; admins see all."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 
 from app.access import MaybeViewer, Public, ReadableJob, SignedIn
-from app.api import list_jobs
+from app.api import list_budgets, list_jobs
 from app.dashboard import overview, views
 from app.dashboard.render import render
 from app.deps import SessionDep, SettingsDep
@@ -49,7 +50,8 @@ def home(request: Request, session: SessionDep, settings: SettingsDep, viewer: M
 def jobs_page(request: Request, session: SessionDep, settings: SettingsDep, viewer: SignedIn,
               repo: str | None = None, state: str | None = None):
     rows = list_jobs(session, repo, state, 200, viewer.visible_repos(session, settings))
-    return render(request, "jobs.html", viewer=viewer, jobs=rows, repo=repo, state=state)
+    budgets = list_budgets(session) if viewer.admin else []  # the operator's view
+    return render(request, "jobs.html", viewer=viewer, jobs=rows, repo=repo, state=state, budgets=budgets)
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)

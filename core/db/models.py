@@ -1,5 +1,6 @@
-"""State: webhook deliveries, jobs, installations, per-pull-request locks, and the people who
-sign in to the dashboard (their sessions and personal API tokens)."""
+"""State: webhook deliveries, jobs, installations, per-pull-request locks, GitHub request budgets,
+the webhook redeliveries asked of GitHub, and the people who sign in to the dashboard (their
+sessions and personal API tokens)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,13 @@ class Job(Base):
     trajectory: Mapped[list] = mapped_column(default=list)
     usage: Mapped[dict] = mapped_column(default=dict)
     timings: Mapped[dict] = mapped_column(default=dict)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims by a worker
+    retries: Mapped[int] = mapped_column(Integer, default=0)  # given back to the queue (transient, lock busy)
+    takeovers: Mapped[int] = mapped_column(Integer, default=0)  # lease lapsed: its worker was lost
+    # the broker message that may run the job (job id + this token); any other copy is a no-op
+    enqueue_token: Mapped[str | None] = mapped_column(String(40))
+    holder: Mapped[str | None] = mapped_column(String(120))  # the worker (and claim) running it
+    run_after: Mapped[datetime | None] = mapped_column()  # not before (a retry's backoff)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     enqueued_at: Mapped[datetime | None] = mapped_column()
     started_at: Mapped[datetime | None] = mapped_column()
@@ -76,6 +83,8 @@ class Job(Base):
             "trigger": self.trigger,
             "delivery_id": self.delivery_id,
             "attempts": self.attempts,
+            "retries": self.retries,
+            "takeovers": self.takeovers,
             "created_at": _iso(self.created_at),
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
@@ -145,6 +154,33 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+class GitHubBudget(Base):
+    """One installation's REST budget as GitHub last reported it (``x-ratelimit-*``), what qwenfix
+    spent of it, and a pause GitHub asked for (a rate limit): shown on the dashboard."""
+
+    __tablename__ = "github_budgets"
+
+    installation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    limit: Mapped[int | None] = mapped_column(Integer)
+    remaining: Mapped[int | None] = mapped_column(Integer)
+    reset_at: Mapped[datetime | None] = mapped_column()
+    used: Mapped[int | None] = mapped_column(Integer)  # requests spent in the current window (x-ratelimit-used)
+    paused_until: Mapped[datetime | None] = mapped_column()
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Redelivery(Base):
+    """A failed webhook delivery that qwenfix asked GitHub to send again (once per GUID)."""
+
+    __tablename__ = "redeliveries"
+
+    guid: Mapped[str] = mapped_column(String(80), primary_key=True)  # X-GitHub-Delivery
+    delivery_id: Mapped[int] = mapped_column(BigInteger)  # GitHub's id of the failed attempt
+    event: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str | None] = mapped_column(Text)  # how the failed attempt ended, as GitHub says
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 def _iso(value: datetime | None) -> str | None:

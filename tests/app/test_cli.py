@@ -11,7 +11,7 @@ import sys
 import httpx
 from sqlalchemy import inspect
 
-from core.db.models import Job
+from core.db.models import Base, Job
 from core.db.session import engine_for, session_scope
 from tests.support.db import ROOT, SECRET, wait_for
 from tests.webhook_payloads import workflow_run
@@ -85,8 +85,8 @@ def test_replay_without_a_secret_says_so(tmp_path):
 def test_db_upgrade_creates_the_schema_on_postgresql(postgres_url, tmp_path):
     engine = engine_for(postgres_url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS deliveries, jobs, installations, locks, people, web_sessions, "
-                             "api_tokens, alembic_version")
+        names = ", ".join(table.name for table in Base.metadata.sorted_tables)
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {names}, alembic_version")
     result = qwenfix("db", "upgrade", env=clean_env(QWENFIX_DATABASE_URL=postgres_url), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert set(inspect(engine).get_table_names()) >= {"deliveries", "jobs", "installations", "locks", "people",

@@ -167,6 +167,19 @@ def fixed(how: str, summary: str, fixer: str | None) -> tuple[str, str]:
     return f"verified fix delivered as {how}", f"Made by {source} and verified by re-running the failing command.\n\n{summary}"
 
 
+def failed(reason: str) -> tuple[str, str]:
+    """A job that ended without a result: why, in one line a person can act on."""
+    return "the job failed", f"{reason}\n\nNothing was changed on this pull request. `/qwen retry` runs it again."
+
+
+def gave_up_retrying(retries: int, reason: str) -> str:
+    return f"Gave up after {retries} retries; the last one was for: {reason}."
+
+
+def gave_up_takeovers(takeovers: int) -> str:
+    return (f"The worker running this job was lost {takeovers} times (killed or cut off mid-job), "
+            "so it was not started again.")
+
 
 def untied(sha: str, why: str) -> tuple[str, str]:
     """A red build whose head is neither an open pull request's nor a branch of the repository."""

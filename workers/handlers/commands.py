@@ -31,6 +31,7 @@ from workers.handlers.fixing import (
     conclude,
     record,
     refuse_unlisted_image,
+    resume_delivery,
     run_engine,
     task_options,
 )
@@ -112,16 +113,21 @@ def retry_command(ctx: JobContext) -> Outcome:
     gj = _acknowledged(ctx)
     if isinstance(gj, Outcome):
         return gj
+    trigger = f"retry:{ctx.job.params['comment_id']}"
     with session_scope(ctx.settings.database_url) as session:
+        made = session.scalars(select(Job).where(  # by an earlier run of this same command job
+            Job.repo == ctx.job.repo, Job.pr_number == ctx.job.pr_number, Job.trigger == trigger)).first()
         last = session.scalars(select(Job).where(
             Job.repo == ctx.job.repo, Job.pr_number == ctx.job.pr_number, Job.id != ctx.job.id,
             Job.kind.in_(("repair", "fix", "explain")),
-        ).order_by(Job.id.desc())).first()
+        ).order_by(Job.id.desc())).first() if made is None else session.get(Job, made.params.get("retry_of"))
         if last is None:
             gj.say("retry", "There is no earlier job on this pull request to run again.")
             return Outcome("skipped", "nothing to retry")
-        again_id = jobs.rerun(session, last, f"retry:{ctx.job.params['comment_id']}", ctx.job.delivery_id).id
-    enqueue(ctx.settings, again_id)
+        again = made or jobs.rerun(session, last, trigger, ctx.job.delivery_id)
+        again_id, again_token = again.id, None if made else again.enqueue_token
+    if again_token:  # (a lost message is sent again by the sweep)
+        enqueue(ctx.settings, again_id, again_token)
     link = f"[job {again_id}]({messages.job_url(ctx.settings.public_url, again_id)})"
     gj.say("retry", f"Running job {last.id} again as {link}.")
     return Outcome("succeeded", f"retrying job {last.id} as job {again_id}")
@@ -149,6 +155,9 @@ def fix_command(ctx: JobContext) -> Outcome:
         link = f" ([job {busy[0].id}]({messages.job_url(ctx.settings.public_url, busy[0].id)}))" if busy else ""
         gj.say("already working on it", f"Another job is already working on this pull request{link}.")
         return Outcome("skipped", "already working on it")
+    resumed = resume_delivery(gj)  # an earlier run of this command verified a patch: deliver it
+    if resumed is not None:
+        return resumed
     refused = refuse_unlisted_image(gj)
     if refused is not None:
         return refused

@@ -3,6 +3,11 @@
 Shared by red-build repair and `/qwen fix`: both hand over a RepairTask; this module owns the
 worktrees, sandboxes and model client for the job, and turns the result into commits, reviews,
 pull requests and the final comment and check run.
+
+Work survives a retry: the verified patch is stored on the job before delivery starts, and what
+was delivered is stored before the final posts, so a run of the same job after a transient failure
+or a lost worker (:func:`resume_delivery`) delivers that patch without asking the model again, and
+a commit that an earlier run already pushed is recognised by its ``Qwenfix-Job`` trailer.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from core.config import Settings
 from workers.agent.llm import model_client
@@ -24,10 +29,10 @@ from workers.sandbox import Limits
 from workers.sandbox.disk import DiskBudget
 from workers.sandbox.engines import select_engine
 from workers.sandbox.policy import SetupNetworkRefused, image_allowed
-from workers.workspace.git import WorkspaceError
+from workers.workspace.git import AuthenticationError, PushRejected, WorkspaceError
 from workers.workspace.mirrors import MirrorCache
 from workers.workspace.patches import apply_patch
-from workers.workspace.push import commit_and_push
+from workers.workspace.push import commit_and_push, remote_tip_carrying
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +57,16 @@ def checkout_head(gj: GitHubJob):
 def checkout_commit(gj: GitHubJob, sha: str):
     """A pristine worktree of a commit of the job's repository (its head, the base, the merge base)."""
     target = gj.target
-    return mirror_cache(gj.ctx.settings).checkout(target.clone_url, sha, gj.token, target.fetch_refs)
+    cache = mirror_cache(gj.ctx.settings)
+    return with_token(gj, lambda token: cache.checkout(target.clone_url, sha, token, target.fetch_refs))
+
+
+def with_token(gj: GitHubJob, git_call):
+    """Run a git call with a token valid now; refused (revoked, expired early): once more with a new one."""
+    try:
+        return git_call(gj.fresh_token())
+    except AuthenticationError:
+        return git_call(gj.fresh_token(renew=True))
 
 
 def refuse_unlisted_image(gj: GitHubJob) -> Outcome | None:
@@ -73,8 +87,9 @@ def merge_base(gj: GitHubJob) -> str | None:
     if not target.pr_number or not target.base_sha:
         return None
     try:
-        found = mirror_cache(gj.ctx.settings).merge_base(target.clone_url, target.head_sha, target.base_sha,
-                                                         gj.token, target.fetch_refs)
+        cache = mirror_cache(gj.ctx.settings)
+        found = with_token(gj, lambda token: cache.merge_base(target.clone_url, target.head_sha, target.base_sha,
+                                                              token, target.fetch_refs))
     except WorkspaceError as exc:  # no base to compare with is no reason to stop the repair
         log.warning("no merge base for %s#%s: %s", target.repo, target.pr_number, exc)
         return None
@@ -226,12 +241,24 @@ def _push(gj: GitHubJob, patch: str, message: str, branch: str, remote: str, for
     to the base repository, which then must already have that commit on one of its branches (git
     checks, whatever the API said)."""
     settings = gj.ctx.settings
-    message = f"{message}\n\nQwenfix-Job: {gj.job_id}\n"
-    with checkout_commit(gj, at or gj.target.head_sha) as worktree:
-        apply_patch(worktree, patch)
-        return commit_and_push(worktree, message, branch, remote, gj.token,
-                               settings.commit_author_name, settings.commit_author_email, force=force,
-                               require_on_branch=onto_base)
+    trailer = f"Qwenfix-Job: {gj.job_id}"
+    message = f"{message}\n\n{trailer}\n"
+
+    def push(token: str) -> str:
+        with checkout_commit(gj, at or gj.target.head_sha) as worktree:
+            apply_patch(worktree, patch)
+            try:
+                return commit_and_push(worktree, message, branch, remote, token,
+                                       settings.commit_author_name, settings.commit_author_email, force=force,
+                                       require_on_branch=onto_base)
+            except PushRejected:
+                # refused because an earlier run of this job pushed it already? then it is delivered
+                ours = None if force else remote_tip_carrying(worktree, remote, branch, gj.fresh_token(), trailer)
+                if ours is None:
+                    raise
+                return ours
+
+    return with_token(gj, push)
 
 
 def task_options(gj: GitHubJob, **extra) -> dict:
@@ -255,6 +282,8 @@ def conclude(gj: GitHubJob, result: RepairResult, command: str | None, excerpt: 
              mode: str | None = None) -> Outcome:
     """Turn an engine result into what the user sees: delivery, comment, check run and job outcome."""
     candidates = fields["result"].get("candidates", [])
+    if gj.ctx.lease_lost.is_set():  # another worker took the job over: it speaks for the job now
+        return Outcome("cancelled", "taken over by another worker", fields)
     if result.status == "cancelled":
         gj.finish("stopped", "The job was cancelled.", "cancelled", "Stopped")
         return Outcome("cancelled", "stopped", fields)
@@ -269,18 +298,44 @@ def conclude(gj: GitHubJob, result: RepairResult, command: str | None, excerpt: 
         reason = f"{result.reason[:1].upper()}{result.reason[1:]}." if result.reason else "No candidate patch passed validation."
         return finish_without_fix(gj, command, excerpt, candidates, reason, fields=fields)
 
+    chosen = result.chosen
+    # the model wrote the summary: neutralized; the security scan's lower findings ride along
+    summary = gj.neutralize(chosen.summary) + messages.security_notes(chosen.security_notes)
+    fields["result"]["verified"] = {
+        "patch": chosen.patch, "summary": summary, "fixer": result.fixer_used, "title": title,
+        "mode": mode or gj.config.effective_mode(gj.target.on_default_branch),
+    }
+    # stored before delivery: a retry after a transient failure delivers it without the model
+    gj.ctx.update(result=fields["result"], trajectory=fields.get("trajectory", []), usage=fields.get("usage", {}))
+    return deliver_verified(gj, fields)
+
+
+def resume_delivery(gj: GitHubJob) -> Outcome | None:
+    """An earlier run of this job stored a verified patch (then hit a transient failure, or its
+    worker was lost): deliver that patch. None when there is none."""
+    job = gj.ctx.job
+    if not (job.result or {}).get("verified"):
+        return None
+    fields = {"result": dict(job.result), "trajectory": list(job.trajectory or []), "usage": dict(job.usage or {}),
+              "timings": dict(job.timings or {})}
+    return deliver_verified(gj, fields)
+
+
+def deliver_verified(gj: GitHubJob, fields: dict) -> Outcome:
+    """Deliver the stored verified patch (unless that was done already), then the final report."""
+    result, verified = fields["result"], fields["result"]["verified"]
     gj.stage("delivering")
-    chosen = replace(result.chosen, summary=gj.neutralize(result.chosen.summary))  # the model wrote it
-    mode = mode or gj.config.effective_mode(gj.target.on_default_branch)
-    summary = chosen.summary + messages.security_notes(chosen.security_notes)
-    delivered = deliver_patch(gj, chosen.patch, summary, mode, title)
-    fields["result"]["delivery"] = {"how": delivered.how, **delivered.details}
-    fields["result"].update({k: v for k, v in delivered.details.items() if k == "commit_sha"})
-    headline, body = messages.fixed(delivered.how, summary, result.fixer_used)
-    if delivered.details.get("comment"):
-        body = f"{body}\n\n{messages.patch_comment('', chosen.patch, gj.url)}"
-    gj.finish(headline, body, "success", f"Verified fix: {delivered.how}", text=messages.fence(chosen.patch, "diff"))
-    return Outcome("succeeded", f"fixed: delivered as {delivered.how}", fields)
+    if not result.get("delivery"):
+        delivered = deliver_patch(gj, verified["patch"], verified["summary"], verified["mode"], verified["title"])
+        result["delivery"] = {"how": delivered.how, **delivered.details}
+        result.update({k: v for k, v in delivered.details.items() if k == "commit_sha"})
+        gj.ctx.update(result=result)  # a retry of the final posts does not deliver twice
+    delivery = result["delivery"]
+    headline, body = messages.fixed(delivery["how"], verified["summary"], verified.get("fixer"))
+    if delivery.get("comment"):
+        body = f"{body}\n\n{messages.patch_comment('', verified['patch'], gj.url)}"
+    gj.finish(headline, body, "success", f"Verified fix: {delivery['how']}", text=messages.fence(verified["patch"], "diff"))
+    return Outcome("succeeded", f"fixed: delivered as {delivery['how']}", fields)
 
 
 def finish_without_fix(gj, command, excerpt, candidates, reason, fields=None, state="failed") -> Outcome:

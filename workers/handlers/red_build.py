@@ -22,6 +22,7 @@ from workers.handlers.fixing import (
     merge_base,
     record,
     refuse_unlisted_image,
+    resume_delivery,
     run_engine,
     task_options,
 )
@@ -33,6 +34,9 @@ LOCK_RETRY_S = 5.0  # a pull request found only now may be busy with another job
 def repair_red_build(ctx: JobContext) -> Outcome:
     job = ctx.job
     gj = open_job(ctx, head_branch=job.params.get("head_branch"), head_repo=job.params.get("head_repo"))
+    resumed = resume_delivery(gj)  # an earlier run verified a patch: deliver it (the head moved by it)
+    if resumed is not None:
+        return resumed
     target = gj.target
     if target.untied:  # neither an open pull request's head nor a branch of this repository
         headline, body = messages.untied(job.head_sha, target.untied)

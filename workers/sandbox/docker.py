@@ -468,10 +468,13 @@ def sweep_orphans(
 ) -> list[str]:
     """Remove qwenfix sandbox containers whose job is not alive; returns removed container ids.
 
-    A container is kept when its ``qwenfix.job`` label is in ``alive_job_ids``, when it is
-    younger than ``max_age_s`` seconds, or while the process that started it (same host,
-    ``qwenfix.pid``) is still running — so a sweep never pulls a sandbox from under a live worker. ``labels`` narrows the sweep to containers
-    carrying all of them (tests use it to stay away from each other's sandboxes).
+    A container started on this host is kept exactly while the process that started it
+    (``qwenfix.pid``) runs — so a sweep never pulls a sandbox from under a live worker, and the
+    sandboxes of a worker that was killed go even when its job was taken over and runs on
+    elsewhere. One from another host is kept while its ``qwenfix.job`` label is in
+    ``alive_job_ids``. Either is kept while younger than ``max_age_s`` seconds. ``labels``
+    narrows the sweep to containers carrying all of them (tests use it to stay away from each
+    other's sandboxes; a takeover uses it for its job's).
     """
     client = client or _client()
     removed: list[str] = []
@@ -483,13 +486,12 @@ def sweep_orphans(
             continue
         labels_ = own
         job = labels_.get(LABEL_JOB, "")
-        if alive_job_ids is not None and job and job in alive_job_ids:
-            continue
-        # a live process on this host still owns it (another worker, a local `qwenfix repair`)
-        if labels_.get(LABEL_HOST) == host:
-            pid = labels_.get(LABEL_PID, "")
-            if pid.isdigit() and pid_alive(int(pid)):
+        pid = labels_.get(LABEL_PID, "")
+        if labels_.get(LABEL_HOST) == host and pid.isdigit():
+            if pid_alive(int(pid)):  # a live process on this host owns it (a worker, `qwenfix repair`)
                 continue
+        elif alive_job_ids is not None and job and job in alive_job_ids:
+            continue
         if max_age_s > 0:
             created = c.attrs.get("Created", "")
             age = now - _parse_docker_time(created) if created else max_age_s + 1

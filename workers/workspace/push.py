@@ -1,4 +1,5 @@
-"""Commit a verified patch with the configured identity and push it to a validated branch."""
+"""Commit a verified patch with the configured identity and push it to a validated branch; recognise
+a branch whose tip is already the commit a job pushed (so a job run twice pushes once)."""
 
 from __future__ import annotations
 
@@ -176,3 +177,32 @@ def commit_and_push(
                 reason = line.rsplit("\t", 1)[-1].strip() or reason
         raise PushRejected(f"push to {branch} refused: {reason}", err.argv, result.returncode, text)
     return sha
+
+
+def remote_tip_carrying(
+    worktree: Worktree | Path,
+    remote_url: str,
+    branch: str,
+    token: str | None,
+    trailer: str,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> str | None:
+    """The sha of ``branch``'s tip on ``remote_url`` when its commit message carries ``trailer``
+    (e.g. ``Qwenfix-Job: 42``): a push that was refused because this very commit is already
+    there (an earlier run pushed it, then was lost before recording it). None otherwise."""
+    branch = validate_branch_name(branch)
+    url = check_remote_url(remote_url)
+    git_dir, work = resolve(worktree)
+    local = f"refs/qwenfix/tips/{branch}"
+    fetched = run_git(
+        ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--", url, f"+refs/heads/{branch}:{local}"],
+        git_dir=git_dir, work_tree=work, cwd=work, token=token, timeout=timeout_s, check=False,
+        what=f"git fetch {redact(url)} {branch}",
+    )
+    if fetched.returncode != 0:
+        return None
+    shown = run_git(["log", "-1", "--format=%H%n%B", local], git_dir=git_dir, work_tree=work, cwd=work)
+    sha, _, message = stdout_text(shown).partition("\n")
+    trailers = {line.strip() for line in message.splitlines()}
+    return sha if trailer in trailers else None

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tests.support.fake_github import hooks
 from tests.support.fake_github.checks import annotation, check_run_json
 from tests.support.fake_github.issues import issue_comment_json
 from tests.support.fake_github.pulls import (
@@ -255,6 +256,16 @@ class FakeGitHub(State):
                                    check_suite_id=suite,
                                    title=j.get("title"), summary=j.get("summary"))
             return run
+
+    def send_webhook(self, event: str, payload: dict[str, Any], guid: str | None = None) -> dict[str, Any]:
+        """GitHub delivers ``event`` to ``webhook_url`` (signed with ``webhook_secret``) and logs the
+        attempt, failed or not (see hooks.py). Returns the logged ``hook-delivery-item``."""
+        return hooks.send(self, event, payload, guid)
+
+    def webhook_attempts(self, guid: str | None = None) -> list[dict[str, Any]]:
+        """The delivery log, oldest first (``hook-delivery-item`` objects)."""
+        with self.lock:
+            return [hooks.item_json(a) for a in self.hook_deliveries if guid is None or a["guid"] == guid]
 
     # ---------------------------------------------------------------- readers
 

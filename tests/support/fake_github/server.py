@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tests.support.fake_github import actions, apps, checks, issues, pulls, repos, users
+from tests.support.fake_github import actions, apps, checks, hooks, issues, pulls, repos, users
 from tests.support.fake_github.git import ASGIApp, git_mount
 from tests.support.fake_github.state import ENTERPRISE_PREFIX, GitHubError, RecordedRequest
 from tests.support.git_http import Receive, Scope, Send, ServerThread
@@ -24,7 +24,7 @@ from tests.support.git_http import Receive, Scope, Send, ServerThread
 if TYPE_CHECKING:
     from tests.support.fake_github.fake import FakeGitHub
 
-AREAS = (apps, users, repos, pulls, issues, checks, actions)  # routers, in matching order
+AREAS = (apps, hooks, users, repos, pulls, issues, checks, actions)  # routers, in matching order
 WEB_PAGES = ("/login/", "/settings/", "/organizations/", "/_downloads/")  # not the REST API
 
 
@@ -67,9 +67,14 @@ def build_app(fake: FakeGitHub) -> ASGIApp:
         with fake.lock:
             fake.requests.append(record)
 
+        budget: dict[str, str] = {}
+
         async def status_send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
+                if budget:
+                    message = dict(message, headers=[*message.get("headers", []),
+                                                     *((k.encode(), v.encode()) for k, v in budget.items())])
             await send(message)
 
         failure = fake.take_failure(record.method, path)
@@ -81,6 +86,19 @@ def build_app(fake: FakeGitHub) -> ASGIApp:
         refused = _unsupported_version(fake, path, record.headers)
         if refused is not None:
             return await refused(scope, receive, status_send)
+        token = fake.valid_token(record.token)
+        if token is not None:  # an installation's request: counted against its hour, like GitHub
+            spent = fake.spend(token.installation_id)
+            if spent is None:
+                with fake.lock:
+                    left = dict(fake.rate_limits[token.installation_id])
+                resp = GitHubError(403, f"API rate limit exceeded for installation ID {token.installation_id}.",
+                                   headers={"x-ratelimit-limit": str(left["limit"]), "x-ratelimit-remaining": "0",
+                                            "x-ratelimit-used": str(left["used"]),
+                                            "x-ratelimit-reset": str(left["reset"]),
+                                            "x-ratelimit-resource": "core"}).response()
+                return await resp(scope, receive, status_send)
+            budget.update(spent)
 
         sent = False
 

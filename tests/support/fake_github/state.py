@@ -10,7 +10,7 @@ import threading
 import time
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,7 @@ class RecordedRequest:
     raw_path: str = ""  # as sent (includes /api/v3 for Enterprise-style clients)
     body: bytes = b""
     status: int = 0  # the status answered
+    received_at: float = field(default_factory=time.monotonic)
 
     @property
     def authorization(self) -> str | None:
@@ -192,7 +193,12 @@ class State:
         self.public_key_pem = public_key_pem
         self.url = ""  # API base URL, set when the server starts
         self.server_url = ""
-        self.token_ttl = 3600.0  # lifetime of issued installation tokens, seconds
+        self.token_ttl = 3600.0  # lifetime of issued installation tokens, seconds (short in tests)
+        self.webhook_url = ""  # where the App's webhook deliveries go (see hooks.py)
+        self.webhook_secret = ""
+        self.hook_id = 4_200_001
+        self.hook_deliveries: list[dict[str, Any]] = []  # every delivery attempt, oldest first
+        self.rate_limits: dict[int, dict[str, Any]] = {}  # installation -> {"limit", "used", "reset"}
 
         self.requests: list[RecordedRequest] = []
         self.git_requests: list[GitRequest] = []
@@ -302,6 +308,35 @@ class State:
 
     def token_exchanges(self) -> list[RecordedRequest]:
         return self.calls("POST", r"re:/app/installations/\d+/access_tokens")
+
+    # ---------------------------------------------------------------- rate limits
+
+    RATE_LIMIT = 5000  # an installation's requests per hour (GitHub's floor for installations)
+
+    def spend(self, installation_id: int) -> dict[str, str] | None:
+        """Count one request of an installation against its hour; its ``x-ratelimit-*`` headers,
+        or None when nothing was left (the request is then refused like GitHub does)."""
+        with self.lock:
+            now = time.time()
+            budget = self.rate_limits.get(installation_id)
+            if budget is None or budget["reset"] <= now:
+                budget = self.rate_limits[installation_id] = {"limit": self.RATE_LIMIT, "used": 0,
+                                                              "reset": int(now) + 3600}
+            exhausted = budget["used"] >= budget["limit"]
+            if not exhausted:
+                budget["used"] += 1
+            headers = {"x-ratelimit-limit": str(budget["limit"]),
+                       "x-ratelimit-remaining": str(max(0, budget["limit"] - budget["used"])),
+                       "x-ratelimit-used": str(budget["used"]), "x-ratelimit-reset": str(budget["reset"]),
+                       "x-ratelimit-resource": "core"}
+            return None if exhausted else headers
+
+    def set_rate_limit(self, installation_id: int, remaining: int, reset_in: float = 3600,
+                       limit: int = RATE_LIMIT) -> None:
+        """Leave ``remaining`` requests in the installation's hour, which resets in ``reset_in`` s."""
+        with self.lock:
+            self.rate_limits[installation_id] = {"limit": limit, "used": limit - remaining,
+                                                 "reset": int(time.time() + reset_in)}
 
     # ---------------------------------------------------------------- faults
 

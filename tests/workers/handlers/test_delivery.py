@@ -1,52 +1,60 @@
-"""How a verified patch may reach its target (workers/handlers/fixing.py `delivery_mode`): a fork's
-code never goes to a branch of the base repository, whatever the configured mode."""
+"""Delivery under GitHub's limits and failures, end to end (webhook → Redis → Celery worker → Docker
+sandbox → scripted model → fake GitHub): a rate limit is waited out in place, a transient failure
+is retried without asking the model again, a failing progress post costs nothing."""
 
 from __future__ import annotations
 
 import pytest
 
-from workers.context import JobFailed
-from workers.github.target import Target
-from workers.handlers.fixing import delivery_mode
+from tests.repos import REPO
+from tests.support.fake_openai import call, finish
+from tests.workers.handlers.test_red_build import fail_run, setup_pr
 
-REPO, FORK = "octo/calc", "contributor/calc"
+pytestmark = pytest.mark.docker
 
-
-def target(head_repo: str | None = REPO, pr: int | None = 7, edits: bool = False, ref: str = "feature") -> Target:
-    return Target(repo=REPO, clone_url="https://github.com/octo/calc.git", default_branch="main", head_sha="a" * 40,
-                  head_ref=ref, head_repo=head_repo,
-                  head_clone_url=f"https://github.com/{head_repo}.git" if head_repo else None,
-                  base_ref="main", pr_number=pr, maintainer_can_modify=edits)
-
-
-@pytest.mark.parametrize(("mode", "expected"), [
-    ("commit", "commit"), ("suggest", "suggest"), ("pull_request", "pull_request"), ("comment", "comment")])
-def test_a_same_repository_pull_request_gets_what_it_asks(mode, expected):
-    assert delivery_mode(mode, target()) == expected
+AGENT_FIX = [
+    call("edit_file", path="calc.py", old="return a - b", new="return a + b"),
+    call("run", command="python3 -m pytest -q"),
+    finish("add() subtracted instead of adding; it now returns a + b."),
+]
+ONE_CANDIDATE = {"repair": {"candidates": 1}}  # suggestions: the default on a pull request
+REVIEWS = f"/repos/{REPO}/pulls/7/reviews"
+SECONDARY = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
 
 
-@pytest.mark.parametrize(("mode", "edits", "expected"), [
-    ("commit", True, "commit"),  # on the fork's own branch
-    ("commit", False, "suggest"),
-    ("pull_request", True, "suggest"),  # never a branch of the base repository
-    ("pull_request", False, "suggest"),
-    ("suggest", False, "suggest"),
-    ("comment", False, "comment"),
-])
-def test_a_fork_gets_suggestions_or_a_commit_on_the_fork_only(mode, edits, expected):
-    assert delivery_mode(mode, target(FORK, edits=edits)) == expected
+def test_a_secondary_rate_limit_mid_delivery_is_waited_out_and_delivers_once(stack):
+    """On main a 403 secondary rate limit without Retry-After was taken for a refusal and the job
+    failed with an internal error; a failed progress post restarted the whole job."""
+    gh = stack.github
+    head = setup_pr(gh, ONE_CANDIDATE)
+    stack.model.script(AGENT_FIX)
+    gh.fail_next("POST", f"/repos/{REPO}/check-runs", 500, times=3)  # the first progress post fails
+    gh.fail_next("POST", REVIEWS, 403, message=SECONDARY)  # documented message, no headers: ≥ the minimum
+    gh.fail_next("POST", REVIEWS, 429, {"retry-after": "1"})
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "succeeded", job.outcome
+    assert (job.attempts, job.retries) == (1, 0)  # waited in place: never back to the queue
+    posts = gh.calls("POST", REVIEWS)
+    assert [p.status for p in posts] == [403, 429, 200]
+    assert posts[1].received_at - posts[0].received_at >= 0.5  # QWENFIX_GITHUB_SECONDARY_BACKOFF_S
+    assert posts[2].received_at - posts[1].received_at >= 1.0  # Retry-After
+    assert len(gh.reviews(REPO, 7)) == 1 and len(gh.bot_comments(REPO, 7)) == 1
+    [check] = gh.check_runs(REPO, head)
+    assert check["conclusion"] == "success"
+    assert len(stack.model.chat_requests()) == len(AGENT_FIX)  # one candidate, asked once
 
 
-def test_a_deleted_fork_gets_suggestions_even_with_maintainer_edits():
-    assert delivery_mode("commit", target(None, edits=True)) == "suggest"
-    assert delivery_mode("pull_request", target(None)) == "suggest"
-
-
-def test_a_branch_of_the_base_repository_gets_a_fix_pull_request():
-    assert delivery_mode("suggest", target(pr=None, ref="main")) == "pull_request"
-    assert delivery_mode("commit", target(pr=None, ref="main")) == "pull_request"
-
-
-def test_a_forks_head_without_its_pull_request_gets_nothing():
-    with pytest.raises(JobFailed, match="without its pull request"):
-        delivery_mode("pull_request", target(FORK, pr=None))
+def test_a_transient_failure_at_delivery_delivers_the_stored_patch_without_the_model(stack):
+    """On main the retry restarted the whole job: the model was asked for a second patch."""
+    gh = stack.github
+    head = setup_pr(gh, ONE_CANDIDATE)
+    stack.model.script(AGENT_FIX)
+    gh.fail_next("POST", REVIEWS, 502, times=3)  # outlasts the client's quick retries
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "succeeded", job.outcome
+    assert (job.attempts, job.retries) == (2, 1)
+    assert [p.status for p in gh.calls("POST", REVIEWS)] == [502, 502, 502, 200]
+    assert len(stack.model.chat_requests()) == len(AGENT_FIX)
+    assert job.result["verified"]["patch"] and job.result["delivery"]["how"] == "a suggestion review"
+    assert len(gh.reviews(REPO, 7)) == 1 and len(gh.bot_comments(REPO, 7)) == 1
+    assert len(gh.check_runs(REPO, head)) == 1

@@ -260,7 +260,8 @@ class TestDockerSandbox(SandboxContract):
         worker.wait(10)
         c = docker_engine.client.containers.get(cid)
         assert c.status == "running"  # left behind by the crash
-        removed = sweep_orphans(labels={"qwenfix.test": marker})
+        # its job runs on (taken over by another worker), but its creator is dead: an orphan
+        removed = sweep_orphans(alive_job_ids={f"crash-{marker}"}, labels={"qwenfix.test": marker})
         assert removed == [cid]
         left = docker_engine.client.containers.list(
             all=True, filters={"label": f"qwenfix.test={marker}"}
