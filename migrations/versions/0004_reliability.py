@@ -1,7 +1,7 @@
 """reliability: enqueue tokens, holders, retries, takeovers; GitHub budgets; redeliveries
 
-Revision ID: 0002_reliability
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 """
 import sqlalchemy as sa
 from alembic import op
