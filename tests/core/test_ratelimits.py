@@ -15,6 +15,7 @@ from core.db.models import GitHubBudget
 from core.db.session import session_scope
 from core.github import GitHubApp
 from core.ratelimits import RateLimits, limit_of
+from tests.support.people import api_token
 
 REPO = "octo/app"
 SECONDARY = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
@@ -126,7 +127,10 @@ def test_the_budget_is_recorded_and_shown_on_the_dashboard(gh, tmp_path, make_se
     with session_scope(database_url) as session:
         budget = session.get(GitHubBudget, 7)
         assert (budget.limit, budget.remaining, budget.used) == (5000, 2, 4998)
-    with TestClient(create_app(make_settings(database_url=database_url), sweep=False)) as web:
-        assert web.get("/api/budgets").json()["budgets"][0]["remaining"] == 2
-        page = web.get("/jobs").text
+    settings = make_settings(database_url=database_url, admins="operator")
+    admin = api_token(settings, "operator")  # the budgets are the operator's view
+    with TestClient(create_app(settings, sweep=False)) as web:
+        assert web.get("/api/budgets").status_code == 401  # nobody signed in
+        assert web.get("/api/budgets", headers=admin).json()["budgets"][0]["remaining"] == 2
+        page = web.get("/jobs", headers=admin).text
         assert "GitHub request budget" in page and "4998" in page
