@@ -104,6 +104,7 @@ MATRIX = {
     ("GET", "/docs"): ("/docs", SIGNED_IN_PAGE),
     ("GET", "/openapi.json"): ("/openapi.json", expect(401, 200, 200, 200)),
     ("GET", "/api/jobs"): ("/api/jobs", expect(401, 200, 200, 200)),
+    ("GET", "/api/budgets"): ("/api/budgets", expect(401, 404, 404, 200)),
     ("GET", "/api/jobs/{job_id}"): ("/api/jobs/{readable}", expect(401, 404, 200, 200)),
     ("GET", "/api/jobs/{job_id}/trajectory"): ("/api/jobs/{readable}/trajectory", expect(401, 404, 200, 200)),
 }
