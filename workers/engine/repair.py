@@ -47,7 +47,7 @@ def repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_san
                    else f"exit {prep.failure.exit_code}")
             return RepairResult("no_fix", prep.failure, reason=f"the setup command `{task.setup}` fails ({why})")
         task = replace(task, setup=None, setup_products=prep.products)
-        with Stations(prep.checkout, start_sandbox, prep.carry) as stations:
+        with Stations(prep.checkout, start_sandbox, prep.carried) as stations:
             return _repair(task, stations, base_sha, client, context, progress, secrets, cancelled)
 
 
