@@ -64,7 +64,7 @@ def repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_san
             return RepairResult("no_fix", prep.failure, timings={"setup": setup_s},
                                 reason=f"the setup command `{task.setup}` fails ({why})")
         task = replace(task, setup=None, setup_products=prep.products)
-        with Stations(prep.checkout, start_sandbox, prep.carry) as stations:
+        with Stations(prep.checkout, start_sandbox, prep.carried) as stations:
             result = _repair(task, stations, base_sha, client, context, progress, secrets, cancelled, on_base)
     result.timings = {"setup": setup_s, **result.timings}
     return result
@@ -78,7 +78,7 @@ def first_prompts(task: RepairTask, checkout: Checkout, base_sha: str | None, st
         if prep.failure is not None:
             return prep.failure, {}
         task = replace(task, setup=None, setup_products=prep.products)
-        with Stations(prep.checkout, start_sandbox, prep.carry) as stations:
+        with Stations(prep.checkout, start_sandbox, prep.carried) as stations:
             seen = _reproduce(task, stations, base_sha)
     prompts = {}
     for name, (evidence_tokens, map_tokens) in variants.items():

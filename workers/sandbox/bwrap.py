@@ -383,8 +383,8 @@ class BwrapSandbox:
         code = proc.returncode
         exit_code = 128 - code if code < 0 else code  # -9 -> 137 like a shell
         oom = bool(self.cgroups and self.cgroups.oom_kills() > oom_before)
-        if self._disk is not None and not disk_over:  # a command faster than the watch
-            disk_over = self._disk.exceeded(force=True)
+        if self._disk is not None:  # what it left (also catches a command faster than the watch)
+            disk_over = self._disk.exceeded(force=True) or disk_over
         return result(cap, exit_code or (137 if disk_over else 0), duration, timed_out, oom,
                       self.limits.memory_mb, limit, disk_exceeded_mb=self._disk.budget.limit_mb if disk_over else 0)
 

@@ -278,8 +278,8 @@ class DockerSandbox:
         restarts = self.restarts
         oom_count = self._reap()  # kills leftovers, which also closes the stream
         reader.join(timeout=10)
-        if self._disk is not None and not disk_over:  # a command faster than the watch
-            disk_over = self._disk.exceeded(force=True)
+        if self._disk is not None:  # what it left (also catches a command faster than the watch)
+            disk_over = self._disk.exceeded(force=True) or disk_over
         duration = time.monotonic() - t0
         if exit_code is None:
             try:

@@ -364,6 +364,29 @@ def remove_tree(path: Path | str) -> None:
     if not stat.S_ISDIR(st.st_mode):
         os.unlink(path)
         return
+    with opened(path) as top:
+        _empty(top)
+    os.rmdir(path)
+
+
+def remove_at(dir_fd: int, name: str) -> None:
+    """Delete the entry ``name`` of an open directory: a file or a link, or a directory and all below."""
+    st = lstat_at(dir_fd, name)
+    if st is None:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    fd = _enter(dir_fd, name, unlock=os.geteuid() != 0)
+    if fd is not None:
+        try:
+            _empty(fd)
+        finally:
+            os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
+
+
+def _empty(top: int) -> None:
     root_user = os.geteuid() == 0
 
     def visit(dir_fd: int, name: str, kind: str, rel: str) -> bool:
@@ -384,20 +407,20 @@ def remove_tree(path: Path | str) -> None:
     def leave(parent_fd: int, name: str, rel: str) -> None:
         os.rmdir(name, dir_fd=parent_fd)
 
-    with opened(path) as top:
-        walk(top, visit, enter=enter, leave=leave, unlock=not root_user)
-    os.rmdir(path)
+    walk(top, visit, enter=enter, leave=leave, unlock=not root_user)
 
 
-def remove_special_files(root: Path | str) -> list[str]:
-    """Delete fifos, sockets and devices under ``root`` (git leaves them; nothing should use them)."""
+def remove_special_files(root: Path | str, skip: Iterable[str] = ()) -> list[str]:
+    """Delete fifos, sockets and devices under ``root`` but in the directories ``skip`` (git leaves
+    them; nothing should use them)."""
     removed: list[str] = []
+    skipped = {".git", *skip}
 
     def visit(dir_fd: int, name: str, kind: str, rel: str) -> bool:
         if kind == "special":
             os.unlink(name, dir_fd=dir_fd)
             removed.append(rel)
-        return kind == "dir" and rel != ".git"
+        return kind == "dir" and rel not in skipped
 
     with opened(root) as top:
         walk(top, visit)
@@ -462,11 +485,16 @@ def chown_tree(root: Path | str, uid: int, gid: int) -> None:
     themselves. A file with other hard links is left alone (its other name may be outside)."""
 
     def enter(fd: int, rel: str) -> None:
-        os.fchown(fd, uid, gid)
+        st = os.fstat(fd)
+        if (st.st_uid, st.st_gid) != (uid, gid):
+            os.fchown(fd, uid, gid)
 
     def visit(dir_fd: int, name: str, kind: str, rel: str) -> bool:
         if kind == "dir":
             return True
+        st = lstat_at(dir_fd, name)
+        if st is None or (st.st_uid, st.st_gid) == (uid, gid):
+            return False
         try:
             if kind == "file":
                 fd, _ = _open_regular(dir_fd, name, rel)

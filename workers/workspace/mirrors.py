@@ -12,6 +12,7 @@ Layout of a cache root::
     worktree_dir/               (default root/worktrees; the data dir's worktrees/ for jobs)
       KEY.N/                    worktree slot N: a detached checkout, kept between jobs
       KEY.N.lock                flock: exclusive while a job holds slot N
+      KEY.N.size                bytes slot N held when it was last released (eviction reads it)
 
 KEY is ``owner__repo-<16 hex>``: readable, and one repository's alone (see :func:`mirror_key`).
 
@@ -169,6 +170,8 @@ class MirrorCache:
                 try:  # a spare slot keeps the commit's files and nothing the sandbox left
                     if number >= self.spare_worktrees or not reset_worktree(git_dir, path, wt.base_sha):
                         self._drop_slot(mirror, path)
+                    else:
+                        _size_file(path).write_text(str(_tree_size(path)))
                 finally:
                     slot.release()
                     use.release()
@@ -197,7 +200,9 @@ class MirrorCache:
         while True:
             lock = Flock(self.worktree_dir / f"{key}.{number}.lock", exclusive=True)
             if lock.acquire(timeout=0):
-                return lock, number, self.worktree_dir / f"{key}.{number}"
+                path = self.worktree_dir / f"{key}.{number}"
+                _size_file(path).unlink(missing_ok=True)  # in use: measured live until released
+                return lock, number, path
             number += 1
 
     def _prepare_slot(self, mirror: Path, path: Path, sha: str) -> Path:
@@ -216,6 +221,7 @@ class MirrorCache:
         return made if made.is_absolute() else (path / made).resolve()
 
     def _drop_slot(self, mirror: Path, path: Path) -> None:
+        _size_file(path).unlink(missing_ok=True)
         rmtree(path)
         rmtree(mirror / "worktrees" / path.name)  # by hand: `worktree prune` could race a slot being built
 
@@ -290,7 +296,7 @@ class MirrorCache:
         return {p.name[:-4]: self._size(p) for p in self._mirrors()}
 
     def _size(self, mirror: Path) -> int:
-        return _tree_size(mirror) + sum(_tree_size(slot) for slot in self._slot_dirs(mirror.name[:-4]))
+        return _tree_size(mirror) + sum(_slot_size(slot) for slot in self._slot_dirs(mirror.name[:-4]))
 
     def evict(self, keep: str | None = None) -> list[str]:
         """Delete least recently used mirrors, with their worktree slots, until the total of both is
@@ -319,6 +325,7 @@ class MirrorCache:
                     trash = self.root / f".evict-{key}-{os.getpid()}-{time.monotonic_ns()}"
                     os.rename(mirror, trash)  # atomic: nobody ever sees half a mirror
                     for slot in self._slot_dirs(key):  # idle: nobody holds the mirror
+                        _size_file(slot).unlink(missing_ok=True)
                         rmtree(slot)
                 finally:
                     lock.release()
@@ -460,6 +467,18 @@ def _tree_size(path: Path) -> int:
         return usage(path)
     except (OSError, WorkspaceError):  # evicted or dropped meanwhile
         return 0
+
+
+def _size_file(slot: Path) -> Path:
+    return slot.with_name(f"{slot.name}.size")
+
+
+def _slot_size(slot: Path) -> int:
+    """What an idle slot held when released (no walk of every slot on every checkout), else measured."""
+    try:
+        return int(_size_file(slot).read_text())
+    except (OSError, ValueError):
+        return _tree_size(slot)
 
 
 def _stamp_time(mirror: Path) -> int:

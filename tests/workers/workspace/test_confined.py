@@ -142,6 +142,7 @@ def test_chown_tree_gives_the_tree_away_and_nothing_else(tree, host):
     (tree / "linkdir").symlink_to(host)
     os.link(host / "secret.txt", tree / "hardlink.txt")
     mkfifo(tree / "fifo")
+    mknull(tree / "null")
     if os.geteuid() != 0:
         pytest.skip("only root changes owners")
     confined.chown_tree(tree, 4321, 4321)
@@ -192,6 +193,7 @@ def test_remove_tree_removes_whatever_the_sandbox_left_and_only_that(tmp_path, h
     os.link(host / "secret.txt", root / "hardlink.txt")
     mkfifo(root / "fifo")
     mksocket(root / "sock")
+    mknull(root / "null")
     os.chmod(root / "ro" / "inner", 0o000)
     os.chmod(root / "ro", 0o500)
     deep = os.open(root, confined.DIR_FLAGS)
@@ -212,7 +214,8 @@ def test_remove_tree_removes_whatever_the_sandbox_left_and_only_that(tmp_path, h
 def test_special_files_are_removed_and_usage_counts_blocks_once(tree):
     mkfifo(tree / "pkg" / "fifo")
     mksocket(tree / "sock")
-    assert sorted(confined.remove_special_files(tree)) == ["pkg/fifo", "sock"]
+    mknull(tree / "pkg" / "null")
+    assert sorted(confined.remove_special_files(tree)) == ["pkg/fifo", "pkg/null", "sock"]
     assert confined.files(tree) == {"pkg/mod.py"}
     before = confined.usage(tree)
     (tree / "big").write_bytes(b"\1" * (1 << 20))
@@ -240,13 +243,15 @@ def test_copy_files_never_follows_a_link_and_copies_data_not_inodes(tmp_path, ho
     os.utime(source / "bin" / "check", ns=(1_000_000_000, 1_000_000_000))
     (source / "bin" / "py").symlink_to("/usr/bin/python3")
     mkfifo(source / "bin" / "fifo")
+    mknull(source / "bin" / "null")
     target.mkdir()
     (target / "link").symlink_to(host)  # the pull request's own `link -> /host/dir`
     (target / "bin").mkdir()
     (target / "bin" / "py").write_text("already here\n")
-    skipped = confined.copy_files(source, target, ["link/x", "bin/check", "bin/py", "bin/fifo", "../host/y"])
+    skipped = confined.copy_files(source, target, ["link/x", "bin/check", "bin/py", "bin/fifo", "bin/null",
+                                                   "../host/y"])
     assert sorted(skipped) == ["../host/y: '..' is refused", "bin/fifo: is not a regular file",
-                               "bin/py: already exists", "link/x: link: is a symlink"]
+                               "bin/null: is not a regular file", "bin/py: already exists", "link/x: link: is a symlink"]
     assert untouched(host)
     copied = target / "bin" / "check"
     assert copied.read_text() == "python3 -m pytest\n" and stat.S_IMODE(copied.stat().st_mode) == 0o755
