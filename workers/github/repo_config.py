@@ -51,6 +51,7 @@ class RepairConfig(_Section):
     max_attempts_per_day: int = Field(3, ge=0, le=100)
     allow_ci_changes: bool = False
     allow_test_deletion: bool = False
+    allow_test_changes: bool = False
     branches: list[str] = Field(default_factory=lambda: ["*"])
     exclude_branches: list[str] = Field(default_factory=list)
     rerun_flaky: bool = False

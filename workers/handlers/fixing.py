@@ -160,6 +160,7 @@ def task_options(gj: GitHubJob, **extra) -> dict:
         candidates=repair_config.candidates,
         allow_ci_changes=repair_config.allow_ci_changes,
         allow_test_deletion=repair_config.allow_test_deletion,
+        allow_test_changes=repair_config.allow_test_changes,
         ignore_paths=tuple(gj.config.paths.ignore),
     )
     overrides = {"max_steps": model.max_steps, "temperature": model.temperature, "max_tokens": model.max_tokens}
