@@ -32,7 +32,7 @@ from workers.engine.security_gate import scan
 from workers.engine.setup_phase import prepared
 from workers.engine.stations import Checkout, StartSandbox, Stations, workdir
 from workers.engine.task import Candidate, RepairResult, RepairTask, RepoContext, Verdict
-from workers.engine.validate import setup_failure, validate
+from workers.engine.validate import Baseline, setup_failure, validate
 from workers.sandbox import ExecResult
 from workers.sandbox.output import disk_exceeded
 from workers.workspace.patches import export_patch, patch_files
@@ -126,12 +126,13 @@ def _repair(task: RepairTask, stations: Stations, base_sha: str | None, client: 
             return RepairResult("cancelled", reproduction, reason="stopped", timings=timings)
 
     candidates: list[Candidate] = []
+    baseline = Baseline(task, stations)  # what the tests check before any patch, measured once if needed
     fixer = fixer_for(task.command) if task.require_failure else None
     if fixer is not None:
         report("fixing", fixer.name)
         clock = time.monotonic()
         candidate = _guarded(Candidate(0, f"fixer:{fixer.name}"), secrets, _fixer_candidate,
-                             task, fixer, stations, base_sha)
+                             task, fixer, stations, base_sha, baseline)
         timings["fixer"] = round(time.monotonic() - clock, 3)
         candidates.append(candidate)
         if candidate.verified:
@@ -152,7 +153,7 @@ def _repair(task: RepairTask, stations: Stations, base_sha: str | None, client: 
             return candidate
         temperature = task.temperature if i == 0 else max(task.temperature, SAMPLED_TEMPERATURE)
         report("attempt", f"{i + 1}/{task.candidates}")
-        return _guarded(candidate, secrets, _agent_candidate, task, agent_task, stations, base_sha,
+        return _guarded(candidate, secrets, _agent_candidate, task, agent_task, stations, baseline, base_sha,
                         client, temperature, secrets, cancelled, report)
 
     clock = time.monotonic()
@@ -275,7 +276,7 @@ def _guarded(candidate: Candidate, secrets: list[str], make, *args) -> Candidate
 
 
 def _fixer_candidate(candidate: Candidate, task: RepairTask, fixer: Fixer, stations: Stations,
-                     base_sha: str) -> Candidate:
+                     base_sha: str, baseline: Baseline) -> Candidate:
     candidate.summary = f"Ran `{'; '.join(fixer.fix_commands)}`."
     candidate.outcome = "fixer"
     with stations.station() as station:
@@ -285,13 +286,13 @@ def _fixer_candidate(candidate: Candidate, task: RepairTask, fixer: Fixer, stati
                 sandbox.exec(command, cwd=task.working_directory)
         candidate.patch = drop_junk(export_patch(station.worktree, base_sha), task.setup_products)
     clock = time.monotonic()
-    candidate.verdict = validate(task, candidate.patch, stations)
+    candidate.verdict = validate(task, candidate.patch, stations, baseline)
     candidate.validation_s = round(time.monotonic() - clock, 3)
     return _security_gate(task, candidate, stations, base_sha)
 
 
 def _agent_candidate(candidate: Candidate, task: RepairTask, agent_task: AgentTask, stations: Stations,
-                     base_sha: str, client: ModelClient, temperature: float,
+                     baseline: Baseline, base_sha: str, client: ModelClient, temperature: float,
                      secrets: list[str], cancelled: Callable[[], bool], report) -> Candidate:
     with stations.station() as station:
         sandbox = station.sandbox()
@@ -316,7 +317,7 @@ def _agent_candidate(candidate: Candidate, task: RepairTask, agent_task: AgentTa
         return candidate
     report("validating", f"attempt {candidate.index + 1}")
     clock = time.monotonic()
-    candidate.verdict = validate(task, candidate.patch, stations)
+    candidate.verdict = validate(task, candidate.patch, stations, baseline)
     candidate.validation_s = round(time.monotonic() - clock, 3)
     if candidate.verdict.ok and result.outcome != "finished":
         candidate.verdict = Verdict(True, [f"verified, although the agent stopped with {result.outcome}"])

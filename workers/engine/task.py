@@ -26,6 +26,7 @@ class RepairTask:
     parallel: int = 2  # candidates running at once
     allow_ci_changes: bool = False
     allow_test_deletion: bool = False
+    allow_test_changes: bool = False  # skip markers, test runner configuration, fewer tests run
     ignore_paths: tuple[str, ...] = ()
     temperature: float = 0.0
     max_steps: int = 30

@@ -52,6 +52,7 @@ class RepairConfig(_Section):
     allow_ci_changes: bool = False
     allow_test_deletion: bool = False
     forks: bool = False  # repair red builds of pull requests from forks (as suggestions, never a base branch)
+    allow_test_changes: bool = False
     branches: list[str] = Field(default_factory=lambda: ["*"])
     exclude_branches: list[str] = Field(default_factory=list)
     rerun_flaky: bool = False

@@ -270,6 +270,7 @@ def task_options(gj: GitHubJob, **extra) -> dict:
         candidates=repair_config.candidates,
         allow_ci_changes=repair_config.allow_ci_changes,
         allow_test_deletion=repair_config.allow_test_deletion,
+        allow_test_changes=repair_config.allow_test_changes,
         ignore_paths=tuple(gj.config.paths.ignore),
         semgrep_rules=str(gj.ctx.settings.semgrep_rules) if gj.ctx.settings.semgrep_rules else None,
     )

@@ -18,6 +18,7 @@ repair:
   max_attempts_per_day: 5
   allow_ci_changes: true
   allow_test_deletion: false
+  allow_test_changes: true
   branches: [main, "release/*", "feature/**"]
   exclude_branches: ["release/legacy-*"]
   rerun_flaky: true
@@ -45,6 +46,7 @@ def test_missing_or_empty_file_gives_defaults_without_error():
     assert config.repair.exclude_branches == []
     assert config.repair.allow_ci_changes is False
     assert config.repair.allow_test_deletion is False
+    assert config.repair.allow_test_changes is False
     assert config.repair.rerun_flaky is False
     assert config.repair.command is None and config.repair.regression_command is None
     assert config.sandbox.image is None and config.sandbox.network is False
@@ -62,6 +64,7 @@ def test_every_key_is_read():
     assert r.setup == "pip install -e .[test]"
     assert (r.candidates, r.max_attempts_per_day) == (4, 5)
     assert r.allow_ci_changes is True and r.allow_test_deletion is False and r.rerun_flaky
+    assert r.allow_test_changes is True
     assert config.sandbox.image == "ghcr.io/acme/ci-sandbox:3.12"
     assert config.paths.ignore == ["migrations/**", "vendor/*"]
     assert (config.model.temperature, config.model.max_steps, config.model.max_tokens) == (

@@ -257,6 +257,8 @@ def test_a_sandbox_image_the_operator_does_not_list_is_refused_on_the_check_run(
                              "--filter", "type=container", "--filter", f"label=qwenfix.job={job.id}"],
                             capture_output=True, text=True, timeout=30).stdout
     assert events == "", "a sandbox was started"
+
+
 def setup_broken_main(gh, config: dict | None = None):
     """`main` itself has the bug; the pull request only touches the README."""
     base = dict(BASE_FILES, **{"calc.py": BROKEN_CALC})
@@ -337,3 +339,31 @@ def test_a_lower_finding_rides_along_in_the_delivered_post(stack):
     assert "The security scan found in this change" in comment["body"]
     assert "B506 yaml_load (medium severity) at calc.py:8" in comment["body"]
     assert "B506 yaml_load" in gh.commit_message(REPO, new_head)
+
+
+def test_a_patch_that_only_skips_the_failing_test_is_not_delivered(stack):
+    """Green by cheating. Fails on main: there this patch passed validation (the command exits 0
+    once the test is skipped) and was delivered as a verified fix, in a comment."""
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "comment", "candidates": 1}})
+    stack.model.script([
+        call("edit_file", path="tests/test_calc.py", old="from calc import add\n",
+             new="import pytest\n\nfrom calc import add\n"),
+        call("edit_file", path="tests/test_calc.py", old="def test_add():",
+             new='@pytest.mark.skip(reason="flaky on CI")\ndef test_add():'),
+        call("run", command="python3 -m pytest -q"),
+        finish("test_add is flaky on CI, so it is skipped there."),
+    ])
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "failed" and "no verified fix" in job.outcome
+    [comment] = gh.bot_comments(REPO, 7)
+    body = comment["body"]
+    assert "could not find a verified fix" in body
+    assert "tests/test_calc.py::test_add" in body and '@pytest.mark.skip(reason="flaky on CI")' in body
+    assert "repair.allow_test_changes" in body  # and how a repository allows it
+    assert "Proposed patch" not in body and "```diff" not in body  # nothing delivered
+    assert gh.ref(REPO, "refs/heads/feature") == head and gh.reviews(REPO, 7) == [] and gh.pulls(REPO)[1:] == []
+    [check] = gh.check_runs(REPO, head)
+    assert check["conclusion"] == "neutral"
+    [candidate] = job.result["candidates"]
+    assert not candidate["verified"] and "skip" in candidate["reasons"][0]
