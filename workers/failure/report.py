@@ -19,6 +19,7 @@ from workers.failure.log import (
     error_section,
     failing_segment,
 )
+from workers.failure.ci_job import CiJob, read_failing_job
 from workers.failure.workflow import StepCommand, WorkflowError, locate_step, parse_workflow
 
 _PATH = re.compile(
@@ -178,6 +179,7 @@ class FailureReport:
     signature: str
     log_url: str | None = None
     notes: list[str] = field(default_factory=list)  # why a command is missing, guesses made
+    ci_job: CiJob | None = None  # the failing job read as a whole (setup steps, toolchains, services)
 
 
 def build_failure_report(
@@ -200,6 +202,7 @@ def build_failure_report(
     notes: list[str] = []
     workflow_name: str | None = None
     command: StepCommand | None = None
+    ci_job: CiJob | None = None
     if workflow_yaml:
         try:
             workflow = parse_workflow(workflow_yaml)
@@ -211,7 +214,10 @@ def build_failure_report(
             if command and command.unresolved:
                 notes.append("unresolved expressions: " + ", ".join(command.unresolved))
             if command and command.dropped_env:
-                notes.append("env not passed to the sandbox: " + ", ".join(command.dropped_env))
+                notes.append("env from secrets (never reproduced): " + ", ".join(command.dropped_env))
+            ci_job = read_failing_job(workflow, job_name, lookup.step) if lookup.step else None
+            if ci_job and ci_job.not_reproduced:
+                notes.append("not reproduced: " + "; ".join(ci_job.not_reproduced))
         except WorkflowError as exc:
             notes.append(str(exc))
     else:
@@ -254,6 +260,7 @@ def build_failure_report(
         signature=failure_signature(excerpt or "\n".join(a["message"] for a in anns)),
         log_url=log_url,
         notes=notes,
+        ci_job=ci_job,
     )
 
 
