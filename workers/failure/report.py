@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from workers.failure.ci_job import CiJob, read_failing_job
 from workers.failure.log import (
     ARROW,
     ERRORISH,
@@ -19,7 +20,6 @@ from workers.failure.log import (
     error_section,
     failing_segment,
 )
-from workers.failure.ci_job import CiJob, read_failing_job
 from workers.failure.workflow import StepCommand, WorkflowError, locate_step, parse_workflow
 
 _PATH = re.compile(
