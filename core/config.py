@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     sandbox_command_timeout_s: float = 600.0
     sandbox_output_bytes: int = 64_000
     sandbox_allow_setup_network: bool = False
+    sandbox_toolchain_images: str = ""  # python:3.12=img,node:20=img2 or the same as a JSON object
+    sandbox_pip_index_url: str = ""  # PIP_INDEX_URL (and uv's index) in the setup sandbox
+    sandbox_npm_registry: str = ""  # npm_config_registry in the setup sandbox
+    sandbox_package_cache: Path | None = None  # read-only: wheels/ (pip find-links) and npm/ (npm cache)
+    setup_cache_entries: int = 3  # setup products kept per repository (0: none)
 
     # workspaces
     mirror_dir: Path | None = None  # default: data_dir / "mirrors"

@@ -22,11 +22,14 @@ from workers.agent.llm import ModelClient
 from workers.agent.loop import run_agent
 from workers.agent.task import AgentTask, file_tree
 from workers.agent.tools import Toolbox
+from workers.engine.environment import JobSandboxes
 from workers.engine.fixers import Fixer, fixer_for
+from workers.engine.setup_cache import SetupCache
 from workers.engine.setup_phase import prepared
 from workers.engine.stations import Checkout, StartSandbox, Stations
 from workers.engine.task import Candidate, RepairResult, RepairTask, RepoContext, Verdict
 from workers.engine.validate import setup_failure, validate
+from workers.failure.reproduction import compare, environment_problem
 from workers.workspace.patches import export_patch
 
 JUNK = ("__pycache__/", ".pytest_cache/", ".ruff_cache/", ".mypy_cache/", ".pyc ")  # never part of a fix
@@ -36,17 +39,26 @@ SAMPLED_TEMPERATURE = 0.7  # candidates after the first explore a little
 def repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_sandbox: StartSandbox,
            client: ModelClient | None, context: RepoContext,
            progress: Callable[..., None] = lambda stage, detail="": None,
-           secrets: list[str] | None = None, cancelled: Callable[[], bool] = lambda: False) -> RepairResult:
-    """Setup once (see workers/engine/setup_phase.py), then reproduce, fix, validate and choose."""
+           secrets: list[str] | None = None, cancelled: Callable[[], bool] = lambda: False,
+           setup_cache: SetupCache | None = None, image: str = "") -> RepairResult:
+    """Setup once (see workers/engine/setup_phase.py) in the job's environment (workers/engine/
+    environment.py; restored from `setup_cache` when the lock files are unchanged), then reproduce,
+    fix, validate and choose. `image` names the sandbox image (part of the setup cache's key)."""
     if task.setup:
-        progress("reproducing", f"setup `{task.setup}`")
-    with prepared(task.setup, task.working_directory, task.setup_network, checkout, start_sandbox) as prep:
+        progress("reproducing", "setup" if "\n" in task.setup else f"setup `{task.setup}`")
+    sandboxes = JobSandboxes(task.environment, start_sandbox, setup_cache, image, task.setup_network)
+    run = sandboxes.setup_runner(task.setup, task.working_directory) if task.setup else None
+    with sandboxes, prepared(task.setup, task.working_directory, task.setup_network, checkout, start_sandbox,
+                             run=run) as prep:
         if prep.failure is not None:
-            return RepairResult("no_fix", prep.failure,
-                                reason=f"the setup command `{task.setup}` fails (exit {prep.failure.exit_code})")
+            return RepairResult("setup_failed", prep.failure, setup_output=prep.failure.output,
+                                reason=f"the setup ({task.setup_source}) fails ({_status(prep.failure)})")
         task = replace(task, setup=None, setup_products=prep.products)
-        with Stations(prep.checkout, start_sandbox, prep.carry) as stations:
-            return _repair(task, stations, base_sha, client, context, progress, secrets, cancelled)
+        with Stations(prep.checkout, sandboxes.start, prep.carry) as stations:
+            result = _repair(task, stations, base_sha, client, context, progress, secrets, cancelled)
+        if run is not None:
+            result.timings["setup_cached"] = sandboxes.cached
+        return result
 
 
 def _repair(task: RepairTask, stations: Stations, base_sha: str | None, client: ModelClient | None,
@@ -71,7 +83,23 @@ def _repair(task: RepairTask, stations: Stations, base_sha: str | None, client: 
         return RepairResult("cancelled", reproduction, reason="stopped", timings=timings)
     if reproduction.ok and task.require_failure:
         return RepairResult("already_passing", reproduction, timings=timings)
+    comparison = compare(task.expected_failure, reproduction.output)
+    if task.require_failure and comparison.level not in ("exact", "partial"):
+        problem = environment_problem(reproduction.output, reproduction.exit_code, task.expected_failure,
+                                      task.services)
+        if problem is not None:  # the sandbox lacks what CI had: no model call can fix that
+            return RepairResult("not_reproduced", reproduction, timings=timings, reproduced="no",
+                                environment_problem=problem, reason=f"not reproduced: environment — {problem}")
+    result = _fix(task, stations, base_sha, client, context, report, secrets, cancelled, reproduction, tree,
+                  timings)
+    result.reproduced = comparison.level
+    return result
 
+
+def _fix(task: RepairTask, stations: Stations, base_sha: str, client: ModelClient | None, context: RepoContext,
+         report: Callable[..., None], secrets: list[str], cancelled: Callable[[], bool], reproduction,
+         tree: str, timings: dict[str, float]) -> RepairResult:
+    """The failure is reproduced: deterministic fixer, then the agent's candidates, each validated."""
     candidates: list[Candidate] = []
     fixer = fixer_for(task.command) if task.require_failure else None
     if fixer is not None:
@@ -142,7 +170,7 @@ def _reproduce(task: RepairTask, stations: Stations, base_sha: str | None):
         failed = setup_failure(sandbox, task)
         if failed is not None:
             return failed, True, tree, base_sha
-        return sandbox.exec(task.command, cwd=task.working_directory), False, tree, base_sha
+        return sandbox.exec(task.runnable(task.command), cwd=task.working_directory), False, tree, base_sha
 
 
 def _guarded(candidate: Candidate, secrets: list[str], make, *args) -> Candidate:
@@ -198,3 +226,9 @@ def _agent_candidate(candidate: Candidate, task: RepairTask, agent_task: AgentTa
     if candidate.verdict.ok and result.outcome != "finished":
         candidate.verdict = Verdict(True, [f"verified, although the agent stopped with {result.outcome}"])
     return candidate
+
+
+def _status(result) -> str:
+    if result.timed_out:
+        return "timed out"
+    return "out of memory" if result.oom_killed else f"exit {result.exit_code}"

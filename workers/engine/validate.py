@@ -68,11 +68,12 @@ def validate(task: RepairTask, patch: str, stations: Stations) -> Verdict:
         sandbox = station.sandbox()
         if setup_failure(sandbox, task) is not None:
             return Verdict(False, ["the setup command fails with the patch applied"])
-        result = sandbox.exec(task.command, cwd=task.working_directory)
+        result = sandbox.exec(task.runnable(task.command), cwd=task.working_directory)
         if not result.ok:
             return Verdict(False, [f"`{task.command}` still fails ({_status(result)})"])
         if task.regression_command:
-            regression = sandbox.exec(task.regression_command, cwd=task.working_directory)
+            # from the repository root: a workflow's test command carries its own `cd`
+            regression = sandbox.exec(task.runnable(task.regression_command), cwd=".")
             if not regression.ok:
                 return Verdict(False, [f"the regression command `{task.regression_command}` fails "
                                        f"({_status(regression)})"])

@@ -104,16 +104,21 @@ def _normalize(text: str) -> str:
 
 _GO_TEST = re.compile(r"^\s*--- FAIL: (\S+)")
 _CARGO_TEST = re.compile(r"^test (\S+) \.\.\. FAILED")
-_JEST_TEST = re.compile(r"^\s*(?:●|✕)\s+(.+?)(?:\s+\(\d+\s*m?s\))?$")
+_JEST_TEST = re.compile(r"^\s*(?:●|✕|×)\s+(.+?)(?:\s+\(?\d+\s*m?s\)?)?$")
+_VITEST_TEST = re.compile(r"^\s*FAIL\s+(\S+ > .+?)(?:\s+\d+\s*ms)?$")
+_UNITTEST_TEST = re.compile(r"^(?:FAIL|ERROR): (\w+) \(([\w.]+?)(?:\.\1)?\)")
 _LINT_KEY = re.compile(r"^\s*(?:\./)?([\w./\\@+-]+\.\w+):\d+(?::\d+)?:?\s*(?:-\s*)?([A-Z]+\d+|error"
                        r"(?:\[\w+\])?|TS\d+)?")
 _REFORMAT_PATH = re.compile(r"(?i)^(?:would reformat:?|error: cannot format) (\S+?)(?::|$)")
 
 
-def _signature_items(excerpt: str) -> list[str]:
+def signature_items(excerpt: str) -> list[str]:
+    """What failed, as comparable items: `test:<id>` (pytest, unittest, jest, vitest, go test,
+    cargo test), `lint:`/`fmt:` per file and rule, else `err:` error lines — all normalized."""
     lines = excerpt.splitlines()
     tests = [m.group(1) for ln in lines for m in [PYTEST_NODE.match(ln) or _GO_TEST.match(ln)
-                                                    or _CARGO_TEST.match(ln)] if m]
+                                                    or _CARGO_TEST.match(ln) or _VITEST_TEST.match(ln)] if m]
+    tests += [f"{m.group(2)}.{m.group(1)}" for ln in lines for m in [_UNITTEST_TEST.match(ln)] if m]
     if not tests:
         tests = [m.group(1) for ln in lines for m in [_JEST_TEST.match(ln)] if m]
     if tests:
@@ -144,7 +149,7 @@ def _signature_items(excerpt: str) -> list[str]:
 def failure_signature(excerpt: str) -> str:
     """A short hash of what failed (test names, lint rules per file, error lines), stable
     across reruns: timestamps, durations, addresses, temp paths and line numbers don't count."""
-    items = sorted(set(_signature_items(excerpt)))
+    items = sorted(set(signature_items(excerpt)))
     return hashlib.sha256("\n".join(items).encode()).hexdigest()[:16]
 
 

@@ -7,6 +7,7 @@ pull requests and the final comment and check run.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -14,14 +15,25 @@ from core.config import Settings
 from workers.agent.llm import model_client
 from workers.context import Outcome
 from workers.engine.repair import repair
+from workers.engine.setup_cache import SetupCache
 from workers.engine.task import RepairResult, RepairTask, RepoContext
+from workers.failure.reproduction import TOOLCHAIN_SETTING, environment_problem
 from workers.github import messages, pulls
 from workers.github.job import GitHubJob, call
 from workers.sandbox import Limits
 from workers.sandbox.engines import select_engine
+from workers.sandbox.toolchains import (
+    ImagePlan,
+    ToolchainImagesError,
+    image_toolchains,
+    parse_toolchain_images,
+    plan_image,
+)
 from workers.workspace.mirrors import MirrorCache
 from workers.workspace.patches import apply_patch
 from workers.workspace.push import commit_and_push
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,16 +54,41 @@ def checkout_head(gj: GitHubJob):
     return mirror_cache(gj.ctx.settings).checkout(target.clone_url, target.head_sha, gj.token, target.fetch_refs)
 
 
-def run_engine(gj: GitHubJob, task: RepairTask) -> RepairResult:
+def choose_image(gj: GitHubJob, engine, toolchains: tuple = ()) -> ImagePlan:
+    """The repository's `sandbox.image`, else the image (the operator's default or one mapped in
+    QWENFIX_SANDBOX_TOOLCHAIN_IMAGES) that best provides the toolchains the workflow asks for."""
+    settings = gj.ctx.settings
+    if gj.config.sandbox.image:
+        return ImagePlan(gj.config.sandbox.image)
+    if not toolchains or engine.name != "docker":  # bubblewrap runs the host's toolchains
+        return ImagePlan(settings.sandbox_image)
+    try:
+        mapping = parse_toolchain_images(settings.sandbox_toolchain_images)
+    except ToolchainImagesError as exc:  # `qwenfix doctor` says so; the default image still serves
+        log.warning("QWENFIX_SANDBOX_TOOLCHAIN_IMAGES ignored: %s", exc)
+        mapping = []
+    return plan_image(list(toolchains), settings.sandbox_image, mapping, image_toolchains)
+
+
+def run_engine(gj: GitHubJob, task: RepairTask, toolchains: tuple = ()) -> RepairResult:
     settings, target = gj.ctx.settings, gj.target
-    image = gj.config.sandbox.image or settings.sandbox_image
-    engine = select_engine(settings.sandbox_engine, image)
+    engine = select_engine(settings.sandbox_engine, gj.config.sandbox.image or settings.sandbox_image)
+    plan = choose_image(gj, engine, toolchains)
+    image = plan.image
+    notes = [f"sandbox image `{image}`", *plan.notes]
+    if plan.missing:
+        missing = ", ".join(f"{t.describe()} ({t.action})" for t in plan.missing)
+        problem = f"{missing}: no sandbox image provides it; {TOOLCHAIN_SETTING}"
+        return RepairResult("not_reproduced", None, reason=f"not reproduced: environment — {problem}",
+                            reproduced="no", environment_problem=problem, notes=notes)
     labels = {"qwenfix.job": str(gj.job_id)}
+    cache = SetupCache(settings.data_dir / "setup-cache", target.repo, settings.setup_cache_entries)
 
     live: list = []
 
-    def start_sandbox(workspace, network: bool = False):
-        sandbox = engine.start(workspace, image, Limits.from_settings(settings, network), labels=labels)
+    def start_sandbox(workspace, network: bool = False, mounts: tuple = ()):
+        sandbox = engine.start(workspace, image, Limits.from_settings(settings, network), labels=labels,
+                               mounts=mounts)
         live.append(sandbox)
         return sandbox
 
@@ -61,11 +98,15 @@ def run_engine(gj: GitHubJob, task: RepairTask) -> RepairResult:
     context = RepoContext(files=gj.context_files())
     with CancelWatch(gj.ctx.cancelled, live) as watch:
         try:
-            return repair(
+            result = repair(
                 task, checkout=lambda: checkout_head(gj), base_sha=target.head_sha, start_sandbox=start_sandbox,
                 client=model_client(settings), context=context, progress=progress, secrets=gj.secrets,
-                cancelled=watch.is_set,
+                cancelled=watch.is_set, setup_cache=cache, image=image,
             )
+            if result.timings.get("setup_cached"):
+                notes.append("setup restored from the setup cache (lock files unchanged)")
+            result.notes = notes + result.notes
+            return result
         except Exception:
             if watch.is_set():  # its sandboxes were killed under it: that is the cancellation, not a bug
                 return RepairResult("cancelled", None, reason="stopped")
@@ -158,6 +199,19 @@ def conclude(gj: GitHubJob, result: RepairResult, command: str | None, excerpt: 
              mode: str | None = None) -> Outcome:
     """Turn an engine result into what the user sees: delivery, comment, check run and job outcome."""
     candidates = fields["result"].get("candidates", [])
+    notes = messages.reproduction_notes(result.notes)
+    if result.status == "setup_failed":
+        output = result.setup_output or ""
+        hint = environment_problem(output, result.reproduction.exit_code if result.reproduction else 1)
+        headline, body = messages.setup_failed(fields["result"].get("setup_source") or "repair.setup",
+                                               fields["result"].get("setup"), output, result.reason, hint)
+        gj.finish(headline, _with(body, notes), "neutral", "Setup failed")
+        return Outcome("failed", f"setup failed: {result.reason}", fields)
+    if result.status == "not_reproduced":
+        output = result.reproduction.output if result.reproduction else ""
+        headline, body = messages.not_reproduced(result.environment_problem or "", command, output)
+        gj.finish(headline, _with(body, notes), "neutral", "Not reproduced: environment")
+        return Outcome("failed", result.reason, fields)
     if result.status == "cancelled":
         gj.finish("stopped", "The job was cancelled.", "cancelled", "Stopped")
         return Outcome("cancelled", "stopped", fields)
@@ -166,10 +220,11 @@ def conclude(gj: GitHubJob, result: RepairResult, command: str | None, excerpt: 
         if rerun:
             call(gj.gh.rest.actions.re_run_workflow_failed_jobs, gj.target.owner, gj.target.name, gj.ctx.job.params["run_id"])
         headline, body = messages.flaky(command, bool(rerun))
-        gj.finish(headline, body, "neutral", "Did not reproduce")
+        gj.finish(headline, _with(body, notes), "neutral", "Did not reproduce")
         return Outcome("succeeded", f"flaky: {command} passes on reproduction; no patch", fields)
     if result.status != "fixed" or result.chosen is None:
-        return finish_without_fix(gj, command, excerpt, candidates, "No candidate patch passed validation.", fields=fields)
+        return finish_without_fix(gj, command, excerpt, candidates, "No candidate patch passed validation.", fields=fields,
+                                  notes=notes)
 
     gj.stage("delivering")
     chosen = result.chosen
@@ -180,14 +235,19 @@ def conclude(gj: GitHubJob, result: RepairResult, command: str | None, excerpt: 
     headline, body = messages.fixed(delivered.how, chosen.summary, result.fixer_used)
     if delivered.details.get("comment"):
         body = f"{body}\n\n{messages.patch_comment('', chosen.patch, gj.url)}"
+    body = _with(body, notes)
     gj.finish(headline, body, "success", f"Verified fix: {delivered.how}", text=messages.fence(chosen.patch, "diff"))
     return Outcome("succeeded", f"fixed: delivered as {delivered.how}", fields)
 
 
-def finish_without_fix(gj, command, excerpt, candidates, reason, fields=None, state="failed") -> Outcome:
+def finish_without_fix(gj, command, excerpt, candidates, reason, fields=None, state="failed", notes="") -> Outcome:
     headline, body = messages.no_fix(command, excerpt, candidates, reason)
-    gj.finish(headline, body, "neutral", "No verified fix")
+    gj.finish(headline, _with(body, notes), "neutral", "No verified fix")
     return Outcome(state, f"no verified fix: {reason}", fields or {})
+
+
+def _with(body: str, section: str) -> str:
+    return f"{body}\n\n{section}" if section else body
 
 
 def record(result: RepairResult, **extra) -> dict:
@@ -205,6 +265,11 @@ def record(result: RepairResult, **extra) -> dict:
         "patch": chosen.patch if chosen else None,
         "fixer": result.fixer_used,
         "reproduction": result.reproduction.output[-4000:] if result.reproduction else None,
+        "reproduced": result.reproduced,
+        "environment_problem": result.environment_problem,
+        "setup_output": result.setup_output[-4000:] if result.setup_output else None,
+        "setup_cached": bool(result.timings.get("setup_cached")),
+        "notes": list(result.notes),
         **extra,
     }
     return {"result": data, "trajectory": trajectory, "usage": usage, "timings": dict(result.timings)}

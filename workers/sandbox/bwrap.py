@@ -32,7 +32,7 @@ import time
 import uuid
 from pathlib import Path
 
-from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, command_in_workspace
+from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, Mount, command_in_workspace
 from workers.sandbox.docker import HOME, SANDBOX_ENV, SANDBOX_UID, chown_tree, pid_alive
 from workers.sandbox.output import NOTE_RESERVE, OutputCap, result
 
@@ -179,8 +179,10 @@ class BwrapSandbox:
         uid: int,
         gid: int,
         labels: dict[str, str],
+        mounts: tuple[Mount, ...] = (),
     ) -> None:
         self.engine = engine
+        self.mounts = mounts
         self.workspace = workspace
         self.limits = limits
         self.uid, self.gid = uid, gid
@@ -266,6 +268,10 @@ class BwrapSandbox:
             "--bind",
             str(self._ws_source),
             WORKSPACE_MOUNT,
+        ]
+        for mount in self.mounts:
+            a += ["--ro-bind" if mount.read_only else "--bind", str(mount.source), mount.target]
+        a += [
             "--remount-ro",
             "/",
             "--chdir",
@@ -439,6 +445,7 @@ class BwrapEngine:
         image: str = "",
         limits: Limits | None = None,
         labels: dict[str, str] | None = None,
+        mounts: tuple[Mount, ...] = (),
     ) -> BwrapSandbox:
         """``image`` is ignored: the root filesystem is ``self.rootfs`` (the host by default)."""
         workspace = Path(workspace).resolve()
@@ -449,7 +456,12 @@ class BwrapEngine:
             chown_tree(workspace, uid, gid)
         else:
             uid, gid = os.getuid(), os.getgid()
-        return BwrapSandbox(self, workspace, limits or Limits(), uid, gid, dict(labels or {}))
+        for mount in mounts:
+            if not Path(mount.source).is_dir():
+                raise FileNotFoundError(f"mount source {mount.source} is not a directory")
+            if not mount.read_only and os.geteuid() == 0:
+                os.chown(mount.source, uid, gid, follow_symlinks=False)
+        return BwrapSandbox(self, workspace, limits or Limits(), uid, gid, dict(labels or {}), tuple(mounts))
 
 
 def sweep_orphans() -> list[str]:

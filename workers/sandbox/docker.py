@@ -31,7 +31,7 @@ import time
 import uuid
 from pathlib import Path
 
-from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, command_in_workspace
+from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, Mount, command_in_workspace
 from workers.sandbox.output import NOTE_RESERVE, OutputCap, result
 
 log = logging.getLogger(__name__)
@@ -316,7 +316,8 @@ class DockerEngine:
             return False, f"Docker engine not reachable: {e}"
 
     def start(
-        self, workspace: Path, image: str, limits: Limits, labels: dict[str, str] | None = None
+        self, workspace: Path, image: str, limits: Limits, labels: dict[str, str] | None = None,
+        mounts: tuple[Mount, ...] = (),
     ) -> DockerSandbox:
         workspace = Path(workspace).resolve()
         if not workspace.is_dir():
@@ -324,6 +325,14 @@ class DockerEngine:
         uid, gid = sandbox_user_for(workspace)
         if os.geteuid() == 0:
             chown_tree(workspace, uid, gid)
+        volumes = {str(workspace): {"bind": WORKSPACE_MOUNT, "mode": "rw"}}
+        for mount in mounts:
+            source = Path(mount.source).resolve()
+            if not source.is_dir():
+                raise FileNotFoundError(f"mount source {source} is not a directory")
+            if not mount.read_only and os.geteuid() == 0:
+                os.chown(source, uid, gid, follow_symlinks=False)  # the sandbox user writes there
+            volumes[str(source)] = {"bind": mount.target, "mode": "ro" if mount.read_only else "rw"}
         all_labels = {
             LABEL: "1",
             LABEL_JOB: (labels or {}).get(LABEL_JOB, ""),
@@ -356,7 +365,7 @@ class DockerEngine:
                 "/tmp": "rw,nosuid,nodev,size=1g,mode=1777",
                 HOME: f"rw,nosuid,nodev,size=512m,mode=0700,uid={uid},gid={gid}",
             },
-            volumes={str(workspace): {"bind": WORKSPACE_MOUNT, "mode": "rw"}},
+            volumes=volumes,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             pids_limit=int(limits.pids),
