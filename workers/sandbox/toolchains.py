@@ -123,7 +123,7 @@ def plan_image(requested: list, default_image: str, mapping: list[ToolchainImage
     for image in dict.fromkeys(images):
         listed = read(image)
         declared = {e.toolchain: e.version or "" for e in mapping if e.image == image}
-        offers[image] = None if listed is None and not declared else {**(listed or {}), **declared}
+        offers[image] = None if listed is None and not declared else {**declared, **(listed or {})}
 
     def score(image: str) -> tuple[int, int, int]:
         offer = offers[image]
