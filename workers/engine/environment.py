@@ -1,7 +1,8 @@
 """The job's environment inside its sandboxes, as the workflow's runner had it: the job's plain
 `env:` values, the toolchains its setup actions installed (a Python virtual environment at
-ENV_MOUNT, on PATH first, as setup-python puts its Python first), and for the setup phase alone the
-operator's package index, npm registry or read-only package cache."""
+ENV_MOUNT, on PATH first, as setup-python puts its Python first), and where packages come from:
+the operator's package index and npm registry (reachable only from a setup sandbox given network)
+or the read-only package cache, also read by tools that install while testing (tox, nox, uv run)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from workers.engine.setup_cache import SetupCache, copy_products, setup_key, wor
 from workers.sandbox import ExecResult, Mount, Sandbox
 
 ENV_MOUNT = "/opt/qwenfix/env"  # what setup installed outside the repository (read-only after setup)
-PACKAGES_MOUNT = "/opt/qwenfix/packages"  # the operator's package cache (setup only, read-only)
+PACKAGES_MOUNT = "/opt/qwenfix/packages"  # the operator's package cache (read-only)
 PYTHON_ENV = f"{ENV_MOUNT}/python"  # the virtual environment setup-python stands for
 # Before any setup: a Python whose pip installs (as setup-python's does), on the image's python3 with
 # its packages visible (pytest, …); Debian's pip serves it, so no network is needed to make it.
@@ -34,14 +35,14 @@ fi
 
 @dataclass(frozen=True)
 class JobEnvironment:
-    variables: dict[str, str] = field(default_factory=dict)  # the job's plain env, every command
-    setup_variables: dict[str, str] = field(default_factory=dict)  # package index / registry / cache
-    package_cache: Path | None = None  # host directory mounted at PACKAGES_MOUNT during setup
+    variables: dict[str, str] = field(default_factory=dict)  # the job's plain env
+    package_variables: dict[str, str] = field(default_factory=dict)  # package index / registry / cache
+    package_cache: Path | None = None  # host directory mounted read-only at PACKAGES_MOUNT
 
-    def prelude(self, setup: bool, with_env_dir: bool) -> str:
-        lines = [f"export {name}={shlex.quote(value)}" for name, value in self.variables.items()]
-        if setup:
-            lines += [f"export {name}={shlex.quote(value)}" for name, value in self.setup_variables.items()]
+    def prelude(self, with_env_dir: bool) -> str:
+        """What every command of the job starts with."""
+        values = {**self.package_variables, **self.variables}
+        lines = [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
         if with_env_dir:
             lines.append(f'export VIRTUAL_ENV={PYTHON_ENV} PATH="{PYTHON_ENV}/bin:$PATH"')
         return "".join(line + "\n" for line in lines)
@@ -120,13 +121,11 @@ class JobSandboxes:
             env_dir = self._cache.new_env_dir() if self._cache else Path(tempfile.mkdtemp(prefix="qwenfix-env-"))
             self.env_dir = self._temporary = env_dir
             before = worktree_files(root)
-            mounts = [Mount(env_dir, ENV_MOUNT, read_only=False)]
-            if self.environment.package_cache is not None:
-                mounts.append(Mount(self.environment.package_cache, PACKAGES_MOUNT))
-            sandbox = self._start(root, network=self._network, mounts=tuple(mounts)) if self._network \
-                else self._start(root, mounts=tuple(mounts))
+            mounts = (Mount(env_dir, ENV_MOUNT, read_only=False), *self._package_mounts())
+            sandbox = self._start(root, network=self._network, mounts=mounts) if self._network \
+                else self._start(root, mounts=mounts)
             try:
-                result = EnvSandbox(sandbox, self.environment.prelude(True, True)).exec(
+                result = EnvSandbox(sandbox, self.environment.prelude(True)).exec(
                     PYTHON_PREAMBLE + script, cwd=working_directory)
             finally:
                 sandbox.stop()
@@ -139,12 +138,14 @@ class JobSandboxes:
         return run
 
     def start(self, workspace: Path):
-        """A sandbox for reproduction, a candidate or a validation."""
-        if self.env_dir is None:
-            sandbox = self._start(workspace)
-        else:
-            sandbox = self._start(workspace, mounts=(Mount(self.env_dir, ENV_MOUNT),))
-        return EnvSandbox(sandbox, self.environment.prelude(False, self.env_dir is not None))
+        """A sandbox for reproduction, a candidate or a validation: no network, ever."""
+        mounts = ((Mount(self.env_dir, ENV_MOUNT),) if self.env_dir else ()) + self._package_mounts()
+        sandbox = self._start(workspace, mounts=mounts) if mounts else self._start(workspace)
+        return EnvSandbox(sandbox, self.environment.prelude(self.env_dir is not None))
+
+    def _package_mounts(self) -> tuple[Mount, ...]:
+        cache = self.environment.package_cache
+        return (Mount(cache, PACKAGES_MOUNT),) if cache is not None else ()
 
     def close(self) -> None:
         if self._temporary is not None:

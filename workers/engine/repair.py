@@ -84,9 +84,9 @@ def _repair(task: RepairTask, stations: Stations, base_sha: str | None, client: 
     if reproduction.ok and task.require_failure:
         return RepairResult("already_passing", reproduction, timings=timings)
     comparison = compare(task.expected_failure, reproduction.output)
-    if task.require_failure and comparison.level not in ("exact", "partial"):
+    if task.require_failure:
         problem = environment_problem(reproduction.output, reproduction.exit_code, task.expected_failure,
-                                      task.services)
+                                      task.services, reproduced=comparison.level in ("exact", "partial"))
         if problem is not None:  # the sandbox lacks what CI had: no model call can fix that
             return RepairResult("not_reproduced", reproduction, timings=timings, reproduced="no",
                                 environment_problem=problem, reason=f"not reproduced: environment — {problem}")

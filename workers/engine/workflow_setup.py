@@ -35,9 +35,9 @@ def setup_script(job: CiJob) -> str | None:
 
 def job_environment(job: CiJob | None, pip_index_url: str = "", npm_registry: str = "",
                     package_cache: Path | None = None, network: bool = False) -> JobEnvironment:
-    """The job's plain env for every command; for the setup phase, where packages come from: the
-    operator's index and registry, or the read-only package cache (wheels/, npm/), and no index at
-    all when the setup sandbox has no network (so an install fails at once, saying what is missing)."""
+    """The job's plain env, and where packages come from: the operator's index and registry, or
+    the read-only package cache (wheels/, npm/), and no index at all when the setup sandbox has no
+    network (so an install fails at once, saying what is missing)."""
     setup: dict[str, str] = {}
     if package_cache is not None:
         setup["PIP_FIND_LINKS"] = f"{PACKAGES_MOUNT}/wheels"
@@ -53,5 +53,5 @@ def job_environment(job: CiJob | None, pip_index_url: str = "", npm_registry: st
         setup["npm_config_registry"] = npm_registry
     elif not network:
         setup["npm_config_offline"] = "true"
-    return JobEnvironment(variables=dict(job.env) if job else {}, setup_variables=setup,
+    return JobEnvironment(variables=dict(job.env) if job else {}, package_variables=setup,
                           package_cache=package_cache)

@@ -68,17 +68,18 @@ jobs:
 def test_where_packages_come_from_in_the_setup_sandbox(tmp_path):
     job = ci_job("python-app.yml", "build", "Test with pytest")
     offline = job_environment(job, package_cache=tmp_path)
-    assert offline.setup_variables == {
+    assert offline.package_variables == {
         "PIP_FIND_LINKS": "/opt/qwenfix/packages/wheels", "UV_FIND_LINKS": "/opt/qwenfix/packages/wheels",
         "npm_config_cache": "/opt/qwenfix/packages/npm", "PIP_NO_INDEX": "1", "UV_NO_INDEX": "1",
         "npm_config_offline": "true"}
     index = job_environment(job, pip_index_url="https://pypi.internal/simple", npm_registry="https://npm.internal/",
                             network=True)
-    assert index.setup_variables == {"PIP_INDEX_URL": "https://pypi.internal/simple",
+    assert index.package_variables == {"PIP_INDEX_URL": "https://pypi.internal/simple",
                                      "UV_DEFAULT_INDEX": "https://pypi.internal/simple",
                                      "npm_config_registry": "https://npm.internal/"}
-    assert "PIP_INDEX_URL" not in index.prelude(setup=False, with_env_dir=True)
-    assert "export PIP_INDEX_URL=https://pypi.internal/simple" in index.prelude(setup=True, with_env_dir=True)
+    assert "export PIP_INDEX_URL=https://pypi.internal/simple\n" in index.prelude(with_env_dir=True)
+    assert index.prelude(with_env_dir=True).endswith(
+        'export VIRTUAL_ENV=/opt/qwenfix/env/python PATH="/opt/qwenfix/env/python/bin:$PATH"\n')
 
 
 @pytest.mark.docker
@@ -93,7 +94,7 @@ def test_setup_writes_the_environment_once_and_later_sandboxes_only_read_it(dock
         started.append(sandbox)
         return sandbox
 
-    environment = JobEnvironment(variables={"APP_MODE": "ci test"}, setup_variables={"PIP_NO_INDEX": "1"},
+    environment = JobEnvironment(variables={"APP_MODE": "ci test"}, package_variables={"PIP_NO_INDEX": "1"},
                                  package_cache=package_cache)
     worktree = tmp_path / "wt"
     worktree.mkdir()
@@ -107,12 +108,12 @@ def test_setup_writes_the_environment_once_and_later_sandboxes_only_read_it(dock
             assert (sandboxes.env_dir / "python" / "made").read_text() == "made\n"
             later = sandboxes.start(worktree)
             seen = later.exec("command -v python; command -v pip; python -c 'import pytest'; cat $VIRTUAL_ENV/made; "
-                              "echo $APP_MODE $PIP_NO_INDEX; ls /opt/qwenfix/packages 2>&1; "
-                              "touch $VIRTUAL_ENV/x 2>&1 || echo read-only")
+                              "echo $APP_MODE $PIP_NO_INDEX; ls /opt/qwenfix/packages; "
+                              "touch $VIRTUAL_ENV/x 2>&1 || echo env read-only; "
+                              "touch /opt/qwenfix/packages/x 2>&1 || echo cache read-only")
             assert f"{ENV_MOUNT}/python/bin/python" in seen.output and f"{ENV_MOUNT}/python/bin/pip" in seen.output
-            assert "made" in seen.output and "ci test" in seen.output and "read-only" in seen.output
-            assert "No such file" in seen.output  # the package cache is for setup only
-            assert "1" not in seen.output.split("ci test", 1)[1].splitlines()[0]  # no PIP_NO_INDEX later
+            assert "made" in seen.output and "ci test 1" in seen.output and "wheels" in seen.output
+            assert "env read-only" in seen.output and "cache read-only" in seen.output
             env_dir = sandboxes.env_dir
         assert not env_dir.exists()  # not kept: keep=0 (the setup cache is off)
     finally:

@@ -81,7 +81,7 @@ def test_node_go_rust_toolchains():
 
 def test_uv_poetry_and_pre_commit_shapes():
     _, job = job_of(corpus("uv.yml"), "python", "Run tests")
-    assert {t.name: t.version for t in job.toolchains} == {"uv": "0.5.4", "python": None}
+    assert {t.name: t.version for t in job.toolchains} == {"uv": "0.6.14", "python": None}
     assert any("version file" in n for n in job.notes)
     lookup, job = job_of(corpus("poetry.yml"), "test", "Run tests")
     assert lookup.command.shell == "bash" and job.setup_steps[1].shell == "bash"
