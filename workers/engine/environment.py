@@ -19,16 +19,26 @@ ENV_MOUNT = "/opt/qwenfix/env"  # what setup installed outside the repository (r
 PACKAGES_MOUNT = "/opt/qwenfix/packages"  # the operator's package cache (read-only)
 PYTHON_ENV = f"{ENV_MOUNT}/python"  # the virtual environment setup-python stands for
 # Before any setup: a Python whose pip installs (as setup-python's does), on the image's python3 with
-# its packages visible (pytest, …); Debian's pip serves it, so no network is needed to make it.
+# its packages visible (pytest, …); Debian's pip serves it, so no network is needed to make it. The
+# image's console scripts (pip, pytest, …) get launchers in the environment's bin/, so `pytest` runs
+# with this Python and sees what setup installed, as on the runner.
+_LAUNCHERS = (
+    "import importlib.metadata as m, os, sys\n"
+    "bin = os.path.join(sys.prefix, 'bin')\n"
+    "for dist in m.distributions():\n"
+    "    for ep in dist.entry_points:\n"
+    "        path = os.path.join(bin, ep.name)\n"
+    "        if ep.group != 'console_scripts' or os.path.lexists(path) or '/' in ep.name or not ep.attr:\n"
+    "            continue\n"
+    "        with open(path, 'w') as f:\n"
+    "            f.write(f'#!{sys.executable}\\nimport sys\\nfrom {ep.module} import {ep.attr.split(\".\")[0]}\\n'\n"
+    "                    f'sys.exit({ep.attr}())\\n')\n"
+    "        os.chmod(path, 0o755)\n"
+)
 PYTHON_PREAMBLE = f"""\
 if command -v python3 >/dev/null 2>&1 && [ ! -x {PYTHON_ENV}/bin/python ]; then
   python3 -m venv --system-site-packages --without-pip {PYTHON_ENV}
-  if {PYTHON_ENV}/bin/python -c 'import pip' 2>/dev/null; then
-    for name in pip pip3; do
-      printf '#!{PYTHON_ENV}/bin/python\\nimport sys\\nfrom pip._internal.cli.main import main\\nsys.exit(main())\\n' \\
-        > {PYTHON_ENV}/bin/$name && chmod +x {PYTHON_ENV}/bin/$name
-    done
-  fi
+  {PYTHON_ENV}/bin/python -c {shlex.quote(_LAUNCHERS)}
 fi
 """
 

@@ -49,6 +49,7 @@ def job_environment(job: CiJob | None, pip_index_url: str = "", npm_registry: st
     elif not network:
         setup["PIP_NO_INDEX"] = "1"
         setup["UV_NO_INDEX"] = "1"
+        setup["UV_OFFLINE"] = "1"
     if npm_registry:
         setup["npm_config_registry"] = npm_registry
     elif not network:

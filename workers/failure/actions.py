@@ -42,6 +42,7 @@ class ActionMeaning:
     kind: str  # toolchain | ignored | command | unsupported
     toolchains: tuple[Toolchain, ...] = ()
     command: str | None = None  # for kind == "command": what the action runs
+    setup: str | None = None  # what it installs first (part of the setup phase)
     note: str | None = None
 
 
@@ -86,6 +87,6 @@ def interpret(uses: str, inputs: dict[str, str]) -> ActionMeaning:
         return ActionMeaning("toolchain", tuple(found), note="; ".join(notes) or None)
     if name == "pre-commit/action":
         extra = inputs.get("extra_args") or "--all-files"
-        return ActionMeaning("command", command=(
-            "pip install pre-commit && pre-commit run --show-diff-on-failure --color=always " + extra))
+        return ActionMeaning("command", setup="pip install pre-commit",
+                             command="pre-commit run --show-diff-on-failure --color=always " + extra)
     return ActionMeaning("unsupported", note=f"{uses} (an action qwenfix does not reproduce)")

@@ -115,11 +115,16 @@ def read_failing_job(workflow: Workflow, job_name: str, failing_step: Step | Non
         if meaning.kind == "toolchain":
             toolchains.extend(meaning.toolchains)
         elif meaning.kind == "command" and meaning.command:
-            setup.append(SetupStep(step.display_name, meaning.command, None, None, {}, step.continue_on_error))
+            script = "\n".join(filter(None, (meaning.setup, meaning.command)))
+            setup.append(SetupStep(step.display_name, script, None, None, {}, step.continue_on_error))
         elif meaning.kind == "unsupported":
             left_out.append(meaning.note or step.uses or step.display_name)
         if meaning.note and meaning.kind != "unsupported":
             notes.append(meaning.note)
+    if failing_step is not None and failing_step.run is None and failing_step.uses:
+        meaning = interpret(failing_step.uses, {k: substitute(v, matrix, env, []) for k, v in failing_step.with_.items()})
+        if meaning.setup:  # what the action installs before its command
+            setup.append(SetupStep(failing_step.display_name, meaning.setup, None, None, {}))
     if job.container:
         left_out.append(f"the job's container {job.container} (the sandbox image is used instead)")
     return CiJob(

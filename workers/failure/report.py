@@ -223,6 +223,8 @@ def build_failure_report(
             ci_job = read_failing_job(workflow, job_name, lookup.step) if lookup.step else None
             if ci_job and ci_job.not_reproduced:
                 notes.append("not reproduced: " + "; ".join(ci_job.not_reproduced))
+            if ci_job:
+                notes.extend(ci_job.notes)
         except WorkflowError as exc:
             notes.append(str(exc))
     else:

@@ -71,7 +71,8 @@ _NETWORK = re.compile(
     r"|dial tcp: lookup|failed to download|Couldn't resolve host", re.I)
 _SERVICE = re.compile(
     r"Connection refused|ECONNREFUSED|could not connect to server|Can't connect to (?:MySQL|local MySQL)"
-    r"|Error 111 connecting|connection to server at .* failed", re.I)
+    r"|Error 111 connecting|connection to server at .* failed|Cannot assign requested address"
+    r"|could not translate host name|Name or service not known", re.I)
 _NO_GIT = re.compile(r"not a git repository|are you in a Git repository", re.I)
 GIT_SETTING = "set `repair.command` in .github/qwen.yml to what the step runs without git (e.g. the hook's own command)"
 _TOOLCHAINS = {"python": "python", "python3": "python", "pip": "python", "node": "node", "npm": "node",

@@ -17,6 +17,8 @@ from workers.context import Outcome
 from workers.engine.repair import repair
 from workers.engine.setup_cache import SetupCache
 from workers.engine.task import RepairResult, RepairTask, RepoContext
+from workers.engine.workflow_setup import WORKFLOW_SETUP, job_environment, setup_script
+from workers.failure.report import FailureReport, as_prompt
 from workers.failure.reproduction import TOOLCHAIN_SETTING, environment_problem
 from workers.github import messages, pulls
 from workers.github.job import GitHubJob, call
@@ -193,6 +195,32 @@ def task_options(gj: GitHubJob, **extra) -> dict:
     overrides = {"max_steps": model.max_steps, "temperature": model.temperature, "max_tokens": model.max_tokens}
     options.update({k: v for k, v in overrides.items() if v is not None})
     return {**options, **extra}
+
+
+def failure_task(gj: GitHubJob, report: FailureReport, regression: str | None, **extra) -> RepairTask:
+    """The repair of a CI failure, reproduced the way the workflow ran it: the job's env and shell,
+    its steps before the failing one as the setup (unless `repair.setup` is set), where packages
+    come from, and what CI's log showed (so that "reproduced" means the same failure)."""
+    settings, ci_job = gj.ctx.settings, report.ci_job
+    options = task_options(gj, **extra)
+    if not options["setup"] and ci_job is not None:
+        options.update(setup=setup_script(ci_job), setup_source=WORKFLOW_SETUP)
+    options["setup_network"] = options["setup_network"] or bool(
+        settings.sandbox_allow_setup_network and (settings.sandbox_pip_index_url or settings.sandbox_npm_registry))
+    regression = gj.config.repair.regression_command or regression
+    services = ci_job.services if ci_job else {}
+    return RepairTask(
+        command=report.command,
+        regression_command=regression if regression and regression != report.command else None,
+        failure_text=as_prompt(report),
+        working_directory=report.working_directory or ".",
+        shell=report.shell,
+        environment=job_environment(ci_job, settings.sandbox_pip_index_url, settings.sandbox_npm_registry,
+                                    settings.sandbox_package_cache, options["setup_network"]),
+        expected_failure=report.error_excerpt,
+        services=tuple(f"{name} ({image})" if image else name for name, image in services.items()),
+        **options,
+    )
 
 
 def conclude(gj: GitHubJob, result: RepairResult, command: str | None, excerpt: str, fields: dict, title: str,

@@ -10,17 +10,15 @@ from core.db.models import Job
 from core.db.session import session_scope
 from core.jobs import as_aware
 from workers.context import JobContext, Outcome
-from workers.engine.task import RepairTask
-from workers.engine.workflow_setup import WORKFLOW_SETUP, job_environment, setup_script
 from workers.failure.report import as_prompt
 from workers.github.evidence import collect
 from workers.github.job import call, open_job
 from workers.handlers.fixing import (
     conclude,
+    failure_task,
     finish_without_fix,
     record,
     run_engine,
-    task_options,
 )
 
 ATTEMPT_STATES = ("succeeded", "failed")  # jobs that actually tried (not skipped or cancelled)
@@ -59,26 +57,8 @@ def repair_red_build(ctx: JobContext) -> Outcome:
         return finish_without_fix(gj, None, report.error_excerpt, [],
                                    f"Could not tell which command failed ({why}). Set `repair.command` in .github/qwen.yml.")
 
-    regression = gj.config.repair.regression_command or evidence.regression_command
-    ci_job, settings = report.ci_job, ctx.settings
-    options = task_options(gj)
-    if not options["setup"] and ci_job is not None:  # the job's own steps before the failing one
-        options.update(setup=setup_script(ci_job), setup_source=WORKFLOW_SETUP)
-    network = options["setup_network"] or bool(
-        settings.sandbox_allow_setup_network and (settings.sandbox_pip_index_url or settings.sandbox_npm_registry))
-    task = RepairTask(
-        command=report.command,
-        regression_command=regression if regression and regression != report.command else None,
-        failure_text=as_prompt(report),
-        working_directory=report.working_directory or ".",
-        shell=report.shell,
-        environment=job_environment(ci_job, settings.sandbox_pip_index_url, settings.sandbox_npm_registry,
-                                    settings.sandbox_package_cache, network),
-        expected_failure=report.error_excerpt,
-        services=tuple(f"{name} ({image})" if image else name for name, image in (ci_job.services if ci_job else {}).items()),
-        **{**options, "setup_network": network},
-    )
-    result = run_engine(gj, task, ci_job.toolchains if ci_job else ())
+    task = failure_task(gj, report, evidence.regression_command)
+    result = run_engine(gj, task, report.ci_job.toolchains if report.ci_job else ())
     result.notes += report.notes
     fields = record(result, signature=report.signature, failure=as_prompt(report), setup=task.setup,
                     setup_source=task.setup_source)

@@ -62,7 +62,9 @@ jobs:
         "echo '--- Run ./seed.sh'",
         "( cd /workspace && ./seed.sh ) || true",
     ]
-    assert setup_script(ci_job("pre-commit.yml", "pre-commit", "Run pre-commit/action@v3.0.1")) is None
+    assert setup_script(ci_job("pre-commit.yml", "pre-commit", "Run pre-commit/action@v3.0.1")).splitlines()[-1] == \
+        "( cd /workspace && pip install pre-commit )"
+    assert setup_script(ci_job("go.yml", "build", "Build")) is None  # nothing before the failing step but actions
 
 
 def test_where_packages_come_from_in_the_setup_sandbox(tmp_path):
@@ -70,7 +72,7 @@ def test_where_packages_come_from_in_the_setup_sandbox(tmp_path):
     offline = job_environment(job, package_cache=tmp_path)
     assert offline.package_variables == {
         "PIP_FIND_LINKS": "/opt/qwenfix/packages/wheels", "UV_FIND_LINKS": "/opt/qwenfix/packages/wheels",
-        "npm_config_cache": "/opt/qwenfix/packages/npm", "PIP_NO_INDEX": "1", "UV_NO_INDEX": "1",
+        "npm_config_cache": "/opt/qwenfix/packages/npm", "PIP_NO_INDEX": "1", "UV_NO_INDEX": "1", "UV_OFFLINE": "1",
         "npm_config_offline": "true"}
     index = job_environment(job, pip_index_url="https://pypi.internal/simple", npm_registry="https://npm.internal/",
                             network=True)

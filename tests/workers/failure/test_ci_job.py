@@ -85,8 +85,10 @@ def test_uv_poetry_and_pre_commit_shapes():
     assert any("version file" in n for n in job.notes)
     lookup, job = job_of(corpus("poetry.yml"), "test", "Run tests")
     assert lookup.command.shell == "bash" and job.setup_steps[1].shell == "bash"
-    lookup = locate_step(corpus("pre-commit.yml"), "pre-commit", "Run pre-commit/action@v3.0.1", None)
-    assert "pre-commit run --show-diff-on-failure --color=always --all-files" in lookup.command.run
+    lookup, job = job_of(corpus("pre-commit.yml"), "pre-commit", "Run pre-commit/action@v3.0.1")
+    assert lookup.command.run == "pre-commit run --show-diff-on-failure --color=always --all-files"
+    assert [s.run for s in job.setup_steps] == ["pip install pre-commit"]  # what the action installs first
+    assert job.toolchains == (Toolchain("python", None, "actions/setup-python@v3"),)
 
 
 def test_services_and_secrets_are_named_never_reproduced():

@@ -84,6 +84,17 @@ def test_a_service_the_workflow_starts():
     assert "service container postgres (postgres)" in problem and "repair.command" in problem
 
 
+def test_a_service_on_localhost_in_a_sandbox_without_network():
+    output = "E   OSError: [Errno 99] Cannot assign requested address\nFAILED tests/test_db.py::test_x - OSError\n"
+    problem = environment_problem(output, 1, PYTEST_FAILURE, ("postgres (postgres)",), reproduced=True)
+    assert "postgres" in problem
+
+
+def test_git_metadata():
+    output = "An error has occurred: FatalError: git failed. Is it installed, and are you in a Git repository directory?"
+    assert "git metadata" in environment_problem(output, 1, PYTEST_FAILURE)
+
+
 def test_a_failure_ci_shows_too_is_not_the_environment():
     ci = "E   ModuleNotFoundError: No module named 'calc_old'\nERROR tests/test_calc.py\n"
     assert environment_problem(ci, 2, ci) is None

@@ -79,7 +79,7 @@ def test_the_workflow_corpus(stack, package_cache):
             if not (job.outcome.startswith("not reproduced: environment") and model_calls == 0
                     and check["output"]["title"] == "Not reproduced: environment"):
                 problems.append(f"{row.key}: expected not reproduced: environment, got {job.outcome} "
-                                f"after {model_calls} model calls")
+                                f"after {model_calls} model calls\n{(result.get('reproduction') or '')[-1500:]}")
         elif row.expect == "setup":
             if not (job.outcome.startswith("setup failed") and model_calls == 0
                     and check["output"]["title"] == "Setup failed" and "Setup output" in said):
