@@ -84,7 +84,10 @@ def run_engine(gj: GitHubJob, task: RepairTask, toolchains: tuple = ()) -> Repai
         return RepairResult("not_reproduced", None, reason=f"not reproduced: environment — {problem}",
                             reproduced="no", environment_problem=problem, notes=notes)
     labels = {"qwenfix.job": str(gj.job_id)}
-    cache = SetupCache(settings.data_dir / "setup-cache", target.repo, settings.setup_cache_entries)
+    # A fork's setup runs code nobody with write access has seen: what it made is reused by that pull
+    # request's later jobs only, never by the repository's other jobs.
+    scope = f"{target.repo}/fork-{target.head_repo}-pr{target.pr_number}" if target.fork else target.repo
+    cache = SetupCache(settings.data_dir / "setup-cache", scope, settings.setup_cache_entries)
 
     live: list = []
 

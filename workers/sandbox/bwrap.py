@@ -96,6 +96,15 @@ def _private_bind(src: str, dst: str) -> None:
         raise OSError(ctypes.get_errno(), f"mount --bind {src} {dst}")
 
 
+def _bind(src: str, dst: str) -> None:
+    """bind src on dst in the mount namespace `_private_bind` made (runs in the child, as root)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(src.encode(), dst.encode(), None, _MS_BIND | _MS_REC, None) != 0:
+        raise OSError(ctypes.get_errno(), f"mount --bind {src} {dst}")
+
+
 class _Cgroups:
     """Per-sandbox cgroup v1 directories (memory, pids, cpu) under the worker's own cgroups."""
 
@@ -204,9 +213,14 @@ class BwrapSandbox:
         self._state.chmod(0o755)
         # root worker: a staging mountpoint, bound to the workspace in each command's mount ns
         self._ws_source = self.workspace
+        self._mount_sources = [Path(m.source) for m in mounts]
         if os.geteuid() == 0:
             self._ws_source = self._state / "workspace"
             self._ws_source.mkdir(mode=0o755)
+            # like the workspace, mounts are staged where uid 1000 can reach them
+            self._mount_sources = [self._state / f"mount-{i}" for i in range(len(mounts))]
+            for staged in self._mount_sources:
+                staged.mkdir(mode=0o755)
         self.cgroups: _Cgroups | None = None
         if engine.use_cgroups:
             try:
@@ -269,8 +283,8 @@ class BwrapSandbox:
             str(self._ws_source),
             WORKSPACE_MOUNT,
         ]
-        for mount in self.mounts:
-            a += ["--ro-bind" if mount.read_only else "--bind", str(mount.source), mount.target]
+        for mount, source in zip(self.mounts, self._mount_sources, strict=True):
+            a += ["--ro-bind" if mount.read_only else "--bind", str(source), mount.target]
         a += [
             "--remount-ro",
             "/",
@@ -287,6 +301,7 @@ class BwrapSandbox:
         drop = os.geteuid() == 0
         uid, gid = self.uid, self.gid
         workspace, staging = self.workspace, self._ws_source
+        mounts = list(zip(self.mounts, self._mount_sources, strict=True)) if drop else []
 
         def fn() -> None:
             me = str(os.getpid())
@@ -303,6 +318,8 @@ class BwrapSandbox:
                 # 0700 tmp, /root...): bind it, in a mount namespace private to this command,
                 # onto a traversable staging directory while we are still root.
                 _private_bind(str(workspace), str(staging))
+                for mount, source in mounts:
+                    _bind(str(mount.source), str(source))
                 os.setgroups([])
                 os.setgid(gid)
                 os.setuid(uid)

@@ -231,3 +231,21 @@ def test_a_github_outage_mid_job_is_retried_and_posts_once(stack):
     assert job.state == "succeeded", job.outcome
     assert job.attempts >= 2  # the first attempt gave the job back to the queue
     assert len(gh.bot_comments(REPO, 7)) == 1 and len(gh.check_runs(REPO, head)) == 1
+
+
+def test_a_failing_setup_is_reported_with_its_own_output_and_no_model_call(stack):
+    """`repair.setup` whose script is missing at the PR's head: the PR is told the setup failed, with the
+    setup's output — not "no candidate patch passed validation" with no candidates."""
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "commit", "setup": "./scripts/bootstrap.sh"}})
+    stack.model.script(AGENT_FIX)
+    job = stack.wait(fail_run(stack, head, run_id=909))
+    assert job.state == "failed" and job.outcome.startswith("setup failed: the setup (repair.setup) fails (exit 127)")
+    assert stack.model.requests == []
+    [check] = gh.check_runs(REPO, head)
+    assert check["conclusion"] == "neutral" and check["output"]["title"] == "Setup failed"
+    [comment] = gh.bot_comments(REPO, 7)
+    assert "the setup failed" in comment["body"] and "./scripts/bootstrap.sh" in comment["body"]
+    assert "bootstrap.sh: not found" in comment["body"]  # the setup's own output
+    assert "No candidate patch passed validation" not in comment["body"]
+    assert job.result["setup_output"] and job.result["candidates"] == []
