@@ -89,8 +89,8 @@ def main() -> int:
                 firsts.append(first)
                 seconds.append(second)
             f, s = statistics.median(firsts), statistics.median(seconds)
-            print(f"{key:<11} first job's setup {f * 1000:8.0f} ms   second job's {s * 1000:6.0f} ms   "
-                  f"ratio {s / f:.3f} ({f / s:.0f}x faster)")
+            print(f"{key:<11} first job's setup {f * 1000:8.0f} ms   second job's {s * 1000:8.1f} ms   "
+                  f"ratio {s / f:.4f} ({f / s:,.0f}x faster)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

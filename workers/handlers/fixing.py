@@ -234,6 +234,7 @@ def conclude(gj: GitHubJob, result: RepairResult, command: str | None, excerpt: 
     if result.status == "setup_failed":
         output = result.setup_output or ""
         hint = environment_problem(output, result.reproduction.exit_code if result.reproduction else 1)
+        fields["result"]["environment_problem"] = hint
         headline, body = messages.setup_failed(fields["result"].get("setup_source") or "repair.setup",
                                                fields["result"].get("setup"), output, result.reason, hint)
         gj.finish(headline, _with(body, notes), "neutral", "Setup failed")

@@ -56,12 +56,16 @@ def run_row(stack, row: Row, run_id: int, branch: str = "feature", number: int =
 def outcome(row: Row, job, delivered: bool) -> str:
     if delivered and job.state == "succeeded":
         return "fixed and delivered"
-    return job.outcome.split(" — ")[0] if job.outcome else job.state
+    said = job.outcome.split(" — ")[0].split(":")[0] if job.outcome else job.state
+    missing = ((job.result or {}).get("environment_problem") or "").split(";")[0]
+    if said == "not reproduced":
+        said = "not reproduced: environment"
+    return f"{said}: {missing}" if missing else said
 
 
 @pytest.mark.timeout(1800)
 def test_the_workflow_corpus(stack, package_cache):
-    table = ["| workflow | file | reproduced | result |", "| --- | --- | --- | --- |"]
+    table = ["| workflow | file | reproduced | fixed and delivered? |", "| --- | --- | --- | --- |"]
     problems = []
     for i, row in enumerate(rows(npm_lock("jest", package_cache))):
         clock = time.monotonic()
