@@ -20,6 +20,7 @@ TOOLCHAIN_SETTING = ("map an image that has it with QWENFIX_SANDBOX_TOOLCHAIN_IM
 PACKAGE_SETTING = ("give the setup phase your packages: QWENFIX_SANDBOX_PACKAGE_CACHE (a read-only wheel and "
                    "npm cache) or QWENFIX_SANDBOX_PIP_INDEX_URL / QWENFIX_SANDBOX_NPM_REGISTRY; or install "
                    "them with `repair.setup`, or use an image that has them (`sandbox.image`)")
+SCRIPT_SETTING = "fix the path in `repair.setup` / `repair.command` (.github/qwen.yml) or in the workflow"
 SERVICE_SETTING = ("qwenfix starts no service containers: set `repair.command` in .github/qwen.yml to tests "
                    "that do not need it, or `sandbox.image` to an image that runs the service itself")
 
@@ -93,6 +94,8 @@ def environment_problem(output: str, exit_code: int, ci_excerpt: str | None = No
         command = next((g for g in (m.groups() if m else ()) if g), None)
         if command and command in ci and re.search(rf"{re.escape(command)}: (?:command )?not found", ci):
             return None
+        if command and "/" in command and command not in _TOOLCHAINS:
+            return f"`{command}`, which is not in the checkout at this commit; {SCRIPT_SETTING}"
         toolchain = _TOOLCHAINS.get(command or "")
         what = f"the command `{command}`" if command else "a command the step runs"
         if toolchain:

@@ -115,7 +115,7 @@ def no_fix(command: str | None, excerpt: str, candidates: list[dict], reason: st
 def setup_failed(source: str, setup: str | None, output: str, reason: str, hint: str | None = None) -> tuple[str, str]:
     """The setup phase failed: nothing was reproduced and no model was asked."""
     headline = "the setup failed"
-    parts = [f"The setup ({source}) failed, so the failure was not reproduced and no fix was tried: {reason}."]
+    parts = [f"{reason[:1].upper()}{reason[1:]}, so the failure was not reproduced and no fix was tried."]
     if hint:
         parts.append(f"Missing: {hint}.")
     if setup:

@@ -90,6 +90,11 @@ def test_a_service_on_localhost_in_a_sandbox_without_network():
     assert "postgres" in problem
 
 
+def test_a_script_missing_from_the_checkout():
+    problem = environment_problem("sh: 1: ./scripts/bootstrap.sh: not found\n", 127)
+    assert problem.startswith("`./scripts/bootstrap.sh`, which is not in the checkout") and "repair.setup" in problem
+
+
 def test_git_metadata():
     output = "An error has occurred: FatalError: git failed. Is it installed, and are you in a Git repository directory?"
     assert "git metadata" in environment_problem(output, 1, PYTEST_FAILURE)
