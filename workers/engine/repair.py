@@ -56,8 +56,7 @@ def repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_san
         task = replace(task, setup=None, setup_products=prep.products)
         with Stations(prep.checkout, sandboxes.start, prep.carry) as stations:
             result = _repair(task, stations, base_sha, client, context, progress, secrets, cancelled)
-        if run is not None:
-            result.timings["setup_cached"] = sandboxes.cached
+        result.setup_cached = sandboxes.cached
         return result
 
 

@@ -101,4 +101,5 @@ class RepairResult:
     reproduced: str | None = None  # exact | partial | no, compared with the CI log
     environment_problem: str | None = None  # what the sandbox lacks, and the setting that provides it
     setup_output: str | None = None  # the setup's output when it failed
+    setup_cached: bool = False  # the setup was restored from the setup cache
     notes: list[str] = field(default_factory=list)  # how CI was reproduced: image, versions, what was left out

@@ -108,7 +108,7 @@ def run_engine(gj: GitHubJob, task: RepairTask, toolchains: tuple = ()) -> Repai
                 client=model_client(settings), context=context, progress=progress, secrets=gj.secrets,
                 cancelled=watch.is_set, setup_cache=cache, image=image,
             )
-            if result.timings.get("setup_cached"):
+            if result.setup_cached:
                 notes.append("setup restored from the setup cache (lock files unchanged)")
             result.notes = notes + result.notes
             return result
@@ -300,7 +300,7 @@ def record(result: RepairResult, **extra) -> dict:
         "reproduced": result.reproduced,
         "environment_problem": result.environment_problem,
         "setup_output": result.setup_output[-4000:] if result.setup_output else None,
-        "setup_cached": bool(result.timings.get("setup_cached")),
+        "setup_cached": result.setup_cached,
         "notes": list(result.notes),
         **extra,
     }
