@@ -108,6 +108,8 @@ def run_engine(gj: GitHubJob, task: RepairTask, toolchains: tuple = ()) -> Repai
                 client=model_client(settings), context=context, progress=progress, secrets=gj.secrets,
                 cancelled=watch.is_set, setup_cache=cache, image=image,
             )
+            if result.reproduced:
+                notes.append(f"reproduced: {result.reproduced} (the failing tests or error lines compared with CI's log)")
             if result.setup_cached:
                 notes.append("setup restored from the setup cache (lock files unchanged)")
             result.notes = notes + result.notes

@@ -76,7 +76,8 @@ def test_the_workflow_corpus(stack, package_cache):
                      f"{outcome(row, job, delivered)} |")
         said = check["output"]["title"] + "\n" + check["output"]["summary"]
         if row.expect == "fixed":
-            if not (job.state == "succeeded" and delivered and result.get("reproduced") == "exact"):
+            if not (job.state == "succeeded" and delivered and result.get("reproduced") == "exact"
+                    and "reproduced: exact" in said):
                 problems.append(f"{row.key}: {job.state} {job.outcome} reproduced={result.get('reproduced')}\n"
                                 f"{(result.get('setup_output') or result.get('reproduction') or '')[-1500:]}")
         elif row.expect == "environment":
