@@ -84,6 +84,11 @@ class Settings(BaseSettings):
 
     # security gate: semgrep rules of the operator's (a local directory), used when semgrep is installed
     semgrep_rules: Path | None = None
+    sandbox_toolchain_images: str = ""  # python:3.12=img,node:20=img2 or the same as a JSON object
+    sandbox_pip_index_url: str = ""  # PIP_INDEX_URL (and uv's index) in the setup sandbox
+    sandbox_npm_registry: str = ""  # npm_config_registry in the setup sandbox
+    sandbox_package_cache: Path | None = None  # read-only: wheels/ (pip find-links) and npm/ (npm cache)
+    setup_cache_entries: int = 3  # setup products kept per repository (0: none)
 
     # workspaces
     mirror_dir: Path | None = None  # default: data_dir / "mirrors"

@@ -111,3 +111,16 @@ def test_env_example_lists_every_setting():
 
     listed = set(re.findall(r"^QWENFIX_([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert listed == {name.upper() for name in Settings.model_fields}
+
+
+def test_doctor_checks_the_toolchain_image_mapping(tmp_path, docker_engine):
+    bad = qwenfix("doctor", env=clean_env(QWENFIX_SANDBOX_TOOLCHAIN_IMAGES="python3.12", COLUMNS="200"), cwd=tmp_path)
+    assert "FAIL  toolchain images" in bad.stdout and "is not TOOLCHAIN[:VERSION]=IMAGE" in bad.stdout
+    assert "python:3.12=IMAGE" in bad.stdout  # how to fix it
+    missing = qwenfix("doctor", env=clean_env(QWENFIX_SANDBOX_TOOLCHAIN_IMAGES='{"go:1.22": "no-such-image:1"}',
+                                              COLUMNS="200"), cwd=tmp_path)
+    assert "FAIL  toolchain images" in missing.stdout and "go:1.22=no-such-image:1: image missing" in missing.stdout
+    good = qwenfix("doctor", env=clean_env(QWENFIX_SANDBOX_TOOLCHAIN_IMAGES=f"python:3.11={docker_engine.image}",
+                                           COLUMNS="200"), cwd=tmp_path)
+    assert f"ok  toolchain images: {docker_engine.image} provides" in good.stdout
+    assert f"mapped: python:3.11={docker_engine.image}" in good.stdout

@@ -86,8 +86,14 @@ def stack_settings() -> dict:
 
 
 @pytest.fixture
-def stack(request, make_stack, stack_settings):
-    """The product, started with extra operator settings from the `stack_settings` fixture and from a
-    `stack_settings` mark when the test has one."""
+def stack_overrides() -> dict:
+    """Settings a test module needs besides the stack's own (override this fixture there)."""
+    return {}
+
+
+@pytest.fixture
+def stack(request, make_stack, stack_settings, stack_overrides):
+    """The product, started with extra operator settings from the `stack_settings` or
+    `stack_overrides` fixture and from a `stack_settings` mark when the test has one."""
     marker = request.node.get_closest_marker("stack_settings")
-    return make_stack(**stack_settings, **(marker.kwargs if marker else {}))
+    return make_stack(**stack_settings, **stack_overrides, **(marker.kwargs if marker else {}))

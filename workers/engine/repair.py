@@ -27,12 +27,15 @@ from workers.agent.repo_map import RepoIndex, render_map
 from workers.agent.task import AgentTask, file_tree
 from workers.agent.tools import Toolbox
 from workers.engine.base_check import fails_on_base
+from workers.engine.environment import JobSandboxes
 from workers.engine.fixers import Fixer, fixer_for
 from workers.engine.security_gate import scan
+from workers.engine.setup_cache import SetupCache
 from workers.engine.setup_phase import prepared
 from workers.engine.stations import Checkout, StartSandbox, Stations, workdir
 from workers.engine.task import Candidate, RepairResult, RepairTask, RepoContext, Verdict
 from workers.engine.validate import Baseline, setup_failure, validate
+from workers.failure.reproduction import compare, environment_problem
 from workers.sandbox import ExecResult
 from workers.sandbox.output import disk_exceeded
 from workers.workspace.patches import export_patch, patch_files
@@ -47,25 +50,32 @@ def repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_san
            client: ModelClient | None, context: RepoContext,
            progress: Callable[..., None] = lambda stage, detail="": None,
            secrets: list[str] | None = None, cancelled: Callable[[], bool] = lambda: False,
-           base_checkout: Checkout | None = None) -> RepairResult:
-    """Setup once (see workers/engine/setup_phase.py), then reproduce, fix, validate and choose.
+           base_checkout: Checkout | None = None, setup_cache: SetupCache | None = None,
+           image: str = "") -> RepairResult:
+    """Setup once (see workers/engine/setup_phase.py) in the job's environment (workers/engine/
+    environment.py; restored from `setup_cache` when the lock files are unchanged), then reproduce,
+    fix, validate and choose. `image` names the sandbox image (part of the setup cache's key).
     With `base_checkout` (a pull request's merge base), a failure is first run there too: one that
     happens on the base as well ends the repair as `fails_on_base` (workers/engine/base_check.py)."""
-    original = task  # with its setup command, which the base needs too
-    on_base = (lambda: _run_on_base(original, base_checkout, start_sandbox)) if base_checkout else None
+    original = task  # with its setup, which the base needs too
     if task.setup:
-        progress("reproducing", f"setup `{task.setup}`")
+        progress("reproducing", "setup" if "\n" in task.setup else f"setup `{task.setup}`")
+    sandboxes = JobSandboxes(task.environment, start_sandbox, setup_cache, image, task.setup_network)
+    run = sandboxes.setup_runner(task.setup, task.working_directory) if task.setup else None
+    on_base = (lambda: _run_on_base(original, base_checkout, sandboxes.start, run)) if base_checkout else None
     clock = time.monotonic()
-    with prepared(task.setup, task.working_directory, task.setup_network, checkout, start_sandbox) as prep:
+    with sandboxes, prepared(task.setup, task.working_directory, task.setup_network, checkout, start_sandbox,
+                             run=run) as prep:
         setup_s = round(time.monotonic() - clock, 3)
         if prep.failure is not None:
             why = (disk_exceeded(prep.failure.disk_exceeded_mb) if prep.failure.disk_exceeded_mb
-                   else f"exit {prep.failure.exit_code}")
-            return RepairResult("no_fix", prep.failure, timings={"setup": setup_s},
-                                reason=f"the setup command `{task.setup}` fails ({why})")
+                   else _status(prep.failure))
+            return RepairResult("setup_failed", prep.failure, setup_output=prep.failure.output,
+                                timings={"setup": setup_s}, reason=f"the setup ({task.setup_source}) fails ({why})")
         task = replace(task, setup=None, setup_products=prep.products)
-        with Stations(prep.checkout, start_sandbox, prep.carried) as stations:
+        with Stations(prep.checkout, sandboxes.start, prep.carried) as stations:
             result = _repair(task, stations, base_sha, client, context, progress, secrets, cancelled, on_base)
+        result.setup_cached = sandboxes.cached
     result.timings = {"setup": setup_s, **result.timings}
     return result
 
@@ -114,6 +124,13 @@ def _repair(task: RepairTask, stations: Stations, base_sha: str | None, client: 
                             reason=f"`{task.command}` was stopped: {disk_exceeded(reproduction.disk_exceeded_mb)}")
     if reproduction.ok and task.require_failure:
         return RepairResult("already_passing", reproduction, timings=timings)
+    comparison = compare(task.expected_failure, reproduction.output)
+    if task.require_failure:
+        problem = environment_problem(reproduction.output, reproduction.exit_code, task.expected_failure,
+                                      task.services, reproduced=comparison.level in ("exact", "partial"))
+        if problem is not None:  # the sandbox lacks what CI had: no model call can fix that
+            return RepairResult("not_reproduced", reproduction, timings=timings, reproduced="no",
+                                environment_problem=problem, reason=f"not reproduced: environment — {problem}")
     if on_base is not None and task.require_failure:
         report("reproducing", "on the base branch")
         clock = time.monotonic()
@@ -121,10 +138,19 @@ def _repair(task: RepairTask, stations: Stations, base_sha: str | None, client: 
         timings["base"] = round(time.monotonic() - clock, 3)
         if fails_on_base(reproduction, base_run):
             return RepairResult("fails_on_base", reproduction, timings=timings, base_reproduction=base_run,
-                                reason="the command fails the same way on the base")
+                                reason="the command fails the same way on the base", reproduced=comparison.level)
         if cancelled():
             return RepairResult("cancelled", reproduction, reason="stopped", timings=timings)
+    result = _fix(task, stations, base_sha, client, context, report, secrets, cancelled, seen, timings)
+    result.reproduced = comparison.level
+    return result
 
+
+def _fix(task: RepairTask, stations: Stations, base_sha: str, client: ModelClient | None, context: RepoContext,
+         report: Callable[..., None], secrets: list[str], cancelled: Callable[[], bool], seen: Reproduction,
+         timings: dict[str, float]) -> RepairResult:
+    """The failure is reproduced: deterministic fixer, then the agent's candidates, each validated."""
+    reproduction = seen.result
     candidates: list[Candidate] = []
     baseline = Baseline(task, stations)  # what the tests check before any patch, measured once if needed
     fixer = fixer_for(task.command) if task.require_failure else None
@@ -169,16 +195,19 @@ def _repair(task: RepairTask, stations: Stations, base_sha: str | None, client: 
     return RepairResult("fixed", reproduction, verified[0], candidates, timings=timings)
 
 
-def _run_on_base(task: RepairTask, base_checkout: Checkout, start_sandbox: StartSandbox) -> ExecResult | None:
-    """The failing command at the base, after the same setup; None when that cannot be told."""
+def _run_on_base(task: RepairTask, base_checkout: Checkout, start_sandbox: StartSandbox,
+                 run: Callable[[Path], ExecResult] | None = None) -> ExecResult | None:
+    """The failing command at the base, after the same setup (``run``: as the job runs it); None when
+    that cannot be told."""
     try:
-        with prepared(task.setup, task.working_directory, task.setup_network, base_checkout, start_sandbox) as prep:
+        with prepared(task.setup, task.working_directory, task.setup_network, base_checkout, start_sandbox,
+                      run=run) as prep:
             if prep.failure is not None:
                 return None
             with prep.checkout() as worktree:
                 sandbox = start_sandbox(workdir(worktree))
                 try:
-                    return sandbox.exec(task.command, cwd=task.working_directory)
+                    return sandbox.exec(task.runnable(task.command), cwd=task.working_directory)
                 finally:
                     sandbox.stop()
     except Exception as exc:  # noqa: BLE001 — no answer about the base is no reason to stop the repair
@@ -239,7 +268,7 @@ def _reproduce(task: RepairTask, stations: Stations, base_sha: str | None) -> Re
         failed = setup_failure(sandbox, task)
         if failed is not None:
             return Reproduction(failed, True, base_sha, tree)
-        result = sandbox.exec(task.command, cwd=task.working_directory)
+        result = sandbox.exec(task.runnable(task.command), cwd=task.working_directory)
         seen = Reproduction(result, False, base_sha, tree)
         if not result.ok or not task.require_failure:
             try:  # from the commit's objects, never from the worktree the sandbox has just used
@@ -342,3 +371,9 @@ def _security_gate(task: RepairTask, candidate: Candidate, stations: Stations, b
                                             for f in gate.blocking])
     candidate.security_notes = [f.describe() for f in gate.notes]
     return candidate
+
+
+def _status(result) -> str:
+    if result.timed_out:
+        return "timed out"
+    return "out of memory" if result.oom_killed else f"exit {result.exit_code}"

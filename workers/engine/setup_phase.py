@@ -19,7 +19,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,19 +180,25 @@ class Prepared:
 
 @contextmanager
 def prepared(setup: str | None, working_directory: str, network: bool, checkout: Checkout,
-             start_sandbox: StartSandbox) -> Iterator[Prepared]:
-    """Run setup once; yield worktree factories carrying its products (the setup worktree lives until exit)."""
+             start_sandbox: StartSandbox,
+             run: Callable[[Path], ExecResult] | None = None) -> Iterator[Prepared]:
+    """Run setup once; yield worktree factories carrying its products (the setup worktree lives until exit).
+    `run(root)`, when given, runs (or restores) the setup in that worktree instead of a plain sandbox
+    (workers/engine/environment.py: the job's environment and the setup cache)."""
     if not setup:
         yield Prepared(checkout, None, frozenset())
         return
     with checkout() as setup_worktree:
         root = workdir(setup_worktree)
         before = files(root)
-        sandbox = start_sandbox(root, network=network) if network else start_sandbox(root)
-        try:
-            result = sandbox.exec(setup, cwd=working_directory)
-        finally:
-            sandbox.stop()
+        if run is not None:
+            result = run(root)
+        else:
+            sandbox = start_sandbox(root, network=network) if network else start_sandbox(root)
+            try:
+                result = sandbox.exec(setup, cwd=working_directory)
+            finally:
+                sandbox.stop()
         products = SetupProducts(root, frozenset(files(root) - before), before)
 
         @contextmanager

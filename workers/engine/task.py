@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from workers.engine.environment import JobEnvironment, as_shell
 from workers.sandbox import ExecResult
 
 
@@ -38,6 +39,16 @@ class RepairTask:
     semgrep_rules: str | None = None  # the operator's semgrep rules (a local directory), for the security gate
     evidence_tokens: int = 6000  # code the failure involves, in the first prompt (0: none)
     map_tokens: int = 1500  # the repository map in the first prompt (0: none)
+    shell: str | None = None  # the failing step's `shell:` (None: the runner's default, bash -e)
+    environment: JobEnvironment = field(default_factory=JobEnvironment)  # env, index, package cache
+    setup_source: str = "repair.setup"  # or "the workflow's steps before the failing step"
+    expected_failure: str | None = None  # the CI log's error excerpt: reproduced means the same failure
+    services: tuple[str, ...] = ()  # the workflow's service containers (not started here)
+
+    def runnable(self, command: str) -> str:
+        """How the sandbox runs one of the task's commands: the failing command in its step's
+        shell, the others in the runner's default shell."""
+        return as_shell(command, self.shell if command == self.command else None)
 
 
 CONTEXT_FILES = ("README.md", "AGENTS.md", "QWEN.md", "CONTRIBUTING.md")  # guidance read from the base
@@ -87,7 +98,7 @@ class Candidate:
 
 @dataclass
 class RepairResult:
-    status: str  # fixed | already_passing | fails_on_base | no_fix | cancelled
+    status: str  # fixed | already_passing | fails_on_base | no_fix | cancelled | setup_failed | not_reproduced
     reproduction: ExecResult | None
     chosen: Candidate | None = None  # always verified
     candidates: list[Candidate] = field(default_factory=list)
@@ -95,3 +106,8 @@ class RepairResult:
     reason: str = ""
     timings: dict = field(default_factory=dict)
     base_reproduction: ExecResult | None = None  # the command's run on the base, when it was asked for
+    reproduced: str | None = None  # exact | partial | no, compared with the CI log
+    environment_problem: str | None = None  # what the sandbox lacks, and the setting that provides it
+    setup_output: str | None = None  # the setup's output when it failed
+    setup_cached: bool = False  # the setup was restored from the setup cache
+    notes: list[str] = field(default_factory=list)  # how CI was reproduced: image, versions, what was left out

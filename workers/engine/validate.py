@@ -122,8 +122,7 @@ class Baseline:
             sandbox = station.sandbox()
             if setup_failure(sandbox, task) is not None:
                 return {}
-            return {command: measured_run(sandbox, station.path, command, task.working_directory)[1]
-                    for command in _commands(task)}
+            return {command: _run(sandbox, station.path, task, command, True)[1] for command in _commands(task)}
 
 
 def validate(task: RepairTask, patch: str, stations: Stations, baseline: Baseline | None = None) -> Verdict:
@@ -151,8 +150,7 @@ def validate(task: RepairTask, patch: str, stations: Stations, baseline: Baselin
         if setup_failure(sandbox, task) is not None:
             return Verdict(False, ["the setup command fails with the patch applied"])
         for command in _commands(task):
-            result, run = (measured_run(sandbox, station.path, command, task.working_directory) if measure
-                           else (sandbox.exec(command, cwd=task.working_directory), None))
+            result, run = _run(sandbox, station.path, task, command, measure)
             if not result.ok:
                 what = (f"`{command}` still fails" if command == task.command
                         else f"the regression command `{command}` fails")
@@ -166,6 +164,17 @@ def validate(task: RepairTask, patch: str, stations: Stations, baseline: Baselin
         if reasons:
             return Verdict(False, reasons)
     return Verdict(True, [])
+
+
+def _run(sandbox: Sandbox, root: Path, task: RepairTask, command: str, measure: bool
+         ) -> tuple[ExecResult, SuiteRun | None]:
+    """One of the task's commands as CI ran it (its step's shell); the failing command in its step's
+    directory, the regression command from the repository root (a workflow's test command carries
+    its own `cd`)."""
+    runnable, cwd = task.runnable(command), (task.working_directory if command == task.command else ".")
+    if measure:
+        return measured_run(sandbox, root, runnable, cwd)
+    return sandbox.exec(runnable, cwd=cwd), None
 
 
 def _commands(task: RepairTask) -> list[str]:

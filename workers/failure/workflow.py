@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from workers.failure.actions import interpret
+
 
 class WorkflowError(ValueError):
     """The workflow file is not YAML or not shaped like a workflow."""
@@ -25,6 +27,9 @@ class Step:
     shell: str | None
     working_directory: str | None
     env: dict[str, str]
+    with_: dict[str, str] = field(default_factory=dict)  # an action's inputs (`with:`)
+    condition: str | None = None  # `if:`
+    continue_on_error: bool = False
 
     @property
     def display_name(self) -> str:
@@ -48,6 +53,10 @@ class Job:
     matrix: dict[str, list[Any]]
     steps: list[Step]
     matrix_declared: int = 0  # how many of matrix_keys are declared (not from `include:`)
+    matrix_include: list[dict[str, Any]] = field(default_factory=list)
+    matrix_exclude: list[dict[str, Any]] = field(default_factory=list)
+    services: dict[str, str] = field(default_factory=dict)  # service name -> image
+    container: str | None = None  # the job's own `container:` image
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,22 @@ def _opt_str(value: Any) -> str | None:
     return None if value is None else _scalar(value)
 
 
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _services(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(name): _container(spec) or "" for name, spec in value.items()}
+
+
+def _container(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return _opt_str(value.get("image"))
+    return _opt_str(value)
+
+
 def parse_workflow(yaml_text: str) -> Workflow:
     """Parse a workflow file. Raises WorkflowError when it is not a workflow."""
     try:
@@ -127,6 +152,8 @@ def parse_workflow(yaml_text: str) -> Workflow:
         matrix_keys: list[str] = []
         matrix: dict[str, list[Any]] = {}
         declared = 0
+        include: list[dict[str, Any]] = []
+        exclude: list[dict[str, Any]] = []
         strategy = node.get("strategy")
         raw_matrix = strategy.get("matrix") if isinstance(strategy, dict) else None
         if isinstance(raw_matrix, dict):
@@ -136,7 +163,9 @@ def parse_workflow(yaml_text: str) -> Workflow:
                 matrix_keys.append(str(m_key))
                 matrix[str(m_key)] = list(m_val) if isinstance(m_val, list) else [m_val]
             declared = len(matrix_keys)
-            for extra in raw_matrix.get("include") or []:
+            include = [x for x in _as_list(raw_matrix.get("include")) if isinstance(x, dict)]
+            exclude = [x for x in _as_list(raw_matrix.get("exclude")) if isinstance(x, dict)]
+            for extra in include:
                 if isinstance(extra, dict):
                     for m_key, m_val in extra.items():
                         if str(m_key) not in matrix:
@@ -157,11 +186,15 @@ def parse_workflow(yaml_text: str) -> Workflow:
                 shell=_opt_str(s.get("shell")),
                 working_directory=_opt_str(s.get("working-directory")),
                 env=_env(s.get("env")),
+                with_=_env(s.get("with")),
+                condition=_opt_str(s.get("if")),
+                continue_on_error=s.get("continue-on-error") is True,
             ))
         jobs[str(key)] = Job(
             key=str(key), name=_opt_str(node.get("name")), env=_env(node.get("env")),
             shell=j_shell, working_directory=j_wd, matrix_keys=matrix_keys, matrix=matrix,
-            steps=steps, matrix_declared=declared,
+            steps=steps, matrix_declared=declared, matrix_include=include, matrix_exclude=exclude,
+            services=_services(node.get("services")), container=_container(node.get("container")),
         )
     return Workflow(name=_opt_str(data.get("name")), env=_env(data.get("env")), shell=shell,
                     working_directory=wd, jobs=jobs)
@@ -251,11 +284,51 @@ def _split_suffix(name: str) -> tuple[str, str] | None:
     return name[:at], name[at + 2:-1]
 
 
-def _match_job(workflow: Workflow, job_name: str) -> tuple[Job | None, dict[str, str], bool]:
-    """Find the job the Actions API calls `job_name`.
+def expand_matrix(job: Job) -> list[dict[str, Any]]:
+    """The job's matrix entries as GitHub builds them: every combination of the declared values,
+    minus those an `exclude:` entry matches, then each `include:` entry added to every
+    combination whose original values it matches (or appended as an entry of its own)."""
+    declared = job.matrix_keys[: job.matrix_declared]
+    entries: list[dict[str, Any]] = [{}]
+    for key in declared:
+        entries = [{**e, key: v} for e in entries for v in job.matrix[key]]
+    if not declared:
+        entries = []
+    entries = [e for e in entries
+               if not any(all(e.get(k) == v for k, v in ex.items()) for ex in job.matrix_exclude)]
+    originals = [dict(e) for e in entries]
+    for extra in job.matrix_include:
+        matched = False
+        for entry, original in zip(entries, originals, strict=True):
+            if all(original.get(k) == v for k, v in extra.items() if k in declared):
+                matched = True
+                entry.update({k: v for k, v in extra.items() if k not in declared})
+        if not matched:
+            entries.append(dict(extra))
+            originals.append({})
+    return entries
+
+
+def _entry_for(job: Job, values: dict[str, str]) -> dict[str, str]:
+    """The whole matrix entry (keys `include:` adds too) whose values are `values`."""
+    for entry in expand_matrix(job):
+        if all(_scalar(entry.get(k)) == v for k, v in values.items()):
+            return {k: _scalar(v) for k, v in entry.items()}
+    return values
+
+
+def match_job(workflow: Workflow, job_name: str) -> tuple[Job | None, dict[str, str], bool]:
+    """Find the job the Actions API calls `job_name`, with its matrix entry.
 
     Returns (job, matrix values by key, whether the values are known).
     """
+    job, values, known = _find_job(workflow, job_name)
+    if job is not None and values:
+        values = _entry_for(job, values)
+    return job, values, known
+
+
+def _find_job(workflow: Workflow, job_name: str) -> tuple[Job | None, dict[str, str], bool]:
     name = job_name.strip()
     # Reusable workflows show as "caller / callee"; the last part is this workflow's job.
     candidates = [name] + ([name.split(" / ")[-1]] if " / " in name else [])
@@ -298,7 +371,7 @@ def _values_by_position(job: Job, values: list[str]) -> dict[str, str]:
     return {}
 
 
-def _substitute(text: str, matrix: dict[str, str], env: dict[str, str],
+def substitute(text: str, matrix: dict[str, str], env: dict[str, str],
                 unresolved: list[str]) -> str:
     out, pos = [], 0
     for expr in _expressions(text):
@@ -333,7 +406,7 @@ def _mentions_secret(value: str) -> bool:
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|KEY|PASSWORD|PASSWD|CREDENTIAL|PRIVATE", re.I)
 
 
-def _safe_env(merged: dict[str, str], matrix: dict[str, str],
+def safe_env(merged: dict[str, str], matrix: dict[str, str],
               unresolved: list[str]) -> tuple[dict[str, str], list[str]]:
     env: dict[str, str] = {}
     dropped: list[str] = []
@@ -343,7 +416,7 @@ def _safe_env(merged: dict[str, str], matrix: dict[str, str],
             dropped.append(name)
             continue
         local: list[str] = []
-        resolved = _substitute(value, matrix, env, local)
+        resolved = substitute(value, matrix, env, local)
         if local:  # an env var set to an unevaluated `${{ … }}` would only mislead
             dropped.append(name)
             unresolved.extend(x for x in local if x not in unresolved)
@@ -377,14 +450,18 @@ def _match_step(job: Job, step_name: str | None, step_number: int | None) -> Ste
 def locate_step(workflow: Workflow, job_name: str, step_name: str | None,
                 step_number: int | None) -> StepLookup:
     """Find the failing step and its command, or say why there is none."""
-    job, matrix, known = _match_job(workflow, job_name)
+    job, matrix, known = match_job(workflow, job_name)
     if job is None:
         return StepLookup(None, f"no job named {job_name!r} in the workflow")
     step = _match_step(job, step_name, step_number)
     if step is None:
         label = step_name or (f"#{step_number}" if step_number is not None else "(unknown)")
         return StepLookup(None, f"no step {label} in job {job.key!r}", job=job)
-    if step.run is None:
+    script = step.run
+    if script is None:
+        inputs = {k: substitute(v, matrix, {}, []) for k, v in step.with_.items()}
+        script = interpret(step.uses or "", inputs).command
+    if script is None:
         return StepLookup(
             None, f"step {step.display_name!r} uses the action {step.uses!r}; it has no run "
             "command to reproduce", job=job, step=step)
@@ -392,10 +469,10 @@ def locate_step(workflow: Workflow, job_name: str, step_name: str | None,
     if job.matrix_keys and not known:
         unresolved.append("matrix values unknown for job name " + repr(job_name))
     merged = {**workflow.env, **job.env, **step.env}
-    env, dropped = _safe_env(merged, matrix, unresolved)
-    run = _substitute(step.run, matrix, env, unresolved)
+    env, dropped = safe_env(merged, matrix, unresolved)
+    run = substitute(script, matrix, env, unresolved)
     wd = step.working_directory or job.working_directory or workflow.working_directory
-    wd = _substitute(wd, matrix, env, unresolved) if wd else None
+    wd = substitute(wd, matrix, env, unresolved) if wd else None
     if wd in (".", "./", ""):
         wd = None
     shell = step.shell or job.shell or workflow.shell
@@ -411,15 +488,42 @@ def find_failing_step(workflow: Workflow, job_name: str, step_name: str | None,
     return locate_step(workflow, job_name, step_name, step_number).command
 
 
-_TEST_RUNNER = re.compile(
-    r"(?:^|[\s;&|(])(?:"
-    r"(?:python3?\s+-m\s+)?(?:pytest|py\.test)\b|python3?\s+-m\s+unittest\b|tox\b|nox\b"
-    r"|(?:npm|pnpm|yarn|bun)\s+(?:run\s+)?test\b|npm\s+t\b|go\s+test\b|cargo\s+(?:test|nextest)\b"
-    r"|make\s+(?:[\w.-]+\s+){0,8}(?:test|check)\b|(?:npx\s+)?(?:jest|vitest)\b"
-    r"|(?:hatch|poetry|pdm|uv)\s+run\s+(?:pytest|test)\b|mvn\s+(?:\S+\s+){0,8}test\b"
-    r"|gradle\w*\s+test\b|\./gradlew\s+test\b|rake\s+test\b|bundle\s+exec\s+rspec\b"
+# A test command is recognised by the program at the start of one of the step's commands (after
+# `VAR=value`, `sudo`, `time`, …), so `pip install pytest` or `npm ci && npm run build` are not tests.
+_COMMAND_PREFIX = re.compile(r"^(?:(?:[A-Za-z_]\w*=\S*|sudo|time|env|exec|xvfb-run(?:\s+-a)?)\s+)*")
+_TEST_PROGRAM = re.compile(
+    r"^(?:"
+    r"(?:(?:python[\d.]*|py)\s+-m\s+)?(?:pytest|py\.test)\b"
+    r"|(?:python[\d.]*|py)\s+-m\s+(?:unittest|tox|nox)\b"
+    r"|coverage\s+run\s+(?:--?\S+\s+){0,8}-m\s+(?:pytest|unittest)\b"
+    r"|(?:pipx\s+run\s+|uvx\s+)?(?:tox|nox)\b"
+    r"|(?:uv|poetry|pdm|pipenv|hatch|rye)\s+run\s+(?:--?\S+\s+){0,8}(?:(?:python[\d.]*\s+-m\s+)?(?:pytest|unittest)|tox|nox|test)\b"
+    r"|hatch\s+test\b"
+    r"|(?:npm|pnpm|yarn|bun)\s+(?:--?\S+\s+){0,8}(?:run\s+)?test\b|npm\s+t\b"
+    r"|(?:npx\s+|pnpm\s+(?:exec\s+|dlx\s+)?|yarn\s+|bunx\s+)?(?:jest|vitest|mocha)\b"
+    r"|go\s+test\b|gotestsum\b"
+    r"|cargo\s+(?:\+\S+\s+)?(?:test|nextest)\b"
+    r"|(?:mvn|\./mvnw|mvnw)\s+(?:\S+\s+){0,8}(?:test|verify)\b"
+    r"|(?:gradle|\./gradlew|gradlew)\s+(?:\S+\s+){0,8}(?:test|check)\b"
+    r"|make\s+(?:\S+\s+){0,8}(?:test|check)\b"
+    r"|(?:bundle\s+exec\s+)?(?:rspec|rake\s+test)\b|ctest\b"
     r")"
 )
+_COMMAND_SEPARATORS = re.compile(r"\n|&&|\|\||;|\|")
+
+
+def is_test_command(run: str) -> bool:
+    """Whether a `run:` script runs tests (pytest, tox, nox, unittest, npm/yarn/pnpm test, jest,
+    vitest, go test, cargo test, mvn/gradle test, make test, …) — never an install, build, lint or
+    upload step."""
+    for part in _COMMAND_SEPARATORS.split(run.replace("\\\n", " ")):
+        command = _COMMAND_PREFIX.sub("", part.strip().lstrip("({ "))
+        if command and not command.startswith("#") and _TEST_PROGRAM.match(command):
+            return True
+    return False
+
+
+is_test_command.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
 def test_command_guess(workflow: Workflow, job_name: str) -> str | None:
@@ -429,21 +533,21 @@ def test_command_guess(workflow: Workflow, job_name: str) -> str | None:
     job's fix still has to keep the test suite green). A step's working directory becomes a
     `cd … &&` prefix.
     """
-    job, matrix, _ = _match_job(workflow, job_name)
+    job, matrix, _ = match_job(workflow, job_name)
     ordered = ([job] if job else []) + [j for j in workflow.jobs.values() if j is not job]
     for candidate in ordered:
         values = matrix if candidate is job else {}
         if not values:  # another job, or unknown values: use the first matrix entry
             values = {k: _scalar(v[0]) for k, v in candidate.matrix.items() if v}
         for step in candidate.steps:
-            if step.run and _TEST_RUNNER.search(step.run):
+            if step.run and is_test_command(step.run):
                 merged = {**workflow.env, **candidate.env, **step.env}
-                env, _ = _safe_env(merged, values, [])
-                run = _substitute(step.run.strip(), values, env, [])
+                env, _ = safe_env(merged, values, [])
+                run = substitute(step.run.strip(), values, env, [])
                 wd = (step.working_directory or candidate.working_directory
                       or workflow.working_directory)
                 if wd and wd not in (".", "./"):
-                    return f"cd {shlex.quote(_substitute(wd, values, env, []))} && {run}"
+                    return f"cd {shlex.quote(substitute(wd, values, env, []))} && {run}"
                 return run
     return None
 

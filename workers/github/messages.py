@@ -112,6 +112,38 @@ def no_fix(command: str | None, excerpt: str, candidates: list[dict], reason: st
     return headline, body
 
 
+def setup_failed(source: str, setup: str | None, output: str, reason: str, hint: str | None = None) -> tuple[str, str]:
+    """The setup phase failed: nothing was reproduced and no model was asked."""
+    headline = "the setup failed"
+    parts = [f"{reason[:1].upper()}{reason[1:]}, so the failure was not reproduced and no fix was tried."]
+    if hint:
+        parts.append(f"Missing: {hint}.")
+    if setup:
+        parts.append("<details><summary>Setup</summary>\n\n" + fence(setup, "sh") + "\n\n</details>")
+    parts.append("Setup output:\n\n" + fence(output[-3000:] or "(no output)"))
+    return headline, "\n\n".join(parts)
+
+
+def not_reproduced(problem: str, command: str | None, output: str) -> tuple[str, str]:
+    """The reproduction failed differently from CI because the sandbox lacks something."""
+    headline = "not reproduced: environment"
+    parts = [f"The failure was not reproduced: the sandbox lacks {problem}. No model was asked to fix it."]
+    if command:
+        parts.append(f"Command: `{command}`" if "`" not in command else "Command:\n" + fence(command))
+    if output:
+        parts.append("<details><summary>Output in the sandbox</summary>\n\n" + fence(output[-3000:])
+                     + "\n\n</details>")
+    return headline, "\n\n".join(parts)
+
+
+def reproduction_notes(notes: list[str]) -> str:
+    """How CI was reproduced: image, toolchain versions, what could not be (secrets, actions)."""
+    if not notes:
+        return ""
+    return "<details><summary>How CI was reproduced</summary>\n\n" + "\n".join(f"- {n}" for n in notes) \
+        + "\n\n</details>"
+
+
 def flaky(command: str | None, rerun: bool) -> tuple[str, str]:
     headline = "the failure did not reproduce"
     body = (

@@ -29,6 +29,7 @@ from workers.github.repo_config import describe
 from workers.handlers.fixing import (
     checkout_head,
     conclude,
+    failure_task,
     record,
     refuse_unlisted_image,
     resume_delivery,
@@ -170,9 +171,8 @@ def fix_command(ctx: JobContext) -> Outcome:
     common = task_options(gj, instructions=instructions)
     if evidence is not None and evidence.report.command:
         report = evidence.report
-        regression = gj.config.repair.regression_command or evidence.regression_command
-        task = RepairTask(command=report.command, regression_command=regression if regression != report.command else None,
-                          failure_text=as_prompt(report), working_directory=report.working_directory or ".", **common)
+        task = failure_task(gj, report, evidence.regression_command, instructions=instructions)
+        toolchains = report.ci_job.toolchains if report.ci_job else ()
         title, command, excerpt = f"Fix {report.job_name}", report.command, report.error_excerpt
     else:
         if not instructions:
@@ -185,10 +185,13 @@ def fix_command(ctx: JobContext) -> Outcome:
                    "I could not tell how to run this repository's tests. Set `repair.command` in `.github/qwen.yml`.")
             return Outcome("failed", "no test command to validate with")
         task = RepairTask(command=command, require_failure=False, **common)
-        title, excerpt = "Apply requested change", ""
-    result = run_engine(gj, task)
+        title, excerpt, toolchains = "Apply requested change", "", ()
+    result = run_engine(gj, task, toolchains)
+    if evidence is not None and evidence.report.command:
+        result.notes += evidence.report.notes
     mode = "commit" if gj.target.can_push_to_head else "suggest"
-    return conclude(gj, result, command, excerpt, record(result), title=title, mode=mode)
+    return conclude(gj, result, command, excerpt, record(result, setup=task.setup, setup_source=task.setup_source),
+                    title=title, mode=mode)
 
 
 def _detected_test_command(gj: GitHubJob) -> str | None:

@@ -21,7 +21,11 @@ from core.config import Settings
 from workers.agent.llm import model_client
 from workers.context import JobFailed, JobTimedOut, Outcome
 from workers.engine.repair import repair
+from workers.engine.setup_cache import SetupCache
 from workers.engine.task import RepairResult, RepairTask, RepoContext
+from workers.engine.workflow_setup import WORKFLOW_SETUP, job_environment, setup_script
+from workers.failure.report import FailureReport, as_prompt
+from workers.failure.reproduction import TOOLCHAIN_SETTING, environment_problem
 from workers.github import messages, pulls
 from workers.github.job import GitHubJob, call
 from workers.github.target import Target
@@ -29,10 +33,19 @@ from workers.sandbox import Limits
 from workers.sandbox.disk import DiskBudget
 from workers.sandbox.engines import select_engine
 from workers.sandbox.policy import SetupNetworkRefused, image_allowed
+from workers.sandbox.toolchains import (
+    ImagePlan,
+    ToolchainImagesError,
+    image_toolchains,
+    parse_toolchain_images,
+    plan_image,
+)
 from workers.workspace.git import AuthenticationError, PushRejected, WorkspaceError
 from workers.workspace.mirrors import MirrorCache
 from workers.workspace.patches import apply_patch
 from workers.workspace.push import commit_and_push, remote_tip_carrying
+
+log = logging.getLogger(__name__)
 
 log = logging.getLogger(__name__)
 
@@ -96,27 +109,58 @@ def merge_base(gj: GitHubJob) -> str | None:
     return None if found == target.head_sha else found
 
 
-def run_engine(gj: GitHubJob, task: RepairTask, at: str | None = None, compare_with: str | None = None) -> RepairResult:
-    """Repair the job's head (or the commit `at`); with `compare_with`, a failure that happens there
-    too ends the repair as `fails_on_base` before any model call."""
+def choose_image(gj: GitHubJob, engine, toolchains: tuple = ()) -> ImagePlan:
+    """The repository's `sandbox.image`, else the image (the operator's default or one mapped in
+    QWENFIX_SANDBOX_TOOLCHAIN_IMAGES) that best provides the toolchains the workflow asks for."""
+    settings = gj.ctx.settings
+    if gj.config.sandbox.image:
+        return ImagePlan(gj.config.sandbox.image)
+    if not toolchains or engine.name != "docker":  # bubblewrap runs the host's toolchains
+        return ImagePlan(settings.sandbox_image)
+    try:
+        mapping = parse_toolchain_images(settings.sandbox_toolchain_images)
+    except ToolchainImagesError as exc:  # `qwenfix doctor` says so; the default image still serves
+        log.warning("QWENFIX_SANDBOX_TOOLCHAIN_IMAGES ignored: %s", exc)
+        mapping = []
+    return plan_image(list(toolchains), settings.sandbox_image, mapping, image_toolchains)
+
+
+def run_engine(gj: GitHubJob, task: RepairTask, toolchains: tuple = (), at: str | None = None,
+               compare_with: str | None = None) -> RepairResult:
+    """Repair the job's head (or the commit `at`) in the image that provides the workflow's
+    toolchains; with `compare_with`, a failure that happens there too ends the repair as
+    `fails_on_base` before any model call."""
     settings, target = gj.ctx.settings, gj.target
     sha = at or target.head_sha
     named = gj.config.sandbox.image
     if named is not None and not image_allowed(named, settings.allowed_sandbox_images):
         raise JobFailed(f"sandbox image {named} is not in QWENFIX_SANDBOX_IMAGES")  # callers refuse first
-    image = named or settings.sandbox_image
-    engine = select_engine(settings.sandbox_engine, image)
+    engine = select_engine(settings.sandbox_engine, named or settings.sandbox_image)
+    plan = choose_image(gj, engine, toolchains)
+    image = plan.image
+    notes = [f"sandbox image `{image}`", *plan.notes]
+    if plan.missing:
+        missing = ", ".join(f"{t.describe()} ({t.action})" for t in plan.missing)
+        problem = f"{missing}: no sandbox image provides it; {TOOLCHAIN_SETTING}"
+        return RepairResult("not_reproduced", None, reason=f"not reproduced: environment — {problem}",
+                            reproduced="no", environment_problem=problem, notes=notes)
     labels = {"qwenfix.job": str(gj.job_id)}
     disk = DiskBudget.from_settings(settings)  # one budget for all of the job's sandboxes
+    # A fork's setup runs code nobody with write access has seen: what it made is reused by that pull
+    # request's later jobs only, never by the repository's other jobs.
+    scope = f"{target.repo}/fork-{target.head_repo}-pr{target.pr_number}" if target.fork else target.repo
+    cache = SetupCache(settings.data_dir / "setup-cache", scope, settings.setup_cache_entries)
 
     live: list = []
 
-    def start_sandbox(workspace, network: bool = False):
+    def start_sandbox(workspace, network: bool = False, mounts: tuple = ()):
         try:
-            sandbox = engine.start(workspace, image, Limits.from_settings(settings, network), labels=labels, disk=disk)
+            sandbox = engine.start(workspace, image, Limits.from_settings(settings, network), labels=labels,
+                                   disk=disk, mounts=mounts)
         except SetupNetworkRefused as exc:  # never network it cannot fence off: run setup offline
             gj.stage("reproducing", f"setup without network: {exc}")
-            sandbox = engine.start(workspace, image, Limits.from_settings(settings, False), labels=labels, disk=disk)
+            sandbox = engine.start(workspace, image, Limits.from_settings(settings, False), labels=labels,
+                                   disk=disk, mounts=mounts)
         live.append(sandbox)
         return sandbox
 
@@ -131,6 +175,7 @@ def run_engine(gj: GitHubJob, task: RepairTask, at: str | None = None, compare_w
                 client=model_client(settings), context=context, progress=progress, secrets=gj.secrets,
                 cancelled=watch.is_set,
                 base_checkout=(lambda: checkout_commit(gj, compare_with)) if compare_with else None,
+                setup_cache=cache, image=image,
             )
         except Exception:
             if watch.timed_out:
@@ -140,6 +185,11 @@ def run_engine(gj: GitHubJob, task: RepairTask, at: str | None = None, compare_w
             raise
     if watch.timed_out:
         raise JobTimedOut("the job reached its time limit")
+    if result.reproduced:
+        notes.append(f"reproduced: {result.reproduced} (the failing tests or error lines compared with CI's log)")
+    if result.setup_cached:
+        notes.append("setup restored from the setup cache (lock files unchanged)")
+    result.notes = notes + result.notes
     return result
 
 
@@ -279,12 +329,52 @@ def task_options(gj: GitHubJob, **extra) -> dict:
     return {**options, **extra}
 
 
+def failure_task(gj: GitHubJob, report: FailureReport, regression: str | None, **extra) -> RepairTask:
+    """The repair of a CI failure, reproduced the way the workflow ran it: the job's env and shell,
+    its steps before the failing one as the setup (unless `repair.setup` is set), where packages
+    come from, and what CI's log showed (so that "reproduced" means the same failure)."""
+    settings, ci_job = gj.ctx.settings, report.ci_job
+    options = task_options(gj, **extra)
+    if not options["setup"] and ci_job is not None:
+        options.update(setup=setup_script(ci_job), setup_source=WORKFLOW_SETUP)
+    options["setup_network"] = options["setup_network"] or bool(
+        settings.sandbox_allow_setup_network and (settings.sandbox_pip_index_url or settings.sandbox_npm_registry))
+    regression = gj.config.repair.regression_command or regression
+    services = ci_job.services if ci_job else {}
+    return RepairTask(
+        command=report.command,
+        regression_command=regression if regression and regression != report.command else None,
+        failure_text=as_prompt(report),
+        working_directory=report.working_directory or ".",
+        shell=report.shell,
+        environment=job_environment(ci_job, settings.sandbox_pip_index_url, settings.sandbox_npm_registry,
+                                    settings.sandbox_package_cache, options["setup_network"]),
+        expected_failure=report.error_excerpt,
+        services=tuple(f"{name} ({image})" if image else name for name, image in services.items()),
+        **options,
+    )
+
+
 def conclude(gj: GitHubJob, result: RepairResult, command: str | None, excerpt: str, fields: dict, title: str,
              mode: str | None = None) -> Outcome:
     """Turn an engine result into what the user sees: delivery, comment, check run and job outcome."""
     candidates = fields["result"].get("candidates", [])
     if gj.ctx.lease_lost.is_set():  # another worker took the job over: it speaks for the job now
         return Outcome("cancelled", "taken over by another worker", fields)
+    notes = messages.reproduction_notes(result.notes)
+    if result.status == "setup_failed":
+        output = result.setup_output or ""
+        hint = environment_problem(output, result.reproduction.exit_code if result.reproduction else 1)
+        fields["result"]["environment_problem"] = hint
+        headline, body = messages.setup_failed(fields["result"].get("setup_source") or "repair.setup",
+                                               fields["result"].get("setup"), output, result.reason, hint)
+        gj.finish(headline, _with(body, notes), "neutral", "Setup failed")
+        return Outcome("failed", f"setup failed: {result.reason}", fields)
+    if result.status == "not_reproduced":
+        output = result.reproduction.output if result.reproduction else ""
+        headline, body = messages.not_reproduced(result.environment_problem or "", command, output)
+        gj.finish(headline, _with(body, notes), "neutral", "Not reproduced: environment")
+        return Outcome("failed", result.reason, fields)
     if result.status == "cancelled":
         gj.finish("stopped", "The job was cancelled.", "cancelled", "Stopped")
         return Outcome("cancelled", "stopped", fields)
@@ -293,18 +383,18 @@ def conclude(gj: GitHubJob, result: RepairResult, command: str | None, excerpt: 
         if rerun:
             call(gj.gh.rest.actions.re_run_workflow_failed_jobs, gj.target.owner, gj.target.name, gj.ctx.job.params["run_id"])
         headline, body = messages.flaky(command, bool(rerun))
-        gj.finish(headline, body, "neutral", "Did not reproduce")
+        gj.finish(headline, _with(body, notes), "neutral", "Did not reproduce")
         return Outcome("succeeded", f"flaky: {command} passes on reproduction; no patch", fields)
     if result.status != "fixed" or result.chosen is None:
         reason = f"{result.reason[:1].upper()}{result.reason[1:]}." if result.reason else "No candidate patch passed validation."
-        return finish_without_fix(gj, command, excerpt, candidates, reason, fields=fields)
+        return finish_without_fix(gj, command, excerpt, candidates, reason, fields=fields, notes=notes)
 
     chosen = result.chosen
     # the model wrote the summary: neutralized; the security scan's lower findings ride along
     summary = gj.neutralize(chosen.summary) + messages.security_notes(chosen.security_notes)
     fields["result"]["verified"] = {
         "patch": chosen.patch, "summary": summary, "fixer": result.fixer_used, "title": title,
-        "mode": mode or gj.config.effective_mode(gj.target.on_default_branch),
+        "mode": mode or gj.config.effective_mode(gj.target.on_default_branch), "notes": notes,
     }
     # stored before delivery: a retry after a transient failure delivers it without the model
     gj.ctx.update(result=fields["result"], trajectory=fields.get("trajectory", []), usage=fields.get("usage", {}))
@@ -335,14 +425,19 @@ def deliver_verified(gj: GitHubJob, fields: dict) -> Outcome:
     headline, body = messages.fixed(delivery["how"], verified["summary"], verified.get("fixer"))
     if delivery.get("comment"):
         body = f"{body}\n\n{messages.patch_comment('', verified['patch'], gj.url)}"
+    body = _with(body, verified.get("notes", ""))
     gj.finish(headline, body, "success", f"Verified fix: {delivery['how']}", text=messages.fence(verified["patch"], "diff"))
     return Outcome("succeeded", f"fixed: delivered as {delivery['how']}", fields)
 
 
-def finish_without_fix(gj, command, excerpt, candidates, reason, fields=None, state="failed") -> Outcome:
+def finish_without_fix(gj, command, excerpt, candidates, reason, fields=None, state="failed", notes="") -> Outcome:
     headline, body = messages.no_fix(command, excerpt, candidates, reason)
-    gj.finish(headline, body, "neutral", "No verified fix")
+    gj.finish(headline, _with(body, notes), "neutral", "No verified fix")
     return Outcome(state, f"no verified fix: {reason}", fields or {})
+
+
+def _with(body: str, section: str) -> str:
+    return f"{body}\n\n{section}" if section else body
 
 
 def record(result: RepairResult, **extra) -> dict:
@@ -360,6 +455,11 @@ def record(result: RepairResult, **extra) -> dict:
         "patch": chosen.patch if chosen else None,
         "fixer": result.fixer_used,
         "reproduction": result.reproduction.output[-4000:] if result.reproduction else None,
+        "reproduced": result.reproduced,
+        "environment_problem": result.environment_problem,
+        "setup_output": result.setup_output[-4000:] if result.setup_output else None,
+        "setup_cached": result.setup_cached,
+        "notes": list(result.notes),
         **extra,
     }
     return {"result": data, "trajectory": trajectory, "usage": usage, "timings": dict(result.timings)}

@@ -18,13 +18,13 @@ from workers.github.job import GitHubJob, call, open_job
 from workers.handlers.fixing import (
     conclude,
     deliver_base_fix,
+    failure_task,
     finish_without_fix,
     merge_base,
     record,
     refuse_unlisted_image,
     resume_delivery,
     run_engine,
-    task_options,
 )
 
 ATTEMPT_STATES = ("succeeded", "failed")  # jobs that actually tried (not skipped or cancelled)
@@ -82,17 +82,13 @@ def repair_red_build(ctx: JobContext) -> Outcome:
         return finish_without_fix(gj, None, report.error_excerpt, [],
                                    f"Could not tell which command failed ({why}). Set `repair.command` in .github/qwen.yml.")
 
-    regression = gj.config.repair.regression_command or evidence.regression_command
-    task = RepairTask(
-        command=report.command,
-        regression_command=regression if regression and regression != report.command else None,
-        failure_text=as_prompt(report),
-        working_directory=report.working_directory or ".",
-        **task_options(gj),
-    )
+    task = failure_task(gj, report, evidence.regression_command)
     base = merge_base(gj)  # before the model sees anything: does the base fail the same way?
-    result = run_engine(gj, task, compare_with=base)
-    fields = record(result, signature=report.signature, failure=as_prompt(report))
+    toolchains = report.ci_job.toolchains if report.ci_job else ()
+    result = run_engine(gj, task, toolchains, compare_with=base)
+    result.notes += report.notes
+    fields = record(result, signature=report.signature, failure=as_prompt(report), setup=task.setup,
+                    setup_source=task.setup_source)
     if result.status == "fails_on_base":
         return _fails_on_base(gj, task, result, report, base, fields)
     return conclude(gj, result, report.command, report.error_excerpt, fields,
@@ -108,7 +104,7 @@ def _fails_on_base(gj: GitHubJob, task: RepairTask, result: RepairResult, report
                                 "output": result.base_reproduction.output[-4000:] if result.base_reproduction else None}
     fix = None
     if gj.config.repair.fix_base and target.base_sha:
-        fixed = run_engine(gj, task, at=target.base_sha)
+        fixed = run_engine(gj, task, report.ci_job.toolchains if report.ci_job else (), at=target.base_sha)
         fields["result"]["base"]["repair"] = record(fixed)["result"]
         if fixed.status == "fixed" and fixed.chosen is not None:
             gj.stage("delivering")

@@ -23,6 +23,22 @@ def command_in_workspace(command: str | list[str], cwd: str = ".") -> tuple[list
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A host directory shown inside the sandbox besides the workspace: the job's setup environment
+    (read-write for the setup phase only), the operator's package cache (read-only)."""
+
+    source: Path
+    target: str  # absolute path inside the sandbox, outside the workspace
+    read_only: bool = True
+
+    def __post_init__(self) -> None:
+        target = os.path.normpath(self.target)
+        if not target.startswith("/") or target in ("/", WORKSPACE_MOUNT) \
+                or target.startswith(WORKSPACE_MOUNT + "/") or target != self.target:
+            raise ValueError(f"a mount target must be an absolute path outside the workspace: {self.target!r}")
+
+
+@dataclass(frozen=True)
 class Limits:
     memory_mb: int = 2048
     cpus: float = 1.0
@@ -79,4 +95,5 @@ class SandboxEngine(Protocol):
         limits: Limits,
         labels: dict[str, str] | None = None,
         disk: DiskBudget | None = None,  # the job's; its commands are stopped when they write past it
+        mounts: tuple[Mount, ...] = (),
     ) -> Sandbox: ...

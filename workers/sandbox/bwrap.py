@@ -34,7 +34,7 @@ import time
 import uuid
 from pathlib import Path
 
-from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, command_in_workspace
+from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, Mount, command_in_workspace
 from workers.sandbox.disk import DiskBudget
 from workers.sandbox.docker import HOME, SANDBOX_ENV, SANDBOX_UID, chown_tree, pid_alive
 from workers.sandbox.output import NOTE_RESERVE, OutputCap, result
@@ -96,6 +96,15 @@ def _private_bind(src: str, dst: str) -> None:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
     if libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
         raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
+    if libc.mount(src.encode(), dst.encode(), None, _MS_BIND | _MS_REC, None) != 0:
+        raise OSError(ctypes.get_errno(), f"mount --bind {src} {dst}")
+
+
+def _bind(src: str, dst: str) -> None:
+    """bind src on dst in the mount namespace `_private_bind` made (runs in the child, as root)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(src.encode(), dst.encode(), None, _MS_BIND | _MS_REC, None) != 0:
         raise OSError(ctypes.get_errno(), f"mount --bind {src} {dst}")
 
@@ -184,8 +193,10 @@ class BwrapSandbox:
         gid: int,
         labels: dict[str, str],
         disk: DiskBudget | None = None,
+        mounts: tuple[Mount, ...] = (),
     ) -> None:
         self.engine = engine
+        self.mounts = mounts
         self.workspace = workspace
         self.limits = limits
         self.uid, self.gid = uid, gid
@@ -208,9 +219,14 @@ class BwrapSandbox:
         self._state.chmod(0o755)
         # root worker: a staging mountpoint, bound to the workspace in each command's mount ns
         self._ws_source = self.workspace
+        self._mount_sources = [Path(m.source) for m in mounts]
         if os.geteuid() == 0:
             self._ws_source = self._state / "workspace"
             self._ws_source.mkdir(mode=0o755)
+            # like the workspace, mounts are staged where uid 1000 can reach them
+            self._mount_sources = [self._state / f"mount-{i}" for i in range(len(mounts))]
+            for staged in self._mount_sources:
+                staged.mkdir(mode=0o755)
         self.cgroups: _Cgroups | None = None
         if engine.use_cgroups:
             try:
@@ -268,6 +284,10 @@ class BwrapSandbox:
             "--bind",
             str(self._ws_source),
             WORKSPACE_MOUNT,
+        ]
+        for mount, source in zip(self.mounts, self._mount_sources, strict=True):
+            a += ["--ro-bind" if mount.read_only else "--bind", str(source), mount.target]
+        a += [
             "--remount-ro",
             "/",
             "--chdir",
@@ -284,6 +304,7 @@ class BwrapSandbox:
         uid, gid = self.uid, self.gid
         fsize = self._disk.budget.limit_bytes if self._disk is not None else None
         workspace, staging = self.workspace, self._ws_source
+        mounts = list(zip(self.mounts, self._mount_sources, strict=True)) if drop else []
 
         def fn() -> None:
             me = str(os.getpid())
@@ -302,6 +323,8 @@ class BwrapSandbox:
                 # 0700 tmp, /root...): bind it, in a mount namespace private to this command,
                 # onto a traversable staging directory while we are still root.
                 _private_bind(str(workspace), str(staging))
+                for mount, source in mounts:
+                    _bind(str(mount.source), str(source))
                 os.setgroups([])
                 os.setgid(gid)
                 os.setuid(uid)
@@ -460,6 +483,7 @@ class BwrapEngine:
         limits: Limits | None = None,
         labels: dict[str, str] | None = None,
         disk: DiskBudget | None = None,
+        mounts: tuple[Mount, ...] = (),
     ) -> BwrapSandbox:
         """``image`` is ignored: the root filesystem is ``self.rootfs`` (the host by default)."""
         if limits is not None and limits.network:
@@ -472,7 +496,12 @@ class BwrapEngine:
             chown_tree(workspace, uid, gid)
         else:
             uid, gid = os.getuid(), os.getgid()
-        return BwrapSandbox(self, workspace, limits or Limits(), uid, gid, dict(labels or {}), disk)
+        for mount in mounts:
+            if not Path(mount.source).is_dir():
+                raise FileNotFoundError(f"mount source {mount.source} is not a directory")
+            if not mount.read_only and os.geteuid() == 0:
+                os.chown(mount.source, uid, gid, follow_symlinks=False)
+        return BwrapSandbox(self, workspace, limits or Limits(), uid, gid, dict(labels or {}), disk, tuple(mounts))
 
 
 def sweep_orphans() -> list[str]:

@@ -34,7 +34,7 @@ import time
 import uuid
 from pathlib import Path
 
-from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, command_in_workspace
+from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, Mount, command_in_workspace
 from workers.sandbox.disk import DiskBudget
 from workers.sandbox.output import NOTE_RESERVE, OutputCap, result
 from workers.sandbox.policy import SetupNetworkRefused, local_addresses, setup_network
@@ -362,6 +362,7 @@ class DockerEngine:
     def start(
         self, workspace: Path, image: str, limits: Limits, labels: dict[str, str] | None = None,
         disk: DiskBudget | None = None,
+        mounts: tuple[Mount, ...] = (),
     ) -> DockerSandbox:
         workspace = Path(workspace).resolve()
         if not workspace.is_dir():
@@ -369,6 +370,14 @@ class DockerEngine:
         uid, gid = sandbox_user_for(workspace)
         if os.geteuid() == 0:
             chown_tree(workspace, uid, gid)
+        volumes = {str(workspace): {"bind": WORKSPACE_MOUNT, "mode": "rw"}}
+        for mount in mounts:
+            source = Path(mount.source).resolve()
+            if not source.is_dir():
+                raise FileNotFoundError(f"mount source {source} is not a directory")
+            if not mount.read_only and os.geteuid() == 0:
+                os.chown(source, uid, gid, follow_symlinks=False)  # the sandbox user writes there
+            volumes[str(source)] = {"bind": mount.target, "mode": "ro" if mount.read_only else "rw"}
         all_labels = {
             LABEL: "1",
             LABEL_JOB: (labels or {}).get(LABEL_JOB, ""),
@@ -402,7 +411,7 @@ class DockerEngine:
                 "/tmp": "rw,exec,nosuid,nodev,size=1g,mode=1777",
                 HOME: f"rw,exec,nosuid,nodev,size=512m,mode=0700,uid={uid},gid={gid}",
             },
-            volumes={str(workspace): {"bind": WORKSPACE_MOUNT, "mode": "rw"}},
+            volumes=volumes,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             pids_limit=int(limits.pids),

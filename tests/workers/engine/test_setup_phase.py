@@ -44,7 +44,7 @@ def test_setup_runs_once_and_its_products_reach_every_candidate_but_no_patch(ori
     result = repair(
         RepairTask(command="python3 -m pytest -q -p no:cacheprovider", setup=SETUP, candidates=2),
         checkout=lambda: mirrors.checkout(str(root), head, None), base_sha=head,
-        start_sandbox=lambda ws: engine.start(ws, docker_engine.image, Limits(timeout_s=60)),
+        start_sandbox=lambda ws, mounts=(): engine.start(ws, docker_engine.image, Limits(timeout_s=60), mounts=mounts),
         client=client, context=RepoContext(),
     )
     assert result.status == "fixed", result.reason
@@ -69,10 +69,12 @@ def test_a_failing_setup_stops_before_any_model_call(origin, fake_model, docker_
     result = repair(
         RepairTask(command="python3 -m pytest -q", setup="pip install --no-index does-not-exist"),
         checkout=lambda: mirrors.checkout(str(root), head, None), base_sha=head,
-        start_sandbox=lambda ws: engine.start(ws, docker_engine.image, Limits(timeout_s=60)),
+        start_sandbox=lambda ws, mounts=(): engine.start(ws, docker_engine.image, Limits(timeout_s=60), mounts=mounts),
         client=client, context=RepoContext(),
     )
-    assert result.status == "no_fix" and "setup command" in result.reason
+    # a setup failure is its own outcome, with the setup's own output, not "no candidate passed"
+    assert result.status == "setup_failed" and "repair.setup" in result.reason and "exit 1" in result.reason
+    assert "does-not-exist" in result.setup_output
     assert fake_model.requests == []
 
 

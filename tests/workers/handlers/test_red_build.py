@@ -367,3 +367,21 @@ def test_a_patch_that_only_skips_the_failing_test_is_not_delivered(stack):
     assert check["conclusion"] == "neutral"
     [candidate] = job.result["candidates"]
     assert not candidate["verified"] and "skip" in candidate["reasons"][0]
+
+
+def test_a_failing_setup_is_reported_with_its_own_output_and_no_model_call(stack):
+    """`repair.setup` whose script is missing at the PR's head: the PR is told the setup failed, with the
+    setup's output — not "no candidate patch passed validation" with no candidates."""
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "commit", "setup": "./scripts/bootstrap.sh"}})
+    stack.model.script(AGENT_FIX)
+    job = stack.wait(fail_run(stack, head, run_id=909))
+    assert job.state == "failed" and job.outcome.startswith("setup failed: the setup (repair.setup) fails (exit 127)")
+    assert stack.model.requests == []
+    [check] = gh.check_runs(REPO, head)
+    assert check["conclusion"] == "neutral" and check["output"]["title"] == "Setup failed"
+    [comment] = gh.bot_comments(REPO, 7)
+    assert "the setup failed" in comment["body"] and "./scripts/bootstrap.sh" in comment["body"]
+    assert "bootstrap.sh: not found" in comment["body"]  # the setup's own output
+    assert "No candidate patch passed validation" not in comment["body"]
+    assert job.result["setup_output"] and job.result["candidates"] == []

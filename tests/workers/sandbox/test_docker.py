@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.sandbox import Limits
+from workers.sandbox import Limits, Mount
 from workers.sandbox.output import OutputCap
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -88,6 +88,21 @@ class SandboxContract:
         assert r.ok and "ok" in r.output, r
 
     # -- network -------------------------------------------------------------------------
+    def test_mounts_are_read_only_unless_made_writable(self, make, tmp_path):
+        ro, rw = tmp_path / "packages", tmp_path / "env"
+        ro.mkdir()
+        rw.mkdir()
+        (ro / "f").write_text("data")
+        sb = make(_ws(tmp_path), mounts=(Mount(ro, "/opt/qwenfix/packages"),
+                                         Mount(rw, "/opt/qwenfix/env", read_only=False)))
+        r = sb.exec("cat /opt/qwenfix/packages/f; touch /opt/qwenfix/packages/x 2>/dev/null || echo ro-refused; "
+                    "echo w > /opt/qwenfix/env/w && echo rw-ok")
+        assert "data" in r.output and "ro-refused" in r.output and "rw-ok" in r.output, r.output
+        assert (rw / "w").read_text() == "w\n" and not (ro / "x").exists()
+        for bad in ("/workspace/x", "relative", "/", "/opt/../workspace"):
+            with pytest.raises(ValueError, match="outside the workspace"):
+                Mount(ro, bad)
+
     def test_no_network_to_host_loopback_or_dns(self, make, tmp_path):
         listener = _Listener()
         try:
