@@ -15,9 +15,10 @@ from core import jobs
 from core.config import Settings
 from core.db.models import Job
 from core.db.session import session_scope
+from core.queue import time_limits
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
-LOCK_TTL = timedelta(minutes=45)
+LOCK_AFTER_KILL = timedelta(minutes=1)  # a PR lock outlives its job's hard time limit by this
 
 
 class Transient(Exception):
@@ -56,6 +57,11 @@ class JobContext:
     last_word: Callable[..., None] | None = None
 
     @property
+    def lock_ttl(self) -> timedelta:
+        """How long the PR lock lasts if the job never releases it (its process was killed)."""
+        return timedelta(seconds=time_limits(self.settings)[1]) + LOCK_AFTER_KILL
+
+    @property
     def deadline(self) -> float:
         """time.monotonic() at which the job's time limit is reached."""
         return self.started + self.settings.job_time_limit_s
@@ -75,7 +81,7 @@ class JobContext:
         if not self.job.pr_number:
             return True
         with session_scope(self.settings.database_url) as session:
-            taken = jobs.acquire_lock(session, pr_lock_name(self.job), WORKER_ID, LOCK_TTL)
+            taken = jobs.acquire_lock(session, pr_lock_name(self.job), WORKER_ID, self.lock_ttl)
         self.holds_lock = self.holds_lock or taken
         return taken
 
