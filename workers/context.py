@@ -60,13 +60,13 @@ class JobContext:
     started: float = field(default_factory=time.monotonic)
     # the job's last word on its pull request (GitHubJob.finish), once the job knows its GitHub side
     last_word: Callable[..., None] | None = None
+    lease_lost: threading.Event = field(default_factory=threading.Event)  # set by workers/lease.py
+    github: Any = None  # the job's GitHubJob once opened: the runner reports a failure through it
 
     @property
     def deadline(self) -> float:
         """time.monotonic() at which the job's time limit is reached."""
         return self.started + self.settings.job_time_limit_s
-    lease_lost: threading.Event = field(default_factory=threading.Event)  # set by workers/lease.py
-    github: Any = None  # the job's GitHubJob once opened: the runner reports a failure through it
 
     @property
     def lock_owner(self) -> str:
