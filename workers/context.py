@@ -58,10 +58,8 @@ class JobContext:
     holds_lock: bool = False
     resources: ExitStack = field(default_factory=ExitStack)  # closed when the handler returns
     started: float = field(default_factory=time.monotonic)
-    # the job's last word on its pull request (GitHubJob.finish), once the job knows its GitHub side
-    last_word: Callable[..., None] | None = None
     lease_lost: threading.Event = field(default_factory=threading.Event)  # set by workers/lease.py
-    github: Any = None  # the job's GitHubJob once opened: the runner reports a failure through it
+    github: Any = None  # the job's GitHubJob once opened: the runner reports a failure or the time limit through it
 
     @property
     def deadline(self) -> float:

@@ -140,9 +140,9 @@ def _at_time_limit(ctx: JobContext) -> Outcome:
     """The job reached its time limit: it is over (never retried), and its PR says why."""
     limit = ctx.settings.job_time_limit_s
     log.warning("job stopped at its time limit", limit_s=limit)
-    if ctx.last_word is not None:
+    if ctx.github is not None:
         try:
-            ctx.last_word(*messages.time_limit(limit), "timed_out", "Stopped at the time limit")
+            ctx.github.finish(*messages.time_limit(limit), "timed_out", "Stopped at the time limit")
         except Exception as exc:  # noqa: BLE001 — the row still records it
             log.warning("could not report the time limit on GitHub", error=f"{type(exc).__name__}: {exc}")
     return Outcome("failed", time_limit_outcome(limit))

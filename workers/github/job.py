@@ -172,7 +172,6 @@ def open_job(ctx: JobContext, head_sha: str | None = None, head_branch: str | No
     bot = call(app.bot_login)
     gj = GitHubJob(ctx=ctx, gh=gh, app=app, target=target, config=config, config_error=error, bot=bot)
     ctx.resources.callback(gj.publisher.close)  # no stale progress after the job has ended
-    ctx.last_word = gj.finish
     ctx.github = gj
     return gj
 
