@@ -75,14 +75,19 @@ def enqueue_stranded(settings: Settings, older_than: timedelta = RESEND_GRACE) -
 
 async def sweep_forever(settings: Settings) -> None:
     missed = MissedDeliveries(settings)
+    looking: asyncio.Task | None = None  # a look at GitHub's delivery log never holds up the jobs' sweep
     while True:
         try:
             await run_in_threadpool(enqueue_stranded, settings)
         except Exception as exc:  # noqa: BLE001 — database down: next round
             log.warning("sweep failed", error=type(exc).__name__)
-        if missed.due():
-            try:
-                await run_in_threadpool(missed.recover)
-            except Exception as exc:  # noqa: BLE001 — GitHub or the database unreachable: next look
-                log.warning("looking for missed deliveries failed", error=type(exc).__name__)
+        if missed.due() and (looking is None or looking.done()):
+            looking = asyncio.create_task(_look_for_missed(missed))
         await asyncio.sleep(settings.sweep_interval_s)
+
+
+async def _look_for_missed(missed: MissedDeliveries) -> None:
+    try:
+        await run_in_threadpool(missed.recover)
+    except Exception as exc:  # noqa: BLE001 — GitHub or the database unreachable: next look
+        log.warning("looking for missed deliveries failed", error=type(exc).__name__)
