@@ -79,6 +79,7 @@ def enqueue_stranded(settings: Settings, older_than: timedelta = RESEND_GRACE) -
 async def sweep_forever(settings: Settings) -> None:
     reconciled_at = None
     missed = MissedDeliveries(settings)
+    looking: asyncio.Task | None = None  # a look at GitHub's delivery log never holds up the jobs' sweep
     while True:
         settings = settings.current()  # the App may have been registered meanwhile
         try:
@@ -95,9 +96,13 @@ async def sweep_forever(settings: Settings) -> None:
                 reconciled_at = time.monotonic() - settings.reconcile_interval_s + 60  # retry in a minute
         if missed.settings.app_id != settings.app_id:  # the App was registered (or changed) meanwhile
             missed = MissedDeliveries(settings)
-        if missed.due():
-            try:
-                await run_in_threadpool(missed.recover)
-            except Exception as exc:  # noqa: BLE001 — GitHub or the database unreachable: next look
-                log.warning("looking for missed deliveries failed", error=type(exc).__name__)
+        if missed.due() and (looking is None or looking.done()):
+            looking = asyncio.create_task(_look_for_missed(missed))
         await asyncio.sleep(settings.sweep_interval_s)
+
+
+async def _look_for_missed(missed: MissedDeliveries) -> None:
+    try:
+        await run_in_threadpool(missed.recover)
+    except Exception as exc:  # noqa: BLE001 — GitHub or the database unreachable: next look
+        log.warning("looking for missed deliveries failed", error=type(exc).__name__)

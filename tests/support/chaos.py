@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import docker
 import httpx
 import redis
 import yaml
@@ -408,8 +409,13 @@ def _kill_workers_mid_job(procs: Processes, settings: Settings, kills: int, repo
 def _own_sandboxes(settings: Settings) -> list:
     """Sandboxes whose workspace is under this run's data dir (other runs share the engine)."""
     root = str(settings.data_dir.resolve())
-    return [c for c in list_sandboxes()
-            if any(str(m.get("Source", "")).startswith(root) for m in c.attrs.get("Mounts") or [])]
+    for _ in range(5):
+        try:
+            return [c for c in list_sandboxes()
+                    if any(str(m.get("Source", "")).startswith(root) for m in c.attrs.get("Mounts") or [])]
+        except docker.errors.NotFound:  # removed between the listing and its inspection: look again
+            time.sleep(0.1)
+    raise RuntimeError("the Docker engine's container list kept changing")
 
 
 def _wait_until_every_job_ends(settings: Settings, timeout_s: float) -> None:

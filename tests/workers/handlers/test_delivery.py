@@ -52,9 +52,9 @@ def test_a_transient_failure_at_delivery_delivers_the_stored_patch_without_the_m
     gh.fail_next("POST", REVIEWS, 502, times=3)  # outlasts the client's quick retries
     job = stack.wait(fail_run(stack, head))
     assert job.state == "succeeded", job.outcome
-    assert (job.attempts, job.retries) == (2, 1)
-    assert [p.status for p in gh.calls("POST", REVIEWS)] == [502, 502, 502, 200]
     assert len(stack.model.chat_requests()) == len(AGENT_FIX)
+    assert [p.status for p in gh.calls("POST", REVIEWS)] == [502, 502, 502, 200]
+    assert (job.attempts, job.retries) == (2, 1)
     assert job.result["verified"]["patch"] and job.result["delivery"]["how"] == "a suggestion review"
     assert len(gh.reviews(REPO, 7)) == 1 and len(gh.bot_comments(REPO, 7)) == 1
     assert len(gh.check_runs(REPO, head)) == 1
