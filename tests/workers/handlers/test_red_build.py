@@ -271,6 +271,7 @@ def setup_broken_main(gh, config: dict | None = None):
 
 
 def test_a_failure_that_main_has_too_is_not_blamed_on_the_pull_request(stack):
+    """Fails on main (and without the merge-base run): the agent 'fixes' main's bug on the PR branch."""
     gh = stack.github
     head = setup_broken_main(gh, {"repair": {"mode": "commit"}})
     stack.model.script(AGENT_FIX)
@@ -305,6 +306,8 @@ def test_with_fix_base_the_fix_goes_to_main_as_a_pull_request(stack):
 
 
 def test_a_candidate_that_adds_a_shell_call_on_pull_request_text_is_rejected_and_named(stack):
+    """The candidate fixes the test and adds `subprocess.call(f"echo {title}", shell=True)`. Fails on main
+    (and with the gate bypassed): the candidate is verified and pushed to the branch."""
     gh = stack.github
     head = setup_pr(gh, {"repair": {"mode": "commit", "candidates": 1}})
     stack.model.script([
@@ -323,6 +326,8 @@ def test_a_candidate_that_adds_a_shell_call_on_pull_request_text_is_rejected_and
 
 
 def test_a_lower_finding_rides_along_in_the_delivered_post(stack):
+    """`yaml.load` without a safe loader (bandit B506, medium) does not block the fix, but the post and the
+    commit name it. Fails on main (and with the gate bypassed): nothing is said about it."""
     gh = stack.github
     head = setup_pr(gh, {"repair": {"mode": "commit", "candidates": 1}})
     stack.model.script([
