@@ -467,6 +467,8 @@ def linked_from_outside(root: Path | str) -> list[str]:
     links: dict[tuple[int, int], int] = {}
 
     def visit(dir_fd: int, name: str, kind: str, rel: str) -> bool:
+        if name == ".git":  # git never puts a repository's own files into a patch
+            return False
         if kind == "file":
             st = lstat_at(dir_fd, name)
             if st is not None and st.st_nlink > 1:
