@@ -31,7 +31,7 @@ def job_row(url, job_id) -> Job:
 def test_which_due_jobs_the_broker_is_missing():
     now = utcnow()
     waiting = [jobs.Waiting(1, "a", now - timedelta(seconds=30)),  # waiting in the queue
-               jobs.Waiting(2, "b", now - timedelta(seconds=30)),  # with a worker, recently due
+               jobs.Waiting(2, "b", now - timedelta(seconds=10)),  # with a worker, recently due
                jobs.Waiting(3, "c", now - timedelta(minutes=5)),  # with a worker that sat on it, due 5 min
                jobs.Waiting(4, "d", now),  # nowhere: lost
                jobs.Waiting(5, "e", now)]  # only an older copy is in the queue: lost
