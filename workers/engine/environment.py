@@ -35,9 +35,21 @@ _LAUNCHERS = (
     "                    f'sys.exit({ep.attr}())\\n')\n"
     "        os.chmod(path, 0o755)\n"
 )
+# When the image's python3 is itself a virtual environment's (its tools installed there), that
+# environment's packages are made visible too.
+_IMAGE_ENV = (
+    "import subprocess, sys, sysconfig\n"
+    "image = subprocess.run([sys.argv[1], '-c', 'import sys, sysconfig; print(sysconfig.get_paths()[\"purelib\"]'\n"
+    "                        ' if sys.prefix != sys.base_prefix else \"\")'], capture_output=True, text=True).stdout\n"
+    "if image.strip():\n"
+    "    with open(sysconfig.get_paths()['purelib'] + '/_qwenfix_image.pth', 'w') as f:\n"
+    "        f.write(image)\n"
+)
 PYTHON_PREAMBLE = f"""\
 if command -v python3 >/dev/null 2>&1 && [ ! -x {PYTHON_ENV}/bin/python ]; then
+  image_python=$(command -v python3)
   python3 -m venv --system-site-packages --without-pip {PYTHON_ENV}
+  {PYTHON_ENV}/bin/python -c {shlex.quote(_IMAGE_ENV)} "$image_python"
   {PYTHON_ENV}/bin/python -c {shlex.quote(_LAUNCHERS)}
 fi
 """

@@ -438,8 +438,6 @@ class DockerEngine:
     def _block_host_and_metadata(self, container, image: str, labels: dict[str, str]) -> None:
         """Blackhole the setup policy's destinations (and the bridge's gateway, the host's end)
         in the sandbox's network namespace before any command runs there."""
-        import docker
-
         container.reload()
         networks = (container.attrs.get("NetworkSettings") or {}).get("Networks") or {}
         gateways = [v for n in networks.values() for v in (n.get("Gateway"), n.get("IPv6Gateway")) if v]
@@ -454,8 +452,8 @@ class DockerEngine:
             helper.start()
             status = helper.wait(timeout=60).get("StatusCode")
             detail = helper.logs(stdout=True, stderr=True).decode("utf-8", "replace")
-        except docker.errors.APIError as exc:  # e.g. no python3 in the image
-            status, detail = None, str(exc)
+        except Exception as exc:  # noqa: BLE001 — no python3 in the image, a hung helper: no network then
+            status, detail = None, f"{type(exc).__name__}: {exc}"
         finally:
             helper.remove(force=True)
         if status != 0:
