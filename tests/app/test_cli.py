@@ -81,7 +81,8 @@ def test_replay_without_a_secret_says_so(tmp_path):
 def test_db_upgrade_creates_the_schema_on_postgresql(postgres_url, tmp_path):
     engine = engine_for(postgres_url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS deliveries, jobs, installations, locks, alembic_version")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS deliveries, jobs, installations, locks, fix_outcomes, model_calls, "
+                             "audit_records, alembic_version")
     result = qwenfix("db", "upgrade", env=clean_env(QWENFIX_DATABASE_URL=postgres_url), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert set(inspect(engine).get_table_names()) >= {"deliveries", "jobs", "installations", "locks"}
