@@ -9,8 +9,10 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 
 from core import jobs
+from core.audit import Trail
 from core.config import Settings
 from core.db.models import Job
 from core.db.session import session_scope
@@ -46,6 +48,12 @@ class JobContext:
     settings: Settings
     holds_lock: bool = False
     resources: ExitStack = field(default_factory=ExitStack)  # closed when the handler returns
+
+    @cached_property
+    def trail(self) -> Trail:
+        """The job's audit trail: what it ran, asked the model and wrote to GitHub."""
+        job = self.job
+        return Trail(self.settings.database_url, job.id, job.installation_id, job.repo, self.settings.secrets())
 
     def progress(self, text: str) -> bool:
         """Record progress; False once the job was cancelled (`/qwen stop`, newer push)."""

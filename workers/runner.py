@@ -76,6 +76,7 @@ def _run_claimed(ctx: JobContext) -> float | None:
         outcome = Outcome("skipped", f"no runner for job kind '{job.kind}' yet")
     else:
         log.info("job started", kind=job.kind, repo=job.repo, pr=job.pr_number)
+        _record_trigger(ctx)
         try:
             with ctx.resources:
                 outcome = handler(ctx)
@@ -96,6 +97,15 @@ def _run_claimed(ctx: JobContext) -> float | None:
         jobs.finish(session, job.id, outcome.state, outcome.message, timings=timings, **fields)
     log.info("job finished", state=outcome.state, outcome=outcome.message)
     return None
+
+
+def _record_trigger(ctx: JobContext) -> None:
+    """Who or what made this job: the person (or bot) behind it, the event and its delivery."""
+    job, params = ctx.job, ctx.job.params or {}
+    ctx.trail.record("trigger", job_kind=job.kind, actor=params.get("actor"), event=job.trigger,
+                     source=params.get("source") or params.get("event"), delivery=job.delivery_id,
+                     pull_request=job.pr_number, head_sha=job.head_sha, attempt=job.attempts,
+                     retry_of=params.get("retry_of"))
 
 
 def sweep() -> None:

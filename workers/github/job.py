@@ -3,15 +3,19 @@ config, and the progress comment and check run it keeps up to date."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from core.audit import Trail
 from core.config import Settings
-from core.github import GitHubApp, GitHubAppError, is_transient, retry_after
+from core.github import GitHubApp, GitHubAppError, GitHubWrite, is_transient, retry_after
 from workers.context import JobContext, JobFailed, Transient
 from workers.engine.task import CONTEXT_FILES
 from workers.github import checks, comments, messages
 from workers.github.progress import ProgressPublisher
-from workers.github.repo_config import RepoConfig, load_repo_config
+from workers.github.repo_config import CONFIG_PATH, RepoConfig, load_repo_config
 from workers.github.target import Target, file_names, read_text, resolve_target
 
 _apps: dict[tuple[str, str], GitHubApp] = {}
@@ -123,15 +127,32 @@ def call(fn, *args, **kwargs):
         raise
 
 
+def audit_writes(trail: Trail) -> Callable[[GitHubWrite], None]:
+    """Every write the job's client makes goes on its audit trail, with what GitHub made of it."""
+    def record(write: GitHubWrite) -> None:
+        trail.record("github", method=write.method, path=write.path, status=write.status, **write.result)
+    return record
+
+
+def config_record(text: str | None, config: RepoConfig, error: str | None, ref: str) -> dict:
+    """What configuration applied: hashes of the file as read and of the effective values."""
+    effective = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    return {"path": CONFIG_PATH, "ref": ref, "found": text is not None,
+            "file_sha256": hashlib.sha256(text.encode()).hexdigest() if text is not None else None,
+            "effective_sha256": hashlib.sha256(effective.encode()).hexdigest(), "error": error}
+
+
 def open_job(ctx: JobContext, head_sha: str | None = None, head_branch: str | None = None) -> GitHubJob:
     job = ctx.job
     app = github_app(ctx.settings)
-    gh = call(app.installation_client, job.installation_id, job.repo)
+    gh = call(app.installation_client, job.installation_id, job.repo, audit_writes(ctx.trail))
     ctx.resources.enter_context(gh)  # one keep-alive connection for the job's requests from this thread
     token = call(app.installation_token, job.installation_id, job.repo)
+    ctx.trail.add_secret(token)
     target = call(resolve_target, gh, job.repo, job.pr_number, head_sha or job.head_sha, head_branch)
-    text = call(read_text, gh, job.repo, ".github/qwen.yml", target.base_ref)
+    text = call(read_text, gh, job.repo, CONFIG_PATH, target.base_ref)
     config, error = load_repo_config(text)
+    ctx.trail.record("config", **config_record(text, config, error, target.base_ref))
     gj = GitHubJob(ctx=ctx, gh=gh, token=token, target=target, config=config, config_error=error)
     ctx.resources.callback(gj.publisher.close)  # no stale progress after the job has ended
     return gj

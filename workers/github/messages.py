@@ -128,6 +128,18 @@ def fixed(how: str, summary: str, fixer: str | None) -> tuple[str, str]:
 
 
 
+def over_budget(what: str, resets: str | None, stopped: bool) -> tuple[str, str]:
+    """A budget stopped the job: which one, its limit (in ``what``) and when it resets."""
+    done = ("so this job stopped before its next model request" if stopped
+            else "so this job did not start; no model request was made")
+    when = f"It resets at {resets}." if resets else "A job waits for one of the running jobs to end."
+    body = (f"{what[0].upper()}{what[1:]} is used up, {done}. {when}\n\n"
+            "Budgets are set by the operator of this qwenfix installation; an organization admin may lower "
+            "them in `qwen.yml` of the organization's `.github` repository. This notice appears once a day "
+            "on a pull request.")
+    return "over budget", body
+
+
 def refusal(user: str) -> str:
     return (
         f"Sorry @{user}, `/qwen` commands can only be used by people with write access to this repository. "

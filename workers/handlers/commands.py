@@ -17,7 +17,6 @@ from core.db.session import session_scope
 from core.github import FAILING
 from core.queue import enqueue
 from workers.agent.explain import explain_failure
-from workers.agent.llm import model_client
 from workers.context import JobContext, Outcome
 from workers.engine.task import RepairTask
 from workers.engine.test_command import detect_test_command
@@ -33,6 +32,7 @@ from workers.handlers.fixing import (
     run_engine,
     task_options,
 )
+from workers.spending import JobSpending
 
 REFUSAL_MEMORY = timedelta(days=365)
 HELP = """Commands (a comment whose line starts with `/qwen`):
@@ -156,6 +156,10 @@ def fix_command(ctx: JobContext) -> Outcome:
         link = f" ([job {busy[0].id}]({messages.job_url(ctx.settings.public_url, busy[0].id)}))" if busy else ""
         gj.say("already working on it", f"Another job is already working on this pull request{link}.")
         return Outcome("skipped", "already working on it")
+    spending = JobSpending(gj)
+    refused = spending.refuse_start(repair=True)
+    if refused is not None:
+        return refused
     instructions = (ctx.job.params.get("text") or "").strip() or None
     focus = ctx.job.params.get("path")
     if focus and instructions:
@@ -181,9 +185,9 @@ def fix_command(ctx: JobContext) -> Outcome:
             return Outcome("failed", "no test command to validate with")
         task = RepairTask(command=command, require_failure=False, **common)
         title, excerpt = "Apply requested change", ""
-    result = run_engine(gj, task)
+    result = run_engine(gj, task, spending)
     mode = "commit" if gj.target.can_push_to_head else "suggest"
-    return conclude(gj, result, command, excerpt, record(result), title=title, mode=mode)
+    return conclude(gj, result, spending, command, excerpt, record(result), title=title, mode=mode)
 
 
 def _detected_test_command(gj: GitHubJob) -> str | None:
@@ -200,8 +204,14 @@ def explain_command(ctx: JobContext) -> Outcome:
         gj.say("explain", f"No check is failing on `{gj.target.head_sha[:7]}`.")
         return Outcome("succeeded", "no failing checks to explain")
     report = evidence.report
-    client = model_client(ctx.settings)
+    spending = JobSpending(gj)
+    refused = spending.refuse_start(repair=False)
+    if refused is not None:
+        return refused
+    client = spending.client()
     explanation = explain_failure(client, as_prompt(report), gj.secrets) if client else None
+    if spending.refusal is not None:
+        return spending.stopped()
     body = "\n\n".join(p for p in (explanation or "", messages.failure_section(report.command, report.error_excerpt)) if p)
     gj.say(f"why `{report.job_name}` fails", body)
     return Outcome("succeeded", "explanation posted")

@@ -10,15 +10,17 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from core.audit import Trail
 from core.config import Settings
-from workers.agent.llm import model_client
 from workers.context import Outcome
 from workers.engine.repair import repair
 from workers.engine.task import RepairResult, RepairTask, RepoContext
 from workers.github import messages, pulls
 from workers.github.job import GitHubJob, call
-from workers.sandbox import Limits
+from workers.sandbox import ExecResult, Limits
 from workers.sandbox.engines import select_engine
+from workers.sandbox.recorded import OnExec, RecordedSandbox
+from workers.spending import JobSpending
 from workers.workspace.mirrors import MirrorCache
 from workers.workspace.patches import apply_patch
 from workers.workspace.push import commit_and_push
@@ -42,29 +44,45 @@ def checkout_head(gj: GitHubJob):
     return mirror_cache(gj.ctx.settings).checkout(target.clone_url, target.head_sha, gj.token, target.fetch_refs)
 
 
-def run_engine(gj: GitHubJob, task: RepairTask) -> RepairResult:
+def audit_commands(trail: Trail, engine: str) -> OnExec:
+    """Every command a sandbox runs goes on the job's audit trail."""
+    def record(argv: list[str], cwd: str, result: ExecResult | None) -> None:
+        if result is None:
+            trail.record("sandbox", engine=engine, argv=argv, cwd=cwd, exit_code=None, error="could not run")
+            return
+        trail.record("sandbox", engine=engine, argv=argv, cwd=cwd, exit_code=result.exit_code,
+                     duration_s=round(result.duration_s, 3), timed_out=result.timed_out,
+                     oom_killed=result.oom_killed)
+    return record
+
+
+def run_engine(gj: GitHubJob, task: RepairTask, spending: JobSpending) -> RepairResult:
     settings, target = gj.ctx.settings, gj.target
     image = gj.config.sandbox.image or settings.sandbox_image
     engine = select_engine(settings.sandbox_engine, image)
     labels = {"qwenfix.job": str(gj.job_id)}
+    on_exec = audit_commands(gj.ctx.trail, engine.name)
 
     live: list = []
 
     def start_sandbox(workspace, network: bool = False):
         sandbox = engine.start(workspace, image, Limits.from_settings(settings, network), labels=labels)
         live.append(sandbox)
-        return sandbox
+        return RecordedSandbox(sandbox, on_exec)
 
     def progress(stage: str, detail: str = "") -> None:
         gj.stage(stage, detail)
+
+    def stop() -> bool:  # `/qwen stop`, a newer push, or a budget used up
+        return watch.is_set() or spending.refusal is not None
 
     context = RepoContext(files=gj.context_files())
     with CancelWatch(gj.ctx.cancelled, live) as watch:
         try:
             return repair(
                 task, checkout=lambda: checkout_head(gj), base_sha=target.head_sha, start_sandbox=start_sandbox,
-                client=model_client(settings), context=context, progress=progress, secrets=gj.secrets,
-                cancelled=watch.is_set,
+                client=spending.client(), context=context, progress=progress, secrets=gj.secrets,
+                cancelled=stop,
             )
         except Exception:
             if watch.is_set():  # its sandboxes were killed under it: that is the cancellation, not a bug
@@ -134,8 +152,11 @@ def _push(gj: GitHubJob, patch: str, message: str, branch: str, remote: str, for
     message = f"{message}\n\nQwenfix-Job: {gj.job_id}\n"
     with checkout_head(gj) as worktree:
         apply_patch(worktree, patch)
-        return commit_and_push(worktree, message, branch, remote, gj.token,
-                               settings.commit_author_name, settings.commit_author_email, force=force)
+        sha = commit_and_push(worktree, message, branch, remote, gj.token,
+                              settings.commit_author_name, settings.commit_author_email, force=force)
+    gj.ctx.trail.record("github", method="git push", path=f"{remote}:refs/heads/{branch}", status=None,
+                        sha=sha, force=force)
+    return sha
 
 
 def task_options(gj: GitHubJob, **extra) -> dict:
@@ -154,10 +175,13 @@ def task_options(gj: GitHubJob, **extra) -> dict:
     return {**options, **extra}
 
 
-def conclude(gj: GitHubJob, result: RepairResult, command: str | None, excerpt: str, fields: dict, title: str,
-             mode: str | None = None) -> Outcome:
+def conclude(gj: GitHubJob, result: RepairResult, spending: JobSpending, command: str | None, excerpt: str,
+             fields: dict, title: str, mode: str | None = None) -> Outcome:
     """Turn an engine result into what the user sees: delivery, comment, check run and job outcome."""
     candidates = fields["result"].get("candidates", [])
+    fields["usage"] = {**fields.get("usage", {}), **spending.totals()}
+    if spending.refusal is not None:
+        return spending.stopped(fields)
     if result.status == "cancelled":
         gj.finish("stopped", "The job was cancelled.", "cancelled", "Stopped")
         return Outcome("cancelled", "stopped", fields)

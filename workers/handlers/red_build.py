@@ -21,6 +21,7 @@ from workers.handlers.fixing import (
     run_engine,
     task_options,
 )
+from workers.spending import JobSpending
 
 ATTEMPT_STATES = ("succeeded", "failed")  # jobs that actually tried (not skipped or cancelled)
 
@@ -40,6 +41,10 @@ def repair_red_build(ctx: JobContext) -> Outcome:
     if len(_attempts_today(earlier)) >= cap:
         return Outcome("skipped", f"attempt cap reached: {cap} repair attempts on this pull request today "
                                   "(repair.max_attempts_per_day)")
+    spending = JobSpending(gj)
+    refused = spending.refuse_start(repair=True)
+    if refused is not None:
+        return refused
 
     gj.stage("reproducing", "reading the failed run")
     evidence = call(collect, gj.gh, target, job.params, gj.config.repair.command)
@@ -66,9 +71,9 @@ def repair_red_build(ctx: JobContext) -> Outcome:
         working_directory=report.working_directory or ".",
         **task_options(gj),
     )
-    result = run_engine(gj, task)
+    result = run_engine(gj, task, spending)
     fields = record(result, signature=report.signature, failure=as_prompt(report))
-    return conclude(gj, result, report.command, report.error_excerpt, fields,
+    return conclude(gj, result, spending, report.command, report.error_excerpt, fields,
                     title=f"Fix {report.job_name or 'the failing check'}")
 
 
