@@ -55,9 +55,13 @@ class Limits(BaseModel):
         for name in BUDGETS:
             mine, theirs = getattr(self, name), getattr(other, name)
             if theirs is not None and mine is not None and theirs > mine:
-                ignored.append(f"{name}: {theirs:g} is above the operator's {mine:g}")
+                ignored.append(f"{name}: {_plain(theirs)} is above the operator's {_plain(mine)}")
             values[name] = theirs if theirs is not None and (mine is None or theirs <= mine) else mine
         return Limits(**values), ignored
+
+
+def _plain(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 class OrgBudgets(BaseModel):
@@ -131,7 +135,7 @@ class Refusal:
     def amount(self) -> str:
         """The limit with its unit."""
         if self.budget.startswith("tokens"):
-            return f"{int(self.limit):,} tokens"
+            return f"{int(self.limit):,} token{'s' if self.limit != 1 else ''}"
         if self.budget.startswith("cost"):
             return f"{self.limit:,.2f}"
         return f"{int(self.limit):,} job{'s' if self.limit != 1 else ''}"

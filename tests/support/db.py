@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -83,12 +84,13 @@ def make_settings(tmp_path):
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a child process these settings."""
     env = {}
+    as_json = settings.model_dump(mode="json")
     for name, value in settings.model_dump().items():
         if value is None:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
-        env[f"QWENFIX_{name.upper()}"] = str(value)
+        env[f"QWENFIX_{name.upper()}"] = json.dumps(as_json[name]) if isinstance(value, (dict, list)) else str(value)
     return env
 
 

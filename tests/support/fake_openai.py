@@ -128,10 +128,13 @@ class FakeModel:
             payload = json.dumps({"name": reply["name"], "arguments": reply["arguments"]})
             message = {"role": "assistant", "content": f"```json\n{payload}\n```"}
         completion = len(json.dumps(message)) // 4 + 1
+        system = next((m.get("content") or "" for m in body.get("messages", []) if m.get("role") == "system"), "")
+        cached = len(json.dumps(system)) // 4  # the system prompt, served from the endpoint's cache
         return 200, {
             "id": f"chatcmpl-{call_id}", "object": "chat.completion", "created": 0, "model": body.get("model", MODEL),
             "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion, "total_tokens": prompt_tokens + completion},
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion, "total_tokens": prompt_tokens + completion,
+                      "prompt_tokens_details": {"cached_tokens": min(cached, prompt_tokens)}},
         }
 
 

@@ -52,14 +52,21 @@ class Stack:
 
 
 @pytest.fixture
-def stack(fake_github, fake_model, make_settings, postgres_url, redis_url, start_worker, docker_engine, tmp_path):
+def stack_settings() -> dict:
+    """Settings a test module gives its stack (override this fixture there), e.g. budgets."""
+    return {}
+
+
+@pytest.fixture
+def stack(fake_github, fake_model, make_settings, postgres_url, redis_url, start_worker, docker_engine, tmp_path,
+          stack_settings):
     fake_github.add_installation(INSTALLATION, "octo")
     settings = make_settings(
         database_url=postgres_url, broker_url=redis_url,
         app_id=str(fake_github.app_id), private_key=fake_github.private_key_pem, github_api_url=fake_github.url,
         public_url="http://qwenfix.test", llm_base_url=fake_model.base_url, llm_api_key=MODEL_KEY,
         llm_model="qwen3-coder-test", llm_max_retries=1, sandbox_engine="docker", sandbox_command_timeout_s=120,
-        mirror_dir=tmp_path / "mirrors",
+        mirror_dir=tmp_path / "mirrors", **stack_settings,
     )
     start_worker(settings)
     with TestClient(create_app(settings, sweep=False)) as client:
