@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import api, health, webhooks
-from app.dashboard import pages
+from app.dashboard import outcomes, pages
 from app.sweep import sweep_forever
 from core import logs
 from core.config import Settings, get_settings
@@ -30,6 +30,6 @@ def create_app(settings: Settings | None = None, sweep: bool = True) -> FastAPI:
 
     app = FastAPI(title="qwenfix", lifespan=lifespan)
     app.state.settings = settings
-    for module in (webhooks, health, api, pages):
+    for module in (webhooks, health, api, pages, outcomes):
         app.include_router(module.router)
     return app

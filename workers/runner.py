@@ -11,7 +11,7 @@ import time
 import structlog
 from sqlalchemy import select
 
-from core import jobs
+from core import audit, jobs, outcomes
 from core.config import Settings, get_settings
 from core.db.models import Job
 from core.db.session import session_scope
@@ -109,8 +109,10 @@ def _record_trigger(ctx: JobContext) -> None:
 
 
 def sweep() -> None:
-    """Worker-side housekeeping: remove sandboxes whose job is no longer running."""
+    """Worker-side housekeeping: remove sandboxes whose job is no longer running, audit records past
+    their retention, and report fix pull requests left open too long."""
     settings = get_settings()
+    keep_records(settings)
     with session_scope(settings.database_url) as session:
         alive = {str(i) for i in session.scalars(select(Job.id).where(Job.state == "running"))}
     for name, sweep_engine in (("docker", lambda: docker.sweep_orphans(alive_job_ids=alive)), ("bwrap", bwrap.sweep_orphans)):
@@ -120,3 +122,15 @@ def sweep() -> None:
                 log.info("removed orphaned sandboxes", engine=name, count=len(removed))
         except Exception as exc:  # noqa: BLE001 — that engine is absent on this worker
             log.debug("sandbox sweep skipped", engine=name, error=str(exc))
+
+
+def keep_records(settings: Settings) -> None:
+    try:
+        with session_scope(settings.database_url) as session:
+            removed = audit.purge(session, settings.audit_retention_days, settings.audit_dir)
+            expired = outcomes.expire_open(session, settings.outcome_open_days)
+    except Exception as exc:  # noqa: BLE001 — database down: next sweep
+        log.warning("record keeping skipped", error=type(exc).__name__)
+        return
+    if removed or expired:
+        log.info("records kept", audit_records_removed=removed, fix_pull_requests_open_too_long=expired)
