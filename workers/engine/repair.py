@@ -196,5 +196,6 @@ def _agent_candidate(candidate: Candidate, task: RepairTask, agent_task: AgentTa
     report("validating", f"attempt {candidate.index + 1}")
     candidate.verdict = validate(task, candidate.patch, stations)
     if candidate.verdict.ok and result.outcome != "finished":
-        candidate.verdict = Verdict(True, [f"verified, although the agent stopped with {result.outcome}"])
+        candidate.verdict = replace(candidate.verdict,
+                                    reasons=[f"verified, although the agent stopped with {result.outcome}"])
     return candidate

@@ -71,12 +71,13 @@ def validate(task: RepairTask, patch: str, stations: Stations) -> Verdict:
         result = sandbox.exec(task.command, cwd=task.working_directory)
         if not result.ok:
             return Verdict(False, [f"`{task.command}` still fails ({_status(result)})"])
+        regression = None
         if task.regression_command:
             regression = sandbox.exec(task.regression_command, cwd=task.working_directory)
             if not regression.ok:
                 return Verdict(False, [f"the regression command `{task.regression_command}` fails "
                                        f"({_status(regression)})"])
-    return Verdict(True, [])
+    return Verdict(True, [], after=result, regression=regression)
 
 
 def _status(result: ExecResult) -> str:

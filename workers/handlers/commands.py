@@ -187,7 +187,8 @@ def fix_command(ctx: JobContext) -> Outcome:
         title, excerpt = "Apply requested change", ""
     result = run_engine(gj, task, spending)
     mode = "commit" if gj.target.can_push_to_head else "suggest"
-    return conclude(gj, result, spending, command, excerpt, record(result), title=title, mode=mode)
+    return conclude(gj, result, spending, command, excerpt, record(result), title=title, mode=mode,
+                    regression_command=task.regression_command)
 
 
 def _detected_test_command(gj: GitHubJob) -> str | None:

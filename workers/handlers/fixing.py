@@ -12,9 +12,12 @@ from dataclasses import dataclass
 
 from core.audit import Trail
 from core.config import Settings
+from core.db.models import utcnow
+from core.jobs import as_aware
 from workers.context import Outcome
 from workers.engine.repair import repair
 from workers.engine.task import RepairResult, RepairTask, RepoContext
+from workers.engine.test_results import TestRun, now_passing, read_test_run
 from workers.github import messages, pulls
 from workers.github.job import GitHubJob, call
 from workers.sandbox import ExecResult, Limits
@@ -122,9 +125,10 @@ class CancelWatch:
         self._thread.join(timeout=5)
 
 
-def deliver_patch(gj: GitHubJob, patch: str, summary: str, mode: str, title: str) -> Delivered:
+def deliver_patch(gj: GitHubJob, patch: str, summary: str, mode: str, title: str, evidence: str = "") -> Delivered:
     """Deliver a verified patch: a commit, a suggestion review, a fix pull request, or a comment."""
     target = gj.target
+    described = f"{summary}\n\n{evidence}".strip()
     if mode == "commit" and not target.can_push_to_head:
         mode = "suggest"  # a fork that does not allow maintainer edits gets suggestions instead
     if mode in ("suggest", "comment") and not target.pr_number:
@@ -136,12 +140,12 @@ def deliver_patch(gj: GitHubJob, patch: str, summary: str, mode: str, title: str
         branch = f"qwenfix/fix-{target.head_sha[:7]}-{gj.job_id}"
         sha = _push(gj, patch, f"{title}\n\n{summary}".strip(), branch, target.clone_url, force=True)
         base = target.head_ref or target.default_branch
-        body = messages.outcome(gj.job_id, gj.url, title, summary)
+        body = messages.outcome(gj.job_id, gj.url, title, described)
         number, url = call(pulls.open_fix_pull_request, gj.gh, target.repo, base, branch, title, body, gj.job_id)
         return Delivered(f"pull request #{number}", {"commit_sha": sha, "branch": branch, "pull_request": number, "url": url})
     if mode == "suggest":
         review = call(pulls.suggestion_review, gj.gh, target.repo, target.pr_number, target.head_sha, patch,
-                      messages.outcome(gj.job_id, gj.url, title, summary), gj.job_id)
+                      messages.outcome(gj.job_id, gj.url, title, described), gj.job_id)
         if review is not None:
             return Delivered("a suggestion review", {"review_id": review})
     return Delivered("a patch in this comment", {"comment": True})
@@ -176,7 +180,7 @@ def task_options(gj: GitHubJob, **extra) -> dict:
 
 
 def conclude(gj: GitHubJob, result: RepairResult, spending: JobSpending, command: str | None, excerpt: str,
-             fields: dict, title: str, mode: str | None = None) -> Outcome:
+             fields: dict, title: str, mode: str | None = None, regression_command: str | None = None) -> Outcome:
     """Turn an engine result into what the user sees: delivery, comment, check run and job outcome."""
     candidates = fields["result"].get("candidates", [])
     fields["usage"] = {**fields.get("usage", {}), **spending.totals()}
@@ -198,14 +202,45 @@ def conclude(gj: GitHubJob, result: RepairResult, spending: JobSpending, command
     gj.stage("delivering")
     chosen = result.chosen
     mode = mode or gj.config.effective_mode(gj.target.on_default_branch)
-    delivered = deliver_patch(gj, chosen.patch, chosen.summary, mode, title)
+    proof, fields["result"]["evidence"] = evidence(gj, result, spending, command or "", regression_command)
+    delivered = deliver_patch(gj, chosen.patch, chosen.summary, mode, title, proof)
     fields["result"]["delivery"] = {"how": delivered.how, **delivered.details}
     fields["result"].update({k: v for k, v in delivered.details.items() if k == "commit_sha"})
-    headline, body = messages.fixed(delivered.how, chosen.summary, result.fixer_used)
+    headline, body = messages.fixed(delivered.how, chosen.summary, result.fixer_used, proof)
     if delivered.details.get("comment"):
         body = f"{body}\n\n{messages.patch_comment('', chosen.patch, gj.url)}"
     gj.finish(headline, body, "success", f"Verified fix: {delivered.how}", text=messages.fence(chosen.patch, "diff"))
     return Outcome("succeeded", f"fixed: delivered as {delivered.how}", fields)
+
+
+def evidence(gj: GitHubJob, result: RepairResult, spending: JobSpending, command: str,
+             regression_command: str | None) -> tuple[str, dict]:
+    """The evidence a delivered fix carries (as text for the posts, and as data for the job row): the
+    command before and with the fix, the tests it turned green, the regression check, and its cost."""
+    verdict = result.chosen.verdict
+    before, after, regression = result.reproduction, verdict.after, verdict.regression
+    runs = {name: read_test_run(r.output) if r is not None else TestRun()
+            for name, r in (("before", before), ("after", after), ("regression", regression))}
+    turned = now_passing(runs["before"], runs["after"], bool(after and after.ok))
+    totals = spending.totals()
+    started = as_aware(gj.ctx.job.started_at) or utcnow()
+    seconds = (utcnow() - started).total_seconds()
+
+    def cell(name: str, run) -> str:
+        return messages.run_cell(run.exit_code if run else None, runs[name].counts(), run.ok if run else None)
+
+    text = messages.evidence(
+        command, cell("before", before), cell("after", after), regression_command if regression else None,
+        cell("regression", regression), turned,
+        messages.cost_line(totals["model_calls"], totals["tokens"], totals["prompt_tokens"],
+                           totals["completion_tokens"], totals["cost"], seconds))
+    data = {"command": command, "regression_command": regression_command if regression else None,
+            **{f"{name}_exit_code": (r.exit_code if r else None) for name, r in
+               (("before", before), ("after", after), ("regression", regression))},
+            **{f"{name}_counts": run.counts() for name, run in runs.items()},
+            "failing_before": list(runs["before"].failing), "now_passing": turned,
+            "seconds": round(seconds, 1), **totals}
+    return text, data
 
 
 def finish_without_fix(gj, command, excerpt, candidates, reason, fields=None, state="failed") -> Outcome:

@@ -74,7 +74,7 @@ def repair_red_build(ctx: JobContext) -> Outcome:
     result = run_engine(gj, task, spending)
     fields = record(result, signature=report.signature, failure=as_prompt(report))
     return conclude(gj, result, spending, report.command, report.error_excerpt, fields,
-                    title=f"Fix {report.job_name or 'the failing check'}")
+                    title=f"Fix {report.job_name or 'the failing check'}", regression_command=task.regression_command)
 
 
 def _earlier_jobs(ctx: JobContext) -> list[Job]:
