@@ -25,7 +25,7 @@ from workers.context import (
     Transient,
     pr_lock_name,
 )
-from workers.handlers import commands, installations, red_build, review
+from workers.handlers import commands, follow_up, installations, red_build, review
 from workers.sandbox import bwrap, docker
 
 log = get_logger("qwenfix.runner")
@@ -39,6 +39,7 @@ HANDLERS: dict[str, Handler] = {
     **commands.HANDLERS,
     **red_build.HANDLERS,
     **review.HANDLERS,
+    **follow_up.HANDLERS,
 }
 
 

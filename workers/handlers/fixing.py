@@ -10,15 +10,18 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from core import outcomes
 from core.audit import Trail
 from core.config import Settings
 from core.db.models import utcnow
+from core.db.session import session_scope
 from core.jobs import as_aware
 from workers.context import Outcome
 from workers.engine.repair import repair
 from workers.engine.task import RepairResult, RepairTask, RepoContext
 from workers.engine.test_results import TestRun, now_passing, read_test_run
 from workers.github import messages, pulls
+from workers.github.fix_blocks import fix_blocks
 from workers.github.job import GitHubJob, call
 from workers.sandbox import ExecResult, Limits
 from workers.sandbox.engines import select_engine
@@ -33,6 +36,7 @@ from workers.workspace.push import commit_and_push
 class Delivered:
     how: str  # "a commit on the pull request branch", "a suggestion review", …
     details: dict
+    mode: str = "comment"  # what it became: commit | pull_request | suggest | comment
 
 
 def mirror_cache(settings: Settings) -> MirrorCache:
@@ -135,19 +139,20 @@ def deliver_patch(gj: GitHubJob, patch: str, summary: str, mode: str, title: str
         mode = "pull_request"
     if mode == "commit":
         sha = _push(gj, patch, f"{title}\n\n{summary}".strip(), target.head_ref, target.head_clone_url or target.clone_url, force=False)
-        return Delivered("a commit on the pull request branch", {"commit_sha": sha, "branch": target.head_ref})
+        return Delivered("a commit on the pull request branch", {"commit_sha": sha, "branch": target.head_ref}, mode)
     if mode == "pull_request":
         branch = f"qwenfix/fix-{target.head_sha[:7]}-{gj.job_id}"
         sha = _push(gj, patch, f"{title}\n\n{summary}".strip(), branch, target.clone_url, force=True)
         base = target.head_ref or target.default_branch
         body = messages.outcome(gj.job_id, gj.url, title, described)
         number, url = call(pulls.open_fix_pull_request, gj.gh, target.repo, base, branch, title, body, gj.job_id)
-        return Delivered(f"pull request #{number}", {"commit_sha": sha, "branch": branch, "pull_request": number, "url": url})
+        return Delivered(f"pull request #{number}", {"commit_sha": sha, "branch": branch, "pull_request": number,
+                                                      "url": url}, mode)
     if mode == "suggest":
         review = call(pulls.suggestion_review, gj.gh, target.repo, target.pr_number, target.head_sha, patch,
                       messages.outcome(gj.job_id, gj.url, title, described), gj.job_id)
         if review is not None:
-            return Delivered("a suggestion review", {"review_id": review})
+            return Delivered("a suggestion review", {"review_id": review}, mode)
     return Delivered("a patch in this comment", {"comment": True})
 
 
@@ -206,11 +211,28 @@ def conclude(gj: GitHubJob, result: RepairResult, spending: JobSpending, command
     delivered = deliver_patch(gj, chosen.patch, chosen.summary, mode, title, proof)
     fields["result"]["delivery"] = {"how": delivered.how, **delivered.details}
     fields["result"].update({k: v for k, v in delivered.details.items() if k == "commit_sha"})
+    record_outcome(gj, delivered, chosen.patch, result.fixer_used, spending)
     headline, body = messages.fixed(delivered.how, chosen.summary, result.fixer_used, proof)
     if delivered.details.get("comment"):
         body = f"{body}\n\n{messages.patch_comment('', chosen.patch, gj.url)}"
     gj.finish(headline, body, "success", f"Verified fix: {delivered.how}", text=messages.fence(chosen.patch, "diff"))
     return Outcome("succeeded", f"fixed: delivered as {delivered.how}", fields)
+
+
+def record_outcome(gj: GitHubJob, delivered: Delivered, patch: str, fixer: str | None, spending: JobSpending) -> None:
+    """The delivered fix's outcome row, followed from now on through GitHub's events (workers/handlers/
+    outcomes.py): its blocks of changed lines, and the commit whose CI tells whether it is green."""
+    job, target, totals = gj.ctx.job, gj.target, spending.totals()
+    sha = delivered.details.get("commit_sha")
+    with session_scope(gj.ctx.settings.database_url) as session:
+        outcomes.record_delivery(
+            session, job_id=job.id, installation_id=job.installation_id, repo=target.repo, pr_number=target.pr_number,
+            branch=delivered.details.get("branch") or target.head_ref,
+            model=f"fixer:{fixer}" if fixer else gj.ctx.settings.llm_model, how=delivered.mode,
+            base_sha=target.head_sha, delivered_sha=sha, ci_sha=sha, fix_pr_number=delivered.details.get("pull_request"),
+            review_id=delivered.details.get("review_id"), blocks=fix_blocks(patch),
+            red_at=as_aware(job.created_at) or utcnow(), tokens=totals["tokens"], cost=totals["cost"],
+            model_calls=totals["model_calls"])
 
 
 def evidence(gj: GitHubJob, result: RepairResult, spending: JobSpending, command: str,

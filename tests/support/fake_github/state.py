@@ -151,6 +151,10 @@ class Pull:
     draft: bool = False
     created_at: str = CREATED_AT
     merged: bool = False
+    closed_at: str | None = None
+    merged_at: str | None = None
+    merge_commit_sha: str | None = None
+    merged_by: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
