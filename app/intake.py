@@ -52,8 +52,8 @@ def record_observation(session: Session, observed: Observation, delivery: Delive
     """A CI result goes straight onto the fixes it is about; a push, a closed pull request or a resolved
     thread that concerns a fix still waiting for its verdict becomes a `follow_up` job (new: returned)."""
     if observed.kind == "ci":
-        outcomes.record_ci(session, observed.repo, observed.sha, observed.conclusion, observed.detail)
-        session.commit()
+        if outcomes.record_ci(session, observed.repo, observed.sha, observed.conclusion, observed.detail):
+            session.commit()
         return None
     waiting = outcomes.unsettled(session, observed.repo, pr_number=observed.pr_number, branch=observed.branch)
     if not waiting:

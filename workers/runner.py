@@ -106,7 +106,7 @@ def _record_trigger(ctx: JobContext) -> None:
     ctx.trail.record("trigger", job_kind=job.kind, actor=params.get("actor"), event=job.trigger,
                      source=params.get("source") or params.get("event"), delivery=job.delivery_id,
                      pull_request=job.pr_number, head_sha=job.head_sha, attempt=job.attempts,
-                     retry_of=params.get("retry_of"))
+                     retry_of=params.get("retry_of"), retried_by=params.get("retried_by"))
 
 
 def sweep() -> None:

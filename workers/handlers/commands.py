@@ -122,7 +122,8 @@ def retry_command(ctx: JobContext) -> Outcome:
         again = Job(
             kind=last.kind, installation_id=last.installation_id, repo=last.repo, pr_number=last.pr_number,
             head_sha=last.head_sha, trigger=f"retry:{ctx.job.params['comment_id']}",
-            delivery_id=ctx.job.delivery_id, params={**last.params, "retry_of": last.id},
+            delivery_id=ctx.job.delivery_id,
+            params={**last.params, "retry_of": last.id, "retried_by": ctx.job.params.get("actor")},
             idempotency_key=f"{last.idempotency_key}|retry:{ctx.job.params['comment_id']}", state="queued",
         )
         session.add(again)
