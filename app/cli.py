@@ -1,5 +1,5 @@
-"""The `qwenfix` command: serve, worker, db upgrade, doctor, replay, sandbox build, repair, report,
-audit export."""
+"""The `qwenfix` command: serve, worker, db upgrade, setup, doctor, replay, sandbox build, repair, bench,
+report, audit export."""
 
 from __future__ import annotations
 
@@ -64,6 +64,20 @@ def cmd_db_upgrade(_args) -> int:
     return 0
 
 
+def cmd_setup(args) -> int:
+    from app.manifest import setup_link, valid_account
+
+    account = (args.org or "").strip() or None
+    if account is not None and not valid_account(account):
+        print(f"'{account}' is not a GitHub organization name", file=sys.stderr)
+        return 2
+    settings = get_settings()
+    print(setup_link(settings, account))
+    if settings.app_configured:
+        print("(an App is already configured: only admins may open this page)", file=sys.stderr)
+    return 0
+
+
 def cmd_doctor(_args) -> int:
     from app.doctor import run_checks
 
@@ -107,6 +121,58 @@ def cmd_repair(args) -> int:
     return repair_local(
         Path(args.path), args.command, args.instructions, args.candidates, args.apply, get_settings(), Console()
     )
+
+
+def cmd_bench(args) -> int:
+    """`bench TASKS --out DIR …`, `bench compare DIR… [--out DIR]`, `bench make-example DIR`."""
+    from rich.console import Console
+
+    from workers.evaluation.example import make_example
+    from workers.evaluation.run import BenchOptions, run_bench
+    from workers.evaluation.summary import compare
+    from workers.evaluation.tasks import TaskError, load_tasks
+
+    console = Console(soft_wrap=True)  # paths and table rows stay on one line
+    if args.target == "make-example":
+        if len(args.paths) != 1:
+            console.print("[red]usage:[/] qwenfix bench make-example DIR")
+            return 2
+        try:
+            tasks = make_example(Path(args.paths[0]))
+        except FileExistsError as exc:
+            console.print(f"[red]{exc}[/]")
+            return 2
+        console.print(f"Wrote {tasks}. Run: qwenfix bench {tasks} --out bench-out")
+        return 0
+    if args.target == "compare":
+        if not args.paths:
+            console.print("[red]usage:[/] qwenfix bench compare DIR [DIR …] [--out DIR]")
+            return 2
+        try:
+            summaries = compare([Path(p) for p in args.paths], Path(args.out or "."))
+        except FileNotFoundError as exc:
+            console.print(f"[red]{exc}[/]")
+            return 2
+        out = Path(args.out or ".")
+        console.print((out / "comparison.md").read_text())
+        console.print(f"{len(summaries)} runs compared: {out / 'comparison.md'}, {out / 'comparison.png'}")
+        return 0
+    if args.paths:
+        console.print(f"[red]unexpected arguments:[/] {' '.join(args.paths)}")
+        return 2
+    if not args.out:
+        console.print("[red]--out DIR is required[/]: where results, the summary and the chart go")
+        return 2
+    try:
+        tasks = load_tasks(Path(args.target), Path(args.repos) if args.repos else None)
+    except TaskError as exc:
+        console.print(f"[red]Cannot read the tasks:[/] {exc}")
+        return 2
+    settings = get_settings()
+    options = BenchOptions(model=args.model or settings.llm_model, candidates=args.candidates,
+                           concurrency=args.concurrency, resume=args.resume, limit=args.limit,
+                           context_only=args.context_only, max_steps=args.max_steps)
+    return run_bench(tasks, Path(args.out), settings, options, console)
 
 
 def cmd_report(args) -> int:
@@ -168,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply Alembic migrations").set_defaults(func=cmd_db_upgrade)
 
+    setup = sub.add_parser("setup", help="print the link that registers the GitHub App in one click")
+    setup.add_argument("--org", help="organization to register the App on (default: your account)")
+    setup.set_defaults(func=cmd_setup)
+
     sub.add_parser("doctor", help="check settings and dependencies, say how to fix what is missing").set_defaults(
         func=cmd_doctor
     )
@@ -192,6 +262,23 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("--candidates", type=int, default=2)
     repair.add_argument("--apply", action="store_true", help="write the verified patch into the checkout")
     repair.set_defaults(func=cmd_repair)
+
+    bench = sub.add_parser("bench", help="measure repairs over a task set (also: bench compare, bench make-example)",
+                           description="qwenfix bench TASKS --out DIR [options] | qwenfix bench compare DIR… "
+                                       "[--out DIR] | qwenfix bench make-example DIR")
+    bench.add_argument("target", help="a task file (JSONL), or `compare`, or `make-example`")
+    bench.add_argument("paths", nargs="*", help="output directories to compare, or where to make the example")
+    bench.add_argument("--out", help="output directory (results, summary, predictions, chart)")
+    bench.add_argument("--model", help="model name on the configured endpoint (default: QWENFIX_LLM_MODEL)")
+    bench.add_argument("--candidates", type=int, default=1, help="agent attempts per task (default 1)")
+    bench.add_argument("--concurrency", type=int, default=1, help="tasks at once (default 1)")
+    bench.add_argument("--resume", action="store_true", help="continue the run in --out, skipping finished tasks")
+    bench.add_argument("--limit", type=int, help="only the first N tasks")
+    bench.add_argument("--repos", help="directory of local clones, for SWE-bench tasks (owner__name)")
+    bench.add_argument("--context-only", action="store_true",
+                       help="no model: build each first prompt and measure context recall against the gold patch")
+    bench.add_argument("--max-steps", type=int, help="agent steps per candidate (default 30)")
+    bench.set_defaults(func=cmd_bench)
 
     report = sub.add_parser("report", help="delivered fixes per repository and model: accepted, rejected, CI, cost")
     report.add_argument("--since", default="30d", help="a span (30d, 12h, 2w) or a date (2026-01-31); default 30d")

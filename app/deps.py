@@ -13,7 +13,10 @@ from core.db.session import session_scope
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    """The app's settings, with App credentials that setup stored since it started."""
+    settings = request.app.state.settings.current()
+    request.app.state.settings = settings
+    return settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -23,12 +23,14 @@ def _webhook(settings: Settings) -> Check:
     if settings.webhook_secret.get_secret_value():
         return Check("webhook secret", True, "set")
     return Check("webhook secret", False, "not set: every webhook is refused with 401",
-                 "set QWENFIX_WEBHOOK_SECRET to the secret entered in the GitHub App's settings")
+                 "register the App from the setup page (`qwenfix setup --org ORG` prints its link), "
+                 "or set QWENFIX_WEBHOOK_SECRET to the secret entered in the GitHub App's settings")
 
 
 def _github(settings: Settings) -> Check:
     if not settings.app_id or not settings.private_key_pem:
         return Check("GitHub App", False, "QWENFIX_APP_ID or the private key is missing",
+                     "register the App from the setup page (`qwenfix setup --org ORG` prints its link), or "
                      "set QWENFIX_APP_ID and QWENFIX_PRIVATE_KEY_PATH (the .pem downloaded from the App page)")
     try:
         from core.github import GitHubApp
@@ -94,6 +96,40 @@ def _sandbox(settings: Settings) -> Check:
     return Check("sandbox", True, f"using {chosen} — {detail}")
 
 
+def _toolchain_images(settings: Settings) -> Check:
+    from workers.sandbox.toolchains import (
+        TOOLCHAINS_LABEL,
+        ToolchainImagesError,
+        image_toolchains,
+        parse_toolchain_images,
+    )
+
+    name = "toolchain images"
+    fix = "set QWENFIX_SANDBOX_TOOLCHAIN_IMAGES to python:3.12=IMAGE,node:20=IMAGE2 (or the same as JSON)"
+    try:
+        mapping = parse_toolchain_images(settings.sandbox_toolchain_images)
+    except ToolchainImagesError as exc:
+        return Check(name, False, f"QWENFIX_SANDBOX_TOOLCHAIN_IMAGES: {exc}", fix)
+    default = image_toolchains(settings.sandbox_image)
+    listed = ", ".join(f"{k} {v}" for k, v in sorted(default.items())) if default else "unknown (image not inspectable)"
+    if not mapping:
+        return Check(name, True, f"{settings.sandbox_image} provides {listed}; no other images mapped "
+                     "(QWENFIX_SANDBOX_TOOLCHAIN_IMAGES)", required=False)
+    problems, seen = [], []
+    for entry in mapping:
+        offered = image_toolchains(entry.image)
+        label = f"{entry.toolchain}{':' + entry.version if entry.version else ''}={entry.image}"
+        if offered is None:
+            problems.append(f"{label}: image missing")
+        elif entry.toolchain not in offered and offered != {"python": "3"}:
+            problems.append(f"{label}: the image's {TOOLCHAINS_LABEL} label does not list {entry.toolchain}")
+        else:
+            seen.append(label)
+    if problems:
+        return Check(name, False, "; ".join(problems), "build or pull the images, or fix the mapping")
+    return Check(name, True, f"{settings.sandbox_image} provides {listed}; mapped: {', '.join(seen)}")
+
+
 def _model(settings: Settings) -> Check:
     if not settings.llm_base_url:
         return Check("model", False, "QWENFIX_LLM_BASE_URL is not set",
@@ -110,7 +146,8 @@ def _model(settings: Settings) -> Check:
                      "check QWENFIX_LLM_BASE_URL and QWENFIX_LLM_API_KEY")
 
 
-CHECKS: list[Callable[[Settings], Check]] = [_webhook, _github, _database, _broker, _sandbox, _model]
+CHECKS: list[Callable[[Settings], Check]] = [_webhook, _github, _database, _broker, _sandbox, _toolchain_images,
+                                             _model]
 
 
 def collect(settings: Settings) -> list[Check]:

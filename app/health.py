@@ -1,4 +1,4 @@
-"""Liveness, readiness (database and broker) and Prometheus metrics."""
+"""Liveness, readiness (database and broker) and Prometheus metrics (for the metrics token only)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from app import metrics
+from app.access import MetricsReader, Public
 from app.deps import SettingsDep
 from core.config import Settings
 from core.db.session import engine_for
@@ -17,7 +18,7 @@ router = APIRouter()
 
 
 @router.get("/healthz")
-def healthz() -> dict:
+def healthz(_: Public) -> dict:
     return {"ok": True}
 
 
@@ -44,7 +45,7 @@ def check_broker(settings: Settings) -> str | None:
 
 
 @router.get("/readyz")
-async def readyz(settings: SettingsDep) -> JSONResponse:
+async def readyz(settings: SettingsDep, _: Public) -> JSONResponse:
     problems = {
         "database": await run_in_threadpool(check_database, settings),
         "broker": await run_in_threadpool(check_broker, settings),
@@ -55,6 +56,6 @@ async def readyz(settings: SettingsDep) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def prometheus(settings: SettingsDep) -> Response:
+async def prometheus(settings: SettingsDep, _: MetricsReader) -> Response:
     data = await run_in_threadpool(metrics.render, settings.database_url)
     return Response(data, media_type=CONTENT_TYPE_LATEST)

@@ -9,8 +9,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.intents import Ignored, Intent, Observation
-from core import outcomes
+from core import installations, outcomes
 from core.db.models import Delivery, Job, utcnow
+from core.jobs import new_token
 
 
 def record_delivery(
@@ -21,6 +22,10 @@ def record_delivery(
     The same delivery twice, or two deliveries with one idempotency key, yield one job. New
     deliveries take one round trip (insert, commit); duplicates fall back to looking up what exists.
     """
+    if isinstance(routed, Intent) and routed.kind != installations.SYNC_KIND:
+        refused = installations.refusal(session, routed.installation_id)
+        if refused:  # suspended or uninstalled: no new jobs
+            routed = Ignored(refused)
     try:
         job = _new_job(routed, delivery_id) if isinstance(routed, Intent) else None
         if job is not None:
@@ -54,6 +59,8 @@ def record_observation(session: Session, observed: Observation, delivery: Delive
     if observed.kind == "ci":
         if outcomes.record_ci(session, observed.repo, observed.sha, observed.conclusion, observed.detail):
             session.commit()
+        return None
+    if installations.refusal(session, observed.installation_id):  # suspended or uninstalled: no new jobs
         return None
     waiting = outcomes.unsettled(session, observed.repo, pr_number=observed.pr_number, branch=observed.branch)
     if not waiting:
@@ -90,6 +97,7 @@ def _new_job(intent: Intent, delivery_id: str) -> Job:
         params=intent.params,
         state="queued",
         progress="queued",
+        enqueue_token=new_token(),  # only the message carrying it runs the job (core/jobs.py)
         enqueued_at=utcnow(),  # optimistic: cleared if the broker refuses, so the sweep picks it up
     )
 

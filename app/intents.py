@@ -256,6 +256,7 @@ def _workflow_run(payload, action, installation_id, repo, _own) -> Intent | Igno
             "workflow_name": run.get("name"),
             "workflow_path": run.get("path"),
             "head_branch": run.get("head_branch"),
+            "head_repo": _get(run, "head_repository", "full_name"),  # a fork for a fork's pull request
             "event": run.get("event"),
             "actor": _get(run, "actor", "login") or _get(payload, "sender", "login"),
             "pull_requests": prs,

@@ -53,7 +53,9 @@ class FixRow:
     cost_per_accepted_fix: float | None
 
 
-def fix_table(session: Session, since: datetime | None = None, repo: str | None = None) -> list[FixRow]:
+def fix_table(session: Session, since: datetime | None = None, repo: str | None = None,
+              visible: list[str] | None = None) -> list[FixRow]:
+    """``visible``: only these repositories (lower-cased), None: every repository."""
     outcomes = select(FixOutcome)
     spending = (select(ModelCall.repo, ModelCall.model,
                        func.sum(ModelCall.prompt_tokens + ModelCall.completion_tokens),
@@ -66,6 +68,9 @@ def fix_table(session: Session, since: datetime | None = None, repo: str | None 
     if repo:
         outcomes = outcomes.where(FixOutcome.repo == repo)
         spending = spending.where(ModelCall.repo == repo)
+    if visible is not None:
+        outcomes = outcomes.where(func.lower(FixOutcome.repo).in_(visible or [""]))
+        spending = spending.where(func.lower(ModelCall.repo).in_(visible or [""]))
     groups: dict[tuple[str, str], list[FixOutcome]] = {}
     for row in session.scalars(outcomes):
         groups.setdefault((row.repo, row.model), []).append(row)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from app import intake, metrics
+from app.access import Public
 from app.deps import SettingsDep
 from app.intents import Ignored, observe, route
 from core import jobs
@@ -24,11 +25,9 @@ router = APIRouter()
 log = get_logger("qwenfix.webhooks")
 
 
-def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
-    if not secret or not header or not header.startswith("sha256="):
-        return False
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header)
+def _signed(secret: str, header: str | None) -> bool:
+    """A signature worth checking: a secret to check it with and a header of GitHub's form."""
+    return bool(secret) and bool(header) and header.startswith("sha256=") and len(header) == 71
 
 
 def _answer(code: int, event: str, result: str, **body) -> JSONResponse:
@@ -36,28 +35,40 @@ def _answer(code: int, event: str, result: str, **body) -> JSONResponse:
     return JSONResponse(body, status_code=code)
 
 
-async def _read_capped(request: Request, limit: int) -> bytes | None:
+def _too_large(request: Request, limit: int) -> bool:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return None
+    return bool(declared) and declared.isdigit() and int(declared) > limit
+
+
+async def _read_signed(request: Request, limit: int, secret: str) -> tuple[bytes | None, bool]:
+    """(body, signature matches), reading at most ``limit`` bytes (None beyond) and computing the
+    HMAC over each chunk as it arrives: nothing is read twice, nothing kept past the limit."""
+    mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            return None
+            return None, False
+        mac.update(chunk)
         chunks.append(chunk)
-    return b"".join(chunks)
+    header = request.headers.get("x-hub-signature-256") or ""
+    return b"".join(chunks), hmac.compare_digest("sha256=" + mac.hexdigest(), header)
 
 
 @router.post("/webhooks/github")
-async def receive(request: Request, settings: SettingsDep) -> JSONResponse:
+async def receive(request: Request, settings: SettingsDep, _: Public) -> JSONResponse:  # signed by GitHub
     event = request.headers.get("x-github-event", "")
     delivery_id = request.headers.get("x-github-delivery", "")
-    body = await _read_capped(request, settings.max_body_bytes)
-    if body is None:
+    limit = settings.max_body_bytes
+    if _too_large(request, limit):  # refused on its declared size, before a byte is read
         return _answer(413, event, "too_large", error="payload larger than 25 MiB")
     secret = settings.webhook_secret.get_secret_value()
-    if not signature_ok(secret, body, request.headers.get("x-hub-signature-256")):
+    body, verified = None, False
+    if _signed(secret, request.headers.get("x-hub-signature-256")):  # unsigned: its body is never read
+        body, verified = await _read_signed(request, limit, secret)
+        if body is None:
+            return _answer(413, event, "too_large", error="payload larger than 25 MiB")
+    if not verified:
         reason = "webhook secret is not configured" if not secret else "bad or missing X-Hub-Signature-256"
         log.warning("webhook refused", reason=reason, delivery=delivery_id)
         return _answer(401, event, "bad_signature", error=reason)
@@ -103,7 +114,7 @@ def _record_and_enqueue(settings: Settings, delivery_id: str, event: str, action
         delivery, job, created = intake.record_delivery(session, delivery_id, event, action, routed)
         follow_up = intake.record_observation(session, observed, delivery) if observed else None
         for new in (job if created else None, follow_up):
-            if new is not None and not enqueue(settings, new.id):
+            if new is not None and not enqueue(settings, new.id, new.enqueue_token):
                 log.warning("broker unavailable; job stays queued for the sweep", job=new.id)
                 jobs.mark_enqueued(session, new.id, enqueued=False)
         if job is None and follow_up is not None:

@@ -146,8 +146,8 @@ def one_job(i, gh, model, database_url, private, tmp, candidates) -> dict:
     return {
         "job": i + 1, "total": wall, "timings": done.timings,
         "model": sum(s.get("latency_s", 0.0) for s in steps),
-        # reproduce + validate (+ regression) + the agent's own runs
-        "test_runs": 1 + candidates + agent_runs,
+        # reproduce (+ on the merge base) + validate (+ regression) + the agent's own runs
+        "test_runs": 1 + ("base" in done.timings) + candidates + agent_runs,
         "model_calls": len(model.requests) - before,
     }
 

@@ -15,7 +15,8 @@ first, so every measured job has something new to get, then times:
   (d) shared clone      for comparison with (b)'s worktree step: `git clone --shared --no-checkout`
                         from the mirror + `git checkout --detach SHA` (no network).
 
-Prints medians and the ratio (a)/(b). Figures only; nothing asserts on wall-clock time.
+Also prints what releasing the slot costs (it is reset then, so a spare slot keeps nothing a
+sandbox left). Prints medians and the ratio (a)/(b). Figures only; nothing asserts on wall-clock time.
 bench/sandbox.py runs this as its part (b).
 """
 
@@ -93,7 +94,7 @@ def measure(files: int = 5000, commits: int = 10, runs: int = 5, directory: Path
             cache.checkout(url, sha0, token).release()
             log(f"first job (mirror created): {time.perf_counter() - t0:.2f}s")
 
-            fresh, mirror, present, shared = [], [], [], []
+            fresh, mirror, present, shared, released = [], [], [], [], []
             for run in range(runs):
                 sha = push_commit(repos, name, "main", {"bench/run.txt": f"{run}\n"})
 
@@ -112,7 +113,9 @@ def measure(files: int = 5000, commits: int = 10, runs: int = 5, directory: Path
                 wt = cache.checkout(url, sha, token)
                 mirror.append(time.perf_counter() - t0)
                 assert wt.head() == sha and (wt.path / "bench/run.txt").exists()
-                wt.release()
+                t0 = time.perf_counter()
+                wt.release()  # cleans the slot for the next job
+                released.append(time.perf_counter() - t0)
 
                 t0 = time.perf_counter()
                 wt = cache.checkout(url, sha, token)
@@ -138,7 +141,8 @@ def measure(files: int = 5000, commits: int = 10, runs: int = 5, directory: Path
         finally:
             server.stop()
     return {"fresh_clone_s": _median(fresh), "mirror_checkout_s": _median(mirror),
-            "commit_present_s": _median(present), "shared_clone_s": _median(shared)}
+            "commit_present_s": _median(present), "shared_clone_s": _median(shared),
+            "release_s": _median(released)}
 
 
 def report(r: dict[str, float], runs: int, indent: str = "") -> None:
@@ -148,6 +152,7 @@ def report(r: dict[str, float], runs: int, indent: str = "") -> None:
     print(f"{indent}  second job: fetch + reset of a warm slot    {b * 1000:8.0f} ms")
     print(f"{indent}  same, commit already mirrored               {c * 1000:8.0f} ms")
     print(f"{indent}  clone --shared + checkout (local, for scale) {d * 1000:7.0f} ms")
+    print(f"{indent}  release of the slot (reset for the next job) {r['release_s'] * 1000:7.0f} ms")
     print(f"{indent}ratio fresh clone / second job: {a / b:.1f}x (target >= 5x) {'OK' if a / b >= 5 else 'UNDER'}")
     print(f"{indent}ratio fresh clone / commit already mirrored: {a / c:.1f}x")
 

@@ -5,9 +5,15 @@ This is the one module that builds githubkit clients. Everything else receives a
 HTTPS), and asks :func:`is_transient` / :func:`retry_after` whether a failure is worth a retry.
 
 Installation tokens are narrowed to the job's repository, cached in-process per
-``(installation, repository)`` until five minutes before they expire, and refreshed
-transparently: a client made by :meth:`GitHubApp.installation_client` fetches the current token
-on every request and, if GitHub answers 401 (token revoked), exchanges a new one once.
+``(installation, repository)`` until five minutes before they expire (half their lifetime for a
+short-lived one), and refreshed transparently: a client made by
+:meth:`GitHubApp.installation_client` fetches the current token on every request and, if GitHub
+answers 401 (token revoked or expired early), exchanges a new one once. Git gets a token the same
+way, right before each fetch or push.
+
+Every installation client obeys GitHub's rate limits through the app's :class:`RateLimits`
+(core/ratelimits.py): waits before a request, one content-creating request at a time, the budget
+read from every response.
 
 Keep the client in a variable while using it: githubkit's ``gh.rest`` namespaces hold the client
 weakly, so ``app.installation_client(...).rest.x.y()`` on one line fails with "GitHub client has
@@ -22,19 +28,23 @@ Tokens and the private key are never logged.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import httpx
-from githubkit import AppAuthStrategy, GitHub
+from githubkit import AppAuthStrategy, GitHub, OAuthTokenAuthStrategy, OAuthWebAuthStrategy
 from githubkit.auth.base import BaseAuthStrategy
 from githubkit.cache import MemCacheStrategy
 from githubkit.exception import (
+    AuthCredentialError,
+    AuthExpiredError,
     GitHubException,
     RateLimitExceeded,
     RequestError,
@@ -42,8 +52,10 @@ from githubkit.exception import (
     RequestTimeout,
 )
 from githubkit.retry import RetryOption
+from githubkit.versions import LATEST_VERSION, VERSIONS, RestVersionSwitcher
 
 from core.config import Settings, get_settings
+from core.ratelimits import RateLimited, RateLimits, limit_of
 from core.tls import tls_context
 
 if TYPE_CHECKING:
@@ -54,6 +66,7 @@ __all__ = [
     "GitHubApp",
     "GitHubAppError",
     "GitHubWrite",
+    "RateLimited",
     "is_transient",
     "retry_after",
     "status_code",
@@ -62,6 +75,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 REFRESH_MARGIN_S = 5 * 60  # a cached token is replaced this long before it expires
+OLDEST_API_VERSION = "2022-11-28"  # every GitHub Enterprise Server release that has versions knows it
 USER_AGENT = "qwenfix"
 FAILING = frozenset({"failure", "timed_out"})  # conclusions of a red run, check suite, job or step
 
@@ -78,12 +92,20 @@ class GitHubAppError(RuntimeError):
 class _CachedToken:
     token: str
     expires_at: float  # epoch seconds
+    issued_at: float = 0.0
+
+    def fresh(self, now: float) -> bool:
+        """Still good for a call that starts now: a token is replaced five minutes before it
+        expires, or half-way through its life when it lives less than ten minutes."""
+        margin = min(REFRESH_MARGIN_S, max(0.0, self.expires_at - self.issued_at) / 2)
+        return self.expires_at - margin > now
 
 
 class GitHubApp:
     """The GitHub App: builds app-authenticated and installation-authenticated clients.
 
-    One instance per process is enough; it is thread-safe. ``clock`` exists for tests.
+    One instance per process is enough; it is thread-safe. ``clock`` exists for tests;
+    ``record_budgets`` writes each installation's rate-limit budget to the database (workers).
     """
 
     def __init__(
@@ -93,17 +115,20 @@ class GitHubApp:
         clock: Callable[[], float] = time.time,
         auto_retry: bool = True,
         timeout_s: float = 30.0,
+        record_budgets: bool = False,
     ) -> None:
         self.settings = settings or get_settings()
         self._clock = clock
         self._timeout_s = timeout_s
-        self._retry = RetryPolicy() if auto_retry else None
+        self._auto_retry = auto_retry
+        self.limits = RateLimits(self.settings, record=record_budgets)
         self._tokens: dict[tuple[int, str | None], _CachedToken] = {}
         self._lock = threading.Lock()
         # githubkit's default cache is process-wide and keyed by app id only; keep this app's
         # JWT to itself so two apps (or two test servers) never share one
         self._cache = MemCacheStrategy()
         self._private_key: str | None = None
+        self._bot_login: str | None = None
 
     # ------------------------------------------------------------------ clients
 
@@ -114,7 +139,7 @@ class GitHubApp:
 
     def app_client(self) -> GitHub:
         """A client authenticated as the app (JWT): /app/... routes only."""
-        return GitHub(AppAuthStrategy(self._app_id(), self._key()), **self._options())
+        return VersionedGitHub(AppAuthStrategy(self._app_id(), self._key()), **self._options(RetryPolicy(self.settings)))
 
     def installation_client(self, installation_id: int, repository: str | None = None,
                             on_write: Callable[[GitHubWrite], None] | None = None) -> GitHub:
@@ -122,10 +147,14 @@ class GitHubApp:
         ("owner/name") when given. The token is exchanged on first use and kept fresh.
         ``on_write`` hears of every request that is not a GET or HEAD, once it is answered."""
         self._key()  # fail early on a bad key, not on the first request
-        options = self._options()
+        options = self._options(RetryPolicy(self.settings, waits_in_throttler=True))
         if on_write is not None:
             options["transport"] = _WriteReporter(on_write, httpx.URL(self.base_url).path)
-        return GitHub(_InstallationAuthStrategy(self, installation_id, repository), **options)
+        return VersionedGitHub(
+            _InstallationAuthStrategy(self, installation_id, repository),
+            throttler=self.limits.throttler(int(installation_id)),
+            **options,
+        )
 
     def describe_app(self) -> str:
         """The app's slug as GitHub knows it (GET /app): proves the id, key and URL work."""
@@ -144,16 +173,19 @@ class GitHubApp:
             raise GitHubAppError("GitHub returned no app for this JSON web token")
         return app.slug or app.name
 
-    def _options(self) -> dict:
-        return {
-            "base_url": self.base_url,
-            "user_agent": USER_AGENT,
-            "timeout": self._timeout_s,
-            "http_cache": False,  # always fresh: idempotency checks must see the latest state
-            "cache_strategy": self._cache,
-            "auto_retry": self._retry if self._retry is not None else False,
-            "ssl_verify": tls_context(),  # githubkit makes a client per request outside `with`
-        }
+    def bot_login(self) -> str:
+        """The login of this app's bot user, ``<slug>[bot]``, the author of everything the app
+        posts: asked of GitHub once per process (``GET /app`` with the app's JWT)."""
+        with self._lock:
+            known = self._bot_login
+        if known is None:
+            known = f"{self.describe_app()}[bot]"
+            with self._lock:
+                self._bot_login = known
+        return known
+
+    def _options(self, retry: RetryPolicy) -> dict:
+        return client_options(self.settings, self._timeout_s, retry if self._auto_retry else None, self._cache)
 
     # ------------------------------------------------------------------ tokens
 
@@ -163,7 +195,7 @@ class GitHubApp:
         key = (int(installation_id), repository)
         with self._lock:
             cached = self._tokens.get(key)
-        if cached is not None and cached.expires_at - REFRESH_MARGIN_S > self._clock():
+        if cached is not None and cached.fresh(self._clock()):
             return cached.token
         fresh = self._exchange(int(installation_id), repository)
         with self._lock:
@@ -215,7 +247,7 @@ class GitHubApp:
             repository or "*",
             parsed.expires_at,
         )
-        return _CachedToken(parsed.token, expires_at)
+        return _CachedToken(parsed.token, expires_at, issued_at=self._clock())
 
     # ------------------------------------------------------------------ credentials
 
@@ -229,6 +261,203 @@ class GitHubApp:
         if self._private_key is None:
             self._private_key = _load_private_key(self.settings.private_key_pem)
         return self._private_key
+
+
+# ---------------------------------------------------------------------- REST API version
+
+
+class VersionedGitHub(GitHub):
+    """A githubkit client whose ``.rest`` speaks one REST API version (``X-GitHub-Api-Version``),
+    the one the server supports, instead of githubkit's newest: GitHub Enterprise Server releases
+    answer 400 to a version they do not know."""
+
+    def __init__(self, *args, api_version: str = LATEST_VERSION, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.api_version = api_version
+
+    @cached_property
+    def rest(self) -> _PinnedRest:  # type: ignore[override]
+        return _PinnedRest(RestVersionSwitcher(self), self.api_version)
+
+
+class _PinnedRest:
+    """``gh.rest`` bound to one version: ``gh.rest.pulls.get(...)``, ``gh.rest.paginate(...)``."""
+
+    def __init__(self, switcher: RestVersionSwitcher, version: str) -> None:
+        self._switcher = switcher
+        self._version = version
+
+    def __call__(self, version: str | None = None):
+        return self._switcher(version or self._version)
+
+    def __getattr__(self, name: str):
+        if name == "paginate":
+            return self._switcher.paginate
+        return getattr(self._switcher(self._version), name)
+
+
+def installed_api_versions() -> list[str]:
+    """REST API versions githubkit can speak here (a schema package per version), oldest first."""
+    return sorted(v for v, module in VERSIONS.items() if not v.startswith("ghec-")
+                  and importlib.util.find_spec(f"githubkit_schemas.{module}") is not None)
+
+
+_chosen_versions: dict[str, str] = {}
+
+
+def api_version(settings: Settings) -> str:
+    """The REST API version to send: ``QWENFIX_GITHUB_API_VERSION``; else githubkit's newest for
+    api.github.com; else the newest both sides know by the server's meta endpoint ``GET /versions``;
+    a server without it (GitHub Enterprise Server before 3.20) gets 2022-11-28."""
+    known = installed_api_versions()
+    if settings.github_api_version:
+        if settings.github_api_version not in known:
+            raise GitHubAppError(
+                f"QWENFIX_GITHUB_API_VERSION={settings.github_api_version} is not a REST API version "
+                f"this install speaks ({', '.join(known)})")
+        return settings.github_api_version
+    url = settings.github_api_url.rstrip("/")
+    if url in ("https://api.github.com", "http://api.github.com"):
+        return LATEST_VERSION
+    if url not in _chosen_versions:
+        _chosen_versions[url] = _ask_server(settings, known)
+    return _chosen_versions[url]
+
+
+def _ask_server(settings: Settings, known: list[str]) -> str:
+    client = GitHub(**client_options(settings, api_version_pinned=False))
+    try:
+        offered = client.rest(OLDEST_API_VERSION).meta.get_all_versions().json()
+    except RequestFailed as exc:
+        log.info("GET /versions answered %s: using REST API %s", exc.response.status_code,
+                 OLDEST_API_VERSION)
+        return OLDEST_API_VERSION
+    both = sorted(set(offered if isinstance(offered, list) else []) & set(known))
+    chosen = both[-1] if both else OLDEST_API_VERSION
+    log.info("GitHub at %s speaks REST API %s: using %s", settings.github_api_url, offered, chosen)
+    return chosen
+
+
+def client_options(
+    settings: Settings,
+    timeout_s: float = 30.0,
+    retry: RetryPolicy | None = None,
+    cache: MemCacheStrategy | None = None,
+    api_version_pinned: bool = True,
+) -> dict:
+    """What every githubkit client of these settings is built with."""
+    pinned = {"api_version": api_version(settings)} if api_version_pinned else {}
+    return {
+        **pinned,
+        "base_url": settings.github_api_url.rstrip("/") + "/",
+        "user_agent": USER_AGENT,
+        "timeout": timeout_s,
+        "http_cache": False,  # always fresh: idempotency checks must see the latest state
+        "cache_strategy": cache or MemCacheStrategy(),
+        "auto_retry": retry if retry is not None else False,
+        "ssl_verify": tls_context(),  # githubkit makes a client per request outside `with`
+    }
+
+
+def convert_manifest(settings: Settings, code: str) -> dict:
+    """GitHub's answer to ``POST /app-manifests/{code}/conversions``: the App made from our
+    manifest, with its id, slug, private key, webhook secret and OAuth client. The code is good
+    once, for an hour; no credentials are needed to redeem it."""
+    client = VersionedGitHub(**client_options(settings))  # keep a reference: namespaces hold it weakly
+    try:
+        return client.rest.apps.create_from_manifest(code).json()
+    except RequestFailed as exc:
+        status = exc.response.status_code
+        raise GitHubAppError(
+            f"GitHub did not accept the setup code ({status}): it is valid once, for one hour; "
+            "start again from the setup page",
+            status,
+        ) from None
+
+
+# ---------------------------------------------------------------------- people (user-to-server)
+
+
+class SignInError(RuntimeError):
+    """GitHub did not sign the person in (bad code, client secret, expired refresh token)."""
+
+
+@dataclass(frozen=True)
+class UserCredentials:
+    """A person's user-to-server token (``ghu_``) and what renews it (``ghr_``)."""
+
+    token: str
+    expires_at: datetime | None = None
+    refresh_token: str | None = None
+    refresh_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class GitHubUser:
+    login: str
+    github_id: int
+
+
+def _user_auth(settings: Settings, credentials: UserCredentials) -> OAuthTokenAuthStrategy:
+    return OAuthTokenAuthStrategy(
+        settings.client_id, settings.client_secret.get_secret_value() or None,
+        token=credentials.token, expire_time=credentials.expires_at,
+        refresh_token=credentials.refresh_token,
+        refresh_token_expire_time=credentials.refresh_expires_at,
+    )
+
+
+def _credentials_of(auth: OAuthTokenAuthStrategy) -> UserCredentials:
+    return UserCredentials(auth.token or "", auth.expire_time, auth.refresh_token,
+                           auth.refresh_token_expire_time)
+
+
+def sign_in(settings: Settings, code: str, redirect_uri: str) -> tuple[GitHubUser, UserCredentials]:
+    """Redeem the OAuth web flow's code for the person's token, and ask GitHub who they are."""
+    web = OAuthWebAuthStrategy(settings.client_id, settings.client_secret.get_secret_value(),
+                               code, redirect_uri)
+    client = VersionedGitHub(**client_options(settings))  # no auth of its own: the code is redeemed once
+    try:
+        credentials = _credentials_of(web.exchange_token(client))
+    except (AuthExpiredError, AuthCredentialError, RequestFailed) as exc:
+        raise SignInError("GitHub did not accept the sign-in code; sign in again") from exc
+    person = _who(settings, credentials)
+    return person, credentials
+
+
+def _who(settings: Settings, credentials: UserCredentials) -> GitHubUser:
+    client = VersionedGitHub(_user_auth(settings, credentials), **client_options(settings))
+    user = client.rest.users.get_authenticated().json()
+    return GitHubUser(user["login"], int(user["id"]))
+
+
+def user_repositories(
+    settings: Settings, credentials: UserCredentials
+) -> tuple[dict[str, dict[str, bool]], UserCredentials]:
+    """Every repository the person can reach through the App's installations, with *their*
+    permissions (``pull``, ``push``, ...): ``GET /user/installations`` and
+    ``/user/installations/{id}/repositories`` with their token, renewed first when it expired
+    (the renewed credentials come back, to keep)."""
+    auth = _user_auth(settings, credentials)
+    client = VersionedGitHub(auth, **client_options(settings))
+    try:
+        installations = list(client.rest.paginate(
+            client.rest.apps.list_installations_for_authenticated_user,
+            map_func=lambda response: response.json()["installations"]))
+        found: dict[str, dict[str, bool]] = {}
+        for installation in installations:
+            for repo in client.rest.paginate(
+                    client.rest.apps.list_installation_repos_for_authenticated_user,
+                    installation_id=installation["id"],
+                    map_func=lambda response: response.json()["repositories"]):
+                found[repo["full_name"]] = dict(repo.get("permissions") or {})
+    except (AuthExpiredError, AuthCredentialError) as exc:
+        raise SignInError("the person's GitHub sign-in expired") from exc
+    except RequestFailed as exc:
+        if exc.response.status_code == 401:
+            raise SignInError("GitHub no longer accepts the person's token") from exc
+        raise
+    return found, _credentials_of(auth)
 
 
 def _load_private_key(pem: str) -> str:
@@ -337,17 +566,20 @@ class _InstallationAuth(httpx.Auth):
     app: GitHubApp
     installation_id: int
     repository: str | None
+    requires_response_body = True  # a 403's message tells a secondary rate limit from a refusal
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         token = self.app.installation_token(self.installation_id, self.repository)
         request.headers["Authorization"] = f"token {token}"
         response = yield request
+        self.app.limits.observe(int(self.installation_id), response)
         if response.status_code == 401:
             # revoked or expired early: one fresh exchange, then give up
             self.app.invalidate(self.installation_id, self.repository, token)
             token = self.app.installation_token(self.installation_id, self.repository)
             request.headers["Authorization"] = f"token {token}"
-            yield request
+            response = yield request
+            self.app.limits.observe(int(self.installation_id), response)
 
 
 @dataclass
@@ -388,19 +620,33 @@ def status_code(exc: BaseException) -> int | None:
     return None
 
 
+def rate_limit(exc: BaseException, backoff_s: float = 60.0, repeats: int = 0):
+    """The rate limit (core.ratelimits.Limit) a failed request ran into, or None."""
+    for e in _chain(exc):
+        if isinstance(e, RequestFailed):
+            response = e.response
+            try:
+                body = response.json()
+                message = body.get("message", "") if isinstance(body, dict) else ""
+            except Exception:  # noqa: BLE001 — not JSON
+                message = ""
+            return limit_of(response.status_code, response.headers, message, time.time(), backoff_s, repeats)
+    return None
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True when retrying later may succeed: GitHub 5xx, rate limits (primary or secondary,
-    403/429 with ``retry-after``), timeouts and connection errors."""
+    """True when retrying later may succeed: GitHub 5xx, rate limits (primary or secondary, as
+    core/ratelimits.py reads them), timeouts and connection errors."""
     for e in _chain(exc):
         if isinstance(e, GitHubAppError):
             return False
-        if isinstance(e, RateLimitExceeded):
+        if isinstance(e, (RateLimitExceeded, RateLimited)):
             return True
         if isinstance(e, RequestFailed):
             status = e.response.status_code
             if status >= 500:
                 return True
-            return status in (403, 429) and "retry-after" in e.response.headers
+            return rate_limit(e) is not None
         if isinstance(e, RequestTimeout):
             return True
         if isinstance(e, RequestError) and isinstance(e.exc, httpx.HTTPError):
@@ -413,6 +659,8 @@ def is_transient(exc: BaseException) -> bool:
 def retry_after(exc: BaseException) -> float | None:
     """Seconds GitHub asked us to wait (``retry-after`` or the rate-limit reset), else None."""
     for e in _chain(exc):
+        if isinstance(e, RateLimited):
+            return e.wait_s
         if isinstance(e, RateLimitExceeded):
             return max(0.0, e.retry_after.total_seconds())
         if isinstance(e, RequestFailed):
@@ -432,24 +680,37 @@ def retry_after(exc: BaseException) -> float | None:
 
 
 class RetryPolicy:
-    """githubkit ``auto_retry``: a couple of quick in-process retries for 5xx and connection
-    errors, and rate limits whose wait is short; anything longer is left to the caller (Celery
-    retries with backoff, see :func:`is_transient`), so a worker never sleeps for minutes."""
+    """githubkit ``auto_retry``: a couple of quick retries for 5xx and connection errors; for a rate
+    limit, up to ``RATE_LIMIT_RETRIES`` retries after GitHub's wait (see core/ratelimits.py).
 
-    def __init__(self, max_retries: int = 2, max_wait_s: float = 10.0,
-                 backoff_s: float = 0.5) -> None:
+    An installation client's throttler already waits out the pause its response started (and
+    raises :class:`RateLimited` when it is too long for a job to wait in place), so its policy
+    only asks for an immediate retry; an app client's policy sleeps the wait itself, up to
+    ``QWENFIX_GITHUB_MAX_WAIT_S``."""
+
+    RATE_LIMIT_RETRIES = 6
+
+    def __init__(self, settings: Settings | None = None, max_retries: int = 2, backoff_s: float = 0.5,
+                 waits_in_throttler: bool = False) -> None:
+        self.settings = settings or get_settings()
         self.max_retries = max_retries
-        self.max_wait_s = max_wait_s
         self.backoff_s = backoff_s
+        self.waits_in_throttler = waits_in_throttler
 
     def __call__(self, exc: GitHubException, retry_count: int) -> RetryOption:
+        limit = rate_limit(exc, self.settings.github_secondary_backoff_s, retry_count)
+        if limit is not None:
+            if retry_count >= self.RATE_LIMIT_RETRIES:
+                return RetryOption(False)
+            if self.waits_in_throttler:
+                return RetryOption(True, timedelta(milliseconds=1))  # githubkit sleeps 60 s on zero
+            if limit.wait_s > self.settings.github_max_wait_s:
+                return RetryOption(False)
+            log.warning("GitHub %s rate limit; retrying in %.1fs", limit.kind, limit.wait_s)
+            return RetryOption(True, timedelta(seconds=max(limit.wait_s, 0.001)))
         if retry_count >= self.max_retries or not is_transient(exc):
             return RetryOption(False)
-        wait = retry_after(exc)
-        if wait is None:
-            wait = self.backoff_s * (2**retry_count)
-        if wait > self.max_wait_s:
-            return RetryOption(False)
+        wait = self.backoff_s * (2**retry_count)
         log.warning("retrying GitHub request in %.1fs after %s", wait, type(exc).__name__)
         return RetryOption(True, timedelta(seconds=wait))
 

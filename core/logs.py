@@ -56,5 +56,10 @@ def configure(level: str = "INFO", json: bool = False, secrets: list[str] | None
     )
 
 
+def also_redact(secrets: list[str]) -> None:
+    """Secrets learnt while running (setup stored the App's): redacted from now on too."""
+    _secrets.extend(s for s in secrets if s and s not in _secrets)
+
+
 def get_logger(name: str = "qwenfix"):
     return structlog.get_logger(name)

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.support.fake_github",
     "tests.support.fake_openai",
     "tests.support.stack",
+    "tests.support.packages",
 ]

@@ -74,8 +74,19 @@ def failing_job(job_id: int, step: str = "Run tests", command: str = "python3 -m
     }
 
 
+def repository(full_name: str, fork: bool = False) -> dict:
+    """A repository as webhook payloads embed it (the fields GitHub always sends that matter here)."""
+    owner, name = full_name.split("/")
+    return {"id": sum(map(ord, full_name)), "name": name, "full_name": full_name, "private": False,
+            "owner": {"login": owner, "type": "User" if fork else "Organization"}, "fork": fork,
+            "html_url": f"https://github.com/{full_name}", "clone_url": f"https://github.com/{full_name}.git"}
+
+
 def workflow_run_event(repo: str, run: dict, pr_numbers=(), head_branch: str = "feature", installation: int = 1,
-                       path: str = ".github/workflows/ci.yml", workflow_id: int = 77, actor: str = "contributor") -> dict:
+                       path: str = ".github/workflows/ci.yml", workflow_id: int = 77, actor: str = "contributor",
+                       head_repo: str | None = None) -> dict:
+    """``head_repo``: where the head commit lives; for a fork's pull request GitHub sends the fork
+    there and ``pull_requests: []``."""
     return {
         "action": "completed",
         "installation": {"id": installation},
@@ -85,6 +96,8 @@ def workflow_run_event(repo: str, run: dict, pr_numbers=(), head_branch: str = "
             "id": run["id"], "name": run.get("name", "CI"), "path": path, "workflow_id": workflow_id,
             "head_sha": run["head_sha"], "head_branch": head_branch, "conclusion": "failure", "event": "pull_request",
             "run_attempt": 1, "actor": {"login": actor}, "pull_requests": [{"number": n} for n in pr_numbers],
+            "repository": repository(repo),
+            "head_repository": repository(head_repo or repo, fork=bool(head_repo and head_repo != repo)),
         },
     }
 

@@ -214,8 +214,47 @@ def test_push_over_git_moves_the_pull_request(world, tmp_path):
     assert gh.rest.pulls.get("octo", "app", 5).parsed_data.head.sha == new
     assert fake.ref(REPO, "refs/pull/5/head") == new
     assert fake.file_at(REPO, "feature", "app.py") == "a = 1\nb = 30\nc = 3\n"
+    assert fake.pushes(REPO) == [{"repo": REPO, "ref": "refs/heads/feature", "old": head, "new": new}]
+    assert fake.refs(REPO)["refs/heads/feature"] == new
     # the narrowed token cannot clone another repository of the installation
     other = fake.clone_url("octo/other").replace("http://", f"http://x-access-token:{token}@")
     proc = subprocess.run(["git", "clone", "--quiet", other, str(tmp_path / "o")],
                           capture_output=True, env=env)
     assert proc.returncode != 0
+
+
+def test_forks_as_github_reports_them(world):
+    """A fork's pull request: `/commits/{sha}/pulls` lists it not (only pull requests whose head
+    lives in the repository), `pulls?head=owner:branch` does; a deleted fork is `head.repo: null`;
+    a workflow run names the fork as its head repository; a branch reads like GitHub's."""
+    fake, head = world
+    fake.add_fork(REPO, "contributor/app")
+    fork_head = fake.push("contributor/app", "main", {"app.py": "a = 'fork'\n"})
+    fake.add_pull(REPO, 6, head_ref="main", head_repo="contributor/app")
+    gh = _gh(fake)
+    assert [p.number for p in gh.rest.repos.list_pull_requests_associated_with_commit(
+        "octo", "app", head).parsed_data] == [5]
+    assert gh.rest.repos.list_pull_requests_associated_with_commit("octo", "app", fork_head).parsed_data == []
+    with pytest.raises(RequestFailed) as err:
+        gh.rest.repos.list_pull_requests_associated_with_commit("octo", "app", "f" * 40)
+    assert err.value.response.status_code == 422
+    [pr] = gh.rest.pulls.list("octo", "app", head="contributor:main").parsed_data
+    assert pr.number == 6 and pr.head.sha == fork_head and pr.head.repo.full_name == "contributor/app"
+    assert pr.head.repo.fork is True
+    fake.add_pull(REPO, 7, head_ref="main", head_repo="contributor/app", head_repo_deleted=True)
+    assert gh.rest.pulls.get("octo", "app", 7).parsed_data.head.repo is None
+
+    fake.add_workflow_run(REPO, 31, fork_head, head_branch="main", head_repository="contributor/app")
+    run = gh.rest.actions.get_workflow_run("octo", "app", 31).parsed_data
+    assert run.pull_requests == [] and run.head_repository.full_name == "contributor/app"
+    assert run.repository.full_name == REPO
+
+    branch = gh.rest.repos.get_branch("octo", "app", "feature").parsed_data
+    assert branch.name == "feature" and branch.commit.sha == head and branch.protected is False
+    with pytest.raises(RequestFailed) as err:
+        gh.rest.repos.get_branch("octo", "app", "nope")
+    assert err.value.response.status_code == 404
+
+    rid = fake.add_review(REPO, 5, "looks fine", user="echo-bot[bot]")
+    [review] = gh.rest.pulls.list_reviews("octo", "app", 5).parsed_data
+    assert review.id == rid and review.user.login == "echo-bot[bot]" and review.user.type == "Bot"

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
+import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
+from typing import Any
 
 from core import jobs
 from core.audit import Trail
@@ -17,8 +21,10 @@ from core.config import Settings
 from core.db.models import Job
 from core.db.session import session_scope
 
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
-LOCK_TTL = timedelta(minutes=45)
+
+def new_holder() -> str:
+    """Who runs a claim: host and process (a Celery pool child), and a nonce for this claim."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Transient(Exception):
@@ -31,6 +37,10 @@ class Transient(Exception):
 
 class JobFailed(Exception):
     """A failure with a reason a person can act on (configuration, permissions): shown as is."""
+
+
+class JobTimedOut(JobFailed):
+    """The job reached its time limit (QWENFIX_JOB_TIME_LIMIT_S); its sandboxes were stopped."""
 
 
 @dataclass(frozen=True)
@@ -46,8 +56,24 @@ class JobContext:
 
     job: Job
     settings: Settings
+    holder: str | None = None  # this run's claim on the job (None: run outside a worker, e.g. tests)
     holds_lock: bool = False
     resources: ExitStack = field(default_factory=ExitStack)  # closed when the handler returns
+    started: float = field(default_factory=time.monotonic)
+    # the job's last word on its pull request (GitHubJob.finish), once the job knows its GitHub side
+    last_word: Callable[..., None] | None = None
+    lease_lost: threading.Event = field(default_factory=threading.Event)  # set by workers/lease.py
+    github: Any = None  # the job's GitHubJob once opened: the runner reports a failure through it
+
+    @property
+    def deadline(self) -> float:
+        """time.monotonic() at which the job's time limit is reached."""
+        return self.started + self.settings.job_time_limit_s
+
+    @property
+    def lock_owner(self) -> str:
+        """The PR lock belongs to the job, not the worker: a takeover of this job holds it again."""
+        return f"job:{self.job.id}"
 
     @cached_property
     def trail(self) -> Trail:
@@ -56,21 +82,31 @@ class JobContext:
         return Trail(self.settings.database_url, job.id, job.installation_id, job.repo, self.settings.secrets())
 
     def progress(self, text: str) -> bool:
-        """Record progress; False once the job was cancelled (`/qwen stop`, newer push)."""
+        """Record progress; False once the job was cancelled (`/qwen stop`, newer push) or taken over."""
         with session_scope(self.settings.database_url) as session:
-            return jobs.heartbeat(session, self.job.id, text)
+            return jobs.heartbeat(session, self.job.id, text, holder=self.holder)
 
     def cancelled(self) -> bool:
-        with session_scope(self.settings.database_url) as session:
-            job = session.get(Job, self.job.id)
-            return job is None or job.state == "cancelled"
-
-    def try_lock(self) -> bool:
-        """Take this pull request's lock (released when the job ends). False: another job holds it."""
-        if not self.job.pr_number:
+        """True once this run should stop: the job was cancelled, or is no longer this run's."""
+        if self.lease_lost.is_set():
             return True
         with session_scope(self.settings.database_url) as session:
-            taken = jobs.acquire_lock(session, pr_lock_name(self.job), WORKER_ID, LOCK_TTL)
+            job = session.get(Job, self.job.id)
+            if job is None or job.state == "cancelled":
+                return True
+            if self.holder is not None and (job.state != "running" or job.holder != self.holder):
+                self.lease_lost.set()  # taken over after a stall: another worker runs it now
+                return True
+            return False
+
+    def try_lock(self) -> bool:
+        """Take this pull request's lock (renewed with the lease, released when the job ends).
+        False: another job holds it."""
+        if not self.job.pr_number:
+            return True
+        ttl = timedelta(seconds=self.settings.job_lease_s)
+        with session_scope(self.settings.database_url) as session:
+            taken = jobs.acquire_lock(session, pr_lock_name(self.job), self.lock_owner, ttl)
         self.holds_lock = self.holds_lock or taken
         return taken
 

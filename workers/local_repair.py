@@ -30,16 +30,14 @@ from workers.agent.llm import ModelClient, ModelUnavailable
 from workers.engine.repair import repair
 from workers.engine.task import CONTEXT_FILES, RepairResult, RepairTask, RepoContext
 from workers.sandbox import Limits
+from workers.sandbox.disk import DiskBudget
 from workers.sandbox.engines import select_engine
+from workers.workspace.baseline import commit_baseline
 from workers.workspace.git import PatchApplyError
 from workers.workspace.mirrors import MirrorCache
 from workers.workspace.patches import apply_patch, export_patch
 
 EXIT_FIXED, EXIT_NO_FIX, EXIT_USAGE, EXIT_ALREADY_PASSING, EXIT_NO_MODEL, EXIT_NO_SANDBOX, EXIT_APPLY_FAILED = range(7)
-# a fixed identity and date make the commit of the uncommitted changes the same in every worktree
-_BASELINE_ENV = {"GIT_AUTHOR_NAME": "qwenfix", "GIT_AUTHOR_EMAIL": "qwenfix@localhost",
-                 "GIT_COMMITTER_NAME": "qwenfix", "GIT_COMMITTER_EMAIL": "qwenfix@localhost",
-                 "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}
 
 
 def repair_local(path: Path, command: str, instructions: str | None, candidates: int, apply: bool,
@@ -63,6 +61,7 @@ def repair_local(path: Path, command: str, instructions: str | None, candidates:
         console.print(f"[red]No sandbox:[/] {exc}")
         return EXIT_NO_SANDBOX
     limits = Limits.from_settings(settings)
+    disk = DiskBudget.from_settings(settings)
     uncommitted = export_patch(root, head)  # the user's own edits, in every candidate's worktree
 
     with tempfile.TemporaryDirectory(prefix="qwenfix-local-") as tmp:
@@ -71,9 +70,8 @@ def repair_local(path: Path, command: str, instructions: str | None, candidates:
         @contextmanager
         def checkout():
             with mirrors.checkout(str(root), head, None) as worktree:
-                if uncommitted:
-                    _commit_baseline(worktree.path, uncommitted, worktree)
-                    worktree.base_sha = _rev_parse(worktree.path)  # what a reset goes back to
+                if uncommitted:  # the same commit in every worktree; a reset goes back to it
+                    commit_baseline(worktree, uncommitted, "uncommitted changes")
                 yield worktree
 
         with checkout() as first:  # the base every candidate's patch is measured against
@@ -81,7 +79,8 @@ def repair_local(path: Path, command: str, instructions: str | None, candidates:
         context = RepoContext({name: (root / name).read_text(errors="replace")
                                for name in CONTEXT_FILES if (root / name).is_file()})
         task = RepairTask(command=command, instructions=instructions, candidates=max(1, candidates),
-                          working_directory=subdir, require_failure=instructions is None)
+                          working_directory=subdir, require_failure=instructions is None,
+                          semgrep_rules=str(settings.semgrep_rules) if settings.semgrep_rules else None)
         with console.status(f"Reproducing `{command}`…") as status:
             def progress(stage: str, detail: str = "") -> None:
                 line = f"{stage} {detail}".strip()
@@ -90,7 +89,7 @@ def repair_local(path: Path, command: str, instructions: str | None, candidates:
 
             result = repair(task, checkout=checkout, base_sha=base,
                             start_sandbox=lambda ws: engine.start(ws, settings.sandbox_image, limits,
-                                                                  labels={"qwenfix.job": "local"}),
+                                                                  labels={"qwenfix.job": "local"}, disk=disk),
                             client=client, context=context, progress=progress, secrets=settings.secrets())
     return _report(result, command, root, apply, client is not None, console)
 
@@ -114,6 +113,8 @@ def _report(result: RepairResult, command: str, root: Path, apply: bool, have_mo
     console.print(Syntax(chosen.patch, "diff", theme="ansi_dark", word_wrap=True))
     console.print(f"[green]Verified[/] by re-running `{command}` on a pristine worktree in a clean sandbox ({chosen.source}).")
     console.print(f"Summary: {chosen.summary}")
+    for note in chosen.security_notes:
+        console.print(f"[yellow]Security finding[/] (below high severity): {note}")
     if apply:
         try:
             apply_patch(root, chosen.patch)
@@ -144,14 +145,3 @@ def _locate(path: Path) -> tuple[Path, str, str] | None:
         return None
     root = Path(top.stdout.strip()).resolve()
     return root, head.stdout.strip(), path.relative_to(root).as_posix() if path != root else "."
-
-
-def _commit_baseline(path: Path, uncommitted: str, worktree) -> None:
-    """Apply the user's uncommitted changes and commit them with a fixed identity and date, so every
-    worktree gets the same commit and every candidate's patch excludes the user's own edits."""
-    apply_patch(worktree, uncommitted)
-    _git(path, "add", "-A")
-    done = _git(path, "-c", "commit.gpgsign=false", "commit", "--no-verify", "--quiet", "-m",
-                "uncommitted changes", env=_BASELINE_ENV)
-    if done.returncode != 0:
-        raise RuntimeError(f"could not record the uncommitted changes: {done.stderr.strip()}")

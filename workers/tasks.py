@@ -1,19 +1,28 @@
-"""Thin Celery tasks: unpack arguments, call the runner, retry what is transient."""
+"""Thin Celery tasks: unpack arguments, call the runner (which re-sends a job it gives back itself)."""
 
 from __future__ import annotations
 
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import worker_ready
 
 from core.queue import RUN_JOB, SWEEP, celery_app
 from workers import runner
 
 
-@celery_app.task(name=RUN_JOB, bind=True, max_retries=None)
-def run_job(self, job_id: int) -> None:
-    again_in = runner.run_job(job_id)
-    if again_in is not None:  # lock busy or a transient GitHub error: the job went back to queued
-        backoff = min(again_in * (2 ** min(self.request.retries, 6)), 600)
-        raise self.retry(countdown=backoff)
+class JobTask(Task):
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        """Runs in the worker's main process when the hard time limit killed the job's process."""
+        if isinstance(exc, TimeLimitExceeded) and args:
+            runner.end_at_time_limit(args[0])
+
+
+@celery_app.task(name=RUN_JOB, base=JobTask)
+def run_job(job_id: int, token: str | None = None) -> None:
+    try:
+        runner.run_job(job_id, token=token)  # a job it gives back to the queue it re-sends itself
+    except SoftTimeLimitExceeded:  # the limit came between two steps of the runner itself
+        runner.end_at_time_limit(job_id)
 
 
 @celery_app.task(name=SWEEP)

@@ -1,5 +1,7 @@
-"""State: webhook deliveries, jobs, installations, per-pull-request locks; what delivered fixes became
-(FixOutcome), what each model request used (ModelCall), and the append-only audit trail (AuditRecord)."""
+"""State: webhook deliveries, jobs, installations, per-pull-request locks, GitHub request budgets,
+the webhook redeliveries asked of GitHub, and the people who sign in to the dashboard (their
+sessions and personal API tokens); what delivered fixes became (FixOutcome), what each model request
+used (ModelCall), and the append-only audit trail (AuditRecord)."""
 
 from __future__ import annotations
 
@@ -66,7 +68,13 @@ class Job(Base):
     trajectory: Mapped[list] = mapped_column(default=list)
     usage: Mapped[dict] = mapped_column(default=dict)
     timings: Mapped[dict] = mapped_column(default=dict)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims by a worker
+    retries: Mapped[int] = mapped_column(Integer, default=0)  # given back to the queue (transient, lock busy)
+    takeovers: Mapped[int] = mapped_column(Integer, default=0)  # lease lapsed: its worker was lost
+    # the broker message that may run the job (job id + this token); any other copy is a no-op
+    enqueue_token: Mapped[str | None] = mapped_column(String(40))
+    holder: Mapped[str | None] = mapped_column(String(120))  # the worker (and claim) running it
+    run_after: Mapped[datetime | None] = mapped_column()  # not before (a retry's backoff)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     enqueued_at: Mapped[datetime | None] = mapped_column()
     started_at: Mapped[datetime | None] = mapped_column()
@@ -89,6 +97,8 @@ class Job(Base):
             "trigger": self.trigger,
             "delivery_id": self.delivery_id,
             "attempts": self.attempts,
+            "retries": self.retries,
+            "takeovers": self.takeovers,
             "created_at": _iso(self.created_at),
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
@@ -105,8 +115,10 @@ class Installation(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     account: Mapped[str | None] = mapped_column(String(200))
-    repositories: Mapped[list] = mapped_column(default=list)
-    active: Mapped[bool] = mapped_column(default=True)
+    account_type: Mapped[str | None] = mapped_column(String(32))  # Organization | User
+    repositories: Mapped[list] = mapped_column(default=list)  # full names
+    active: Mapped[bool] = mapped_column(default=True)  # status == "active"
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | suspended | deleted
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -118,6 +130,73 @@ class Lock(Base):
     name: Mapped[str] = mapped_column(String(300), primary_key=True)
     owner: Mapped[str] = mapped_column(String(100))
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class Person(Base):
+    """Someone who signed in with GitHub. Their user-to-server token is kept encrypted: it is
+    what says which repositories they may see (app/permissions.py)."""
+
+    __tablename__ = "people"
+
+    login: Mapped[str] = mapped_column(String(100), primary_key=True)
+    github_id: Mapped[int] = mapped_column(BigInteger)
+    credentials: Mapped[str] = mapped_column(Text)  # encrypted JSON: token, refresh token, expiries
+    signed_in_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebSession(Base):
+    """A signed-in browser; the cookie carries the key, the row its hash. Signing out deletes it."""
+
+    __tablename__ = "web_sessions"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    login: Mapped[str] = mapped_column(String(100), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class ApiToken(Base):
+    """A personal bearer token for the JSON API, made on the dashboard; only its hash is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    login: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown, so people can tell tokens apart
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class GitHubBudget(Base):
+    """One installation's REST budget as GitHub last reported it (``x-ratelimit-*``), what qwenfix
+    spent of it, and a pause GitHub asked for (a rate limit): shown on the dashboard."""
+
+    __tablename__ = "github_budgets"
+
+    installation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    limit: Mapped[int | None] = mapped_column(Integer)
+    remaining: Mapped[int | None] = mapped_column(Integer)
+    reset_at: Mapped[datetime | None] = mapped_column()
+    used: Mapped[int | None] = mapped_column(Integer)  # requests spent in the current window (x-ratelimit-used)
+    paused_until: Mapped[datetime | None] = mapped_column()
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Redelivery(Base):
+    """A failed webhook delivery that qwenfix asked GitHub to send again (once per GUID)."""
+
+    __tablename__ = "redeliveries"
+
+    guid: Mapped[str] = mapped_column(String(80), primary_key=True)  # X-GitHub-Delivery
+    delivery_id: Mapped[int] = mapped_column(BigInteger)  # GitHub's id of the failed attempt
+    event: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str | None] = mapped_column(Text)  # how the failed attempt ended, as GitHub says
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class FixOutcome(Base):
@@ -230,7 +309,7 @@ def _refuse_delete(_mapper, _connection, target) -> None:
 @event.listens_for(Engine, "before_execute")
 def _refuse_bulk_changes(_conn, statement, _multiparams, _params, options) -> None:
     """UPDATE or DELETE statements on the table (bulk, through a session or a connection) skip the
-    mapper events above; the database's own triggers (migration 0002) stop raw SQL."""
+    mapper events above; the database's own triggers (migration 0005) stop raw SQL."""
     table = getattr(statement, "table", None)  # ORM statements carry an annotated copy of the table
     if not isinstance(statement, (Update, Delete)) or getattr(table, "name", None) != AuditRecord.__tablename__:
         return

@@ -11,7 +11,8 @@ import sys
 import httpx
 from sqlalchemy import inspect
 
-from core.db.session import engine_for
+from core.db.models import Base, Job
+from core.db.session import engine_for, session_scope
 from tests.support.db import ROOT, SECRET, wait_for
 from tests.webhook_payloads import workflow_run
 
@@ -44,6 +45,8 @@ def test_serve_on_embedded_defaults_runs_a_replayed_delivery_end_to_end(tmp_path
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: _get(base + "/healthz"), timeout=30, message="serve to answer")
         assert (tmp_path / "var" / "qwenfix.db").exists()  # SQLite upgraded by serve itself
+        home = httpx.get(base + "/", follow_redirects=True)  # no App yet: / leads to setup
+        assert home.status_code == 200 and home.url.path == "/setup" and "Create GitHub App" in home.text
         payload = tmp_path / "run.json"
         payload.write_text(json.dumps({**workflow_run(), "action": "created", "installation": {"id": 3}}))
         replay = qwenfix("replay", str(payload), "--event", "installation", "--url", base + "/webhooks/github",
@@ -52,8 +55,9 @@ def test_serve_on_embedded_defaults_runs_a_replayed_delivery_end_to_end(tmp_path
         assert replay.stdout.startswith("202 ")
         job_id = json.loads(replay.stdout[4:])["job"]
 
-        def finished():
-            job = httpx.get(f"{base}/api/jobs/{job_id}").json()
+        def finished():  # read from the embedded database: the API is for signed-in people
+            with session_scope(f"sqlite:///{tmp_path / 'var' / 'qwenfix.db'}") as session:
+                job = session.get(Job, job_id).as_dict()
             return job["state"] in ("succeeded", "failed", "skipped") and job
 
         job = wait_for(finished, timeout=60, message=f"job to finish; log:\n{(tmp_path / 'serve.log').read_text()}")
@@ -81,11 +85,13 @@ def test_replay_without_a_secret_says_so(tmp_path):
 def test_db_upgrade_creates_the_schema_on_postgresql(postgres_url, tmp_path):
     engine = engine_for(postgres_url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS deliveries, jobs, installations, locks, fix_outcomes, model_calls, "
-                             "audit_records, alembic_version")
+        names = ", ".join(table.name for table in Base.metadata.sorted_tables)
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {names}, alembic_version")
     result = qwenfix("db", "upgrade", env=clean_env(QWENFIX_DATABASE_URL=postgres_url), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert set(inspect(engine).get_table_names()) >= {"deliveries", "jobs", "installations", "locks"}
+    assert set(inspect(engine).get_table_names()) >= {"deliveries", "jobs", "installations", "locks", "people",
+                                                      "web_sessions", "api_tokens", "github_budgets", "redeliveries",
+                                                      "fix_outcomes", "model_calls", "audit_records"}
 
 
 def test_doctor_names_what_is_missing_and_how_to_fix_it(tmp_path):
@@ -139,3 +145,16 @@ def test_audit_export_writes_json_lines(postgres_url, tmp_path):
     assert [(r["kind"], r["repo"]) for r in lines] == [("trigger", "octo/calc"), ("github", "octo/other")]
     only = qwenfix("audit", "export", "--since", "1d", "--repo", "octo/other", env=env, cwd=tmp_path)
     assert [json.loads(line)["data"]["id"] for line in only.stdout.splitlines()] == [9]
+
+
+def test_doctor_checks_the_toolchain_image_mapping(tmp_path, docker_engine):
+    bad = qwenfix("doctor", env=clean_env(QWENFIX_SANDBOX_TOOLCHAIN_IMAGES="python3.12", COLUMNS="200"), cwd=tmp_path)
+    assert "FAIL  toolchain images" in bad.stdout and "is not TOOLCHAIN[:VERSION]=IMAGE" in bad.stdout
+    assert "python:3.12=IMAGE" in bad.stdout  # how to fix it
+    missing = qwenfix("doctor", env=clean_env(QWENFIX_SANDBOX_TOOLCHAIN_IMAGES='{"go:1.22": "no-such-image:1"}',
+                                              COLUMNS="200"), cwd=tmp_path)
+    assert "FAIL  toolchain images" in missing.stdout and "go:1.22=no-such-image:1: image missing" in missing.stdout
+    good = qwenfix("doctor", env=clean_env(QWENFIX_SANDBOX_TOOLCHAIN_IMAGES=f"python:3.11={docker_engine.image}",
+                                           COLUMNS="200"), cwd=tmp_path)
+    assert f"ok  toolchain images: {docker_engine.image} provides" in good.stdout
+    assert f"mapped: python:3.11={docker_engine.image}" in good.stdout

@@ -8,6 +8,7 @@ from app.main import create_app
 from core import logs
 from core.db.models import Job
 from core.db.session import session_scope
+from tests.support.people import api_token
 
 
 def test_secret_values_are_redacted_from_every_log_field(capsys):
@@ -21,7 +22,7 @@ def test_secret_values_are_redacted_from_every_log_field(capsys):
 
 
 def test_job_page_shows_outcome_patch_candidates_and_trajectory(make_settings, database_url):
-    settings = make_settings(database_url=database_url, broker_url="redis://127.0.0.1:1/0")
+    settings = make_settings(database_url=database_url, broker_url="redis://127.0.0.1:1/0", admins="root")
     with session_scope(database_url) as session:
         job = Job(kind="repair", repo="octo/calc", pr_number=7, head_sha="a" * 40, trigger="workflow:1",
                   idempotency_key="k", state="failed", outcome="no verified fix: <script>alert(1)</script>",
@@ -31,9 +32,10 @@ def test_job_page_shows_outcome_patch_candidates_and_trajectory(make_settings, d
         session.add(job)
         session.flush()
         job_id = job.id
+    admin = api_token(settings, "root")
     with TestClient(create_app(settings, sweep=False)) as client:
-        page = client.get(f"/jobs/{job_id}").text
-        listing = client.get("/jobs").text
+        page = client.get(f"/jobs/{job_id}", headers=admin).text
+        listing = client.get("/jobs", headers=admin).text
     assert "no verified fix" in page and "<script>alert(1)</script>" not in page  # escaped
     assert "+return a + b" in page and "still fails (exit 1)" in page and "read_file" in page
     assert f'href="/jobs/{job_id}"' in listing and "octo/calc" in listing

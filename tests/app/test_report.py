@@ -16,6 +16,7 @@ from app.report import fix_table, parse_since, render
 from core import audit
 from core.db.models import FixOutcome, Job, ModelCall, utcnow
 from core.db.session import session_scope
+from tests.support.people import api_token
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
 
@@ -77,13 +78,15 @@ def test_outcomes_page_audit_page_and_metrics(make_settings, database_url):
                   job_id=1, repo="octo/calc")
         audit.add(session, "github", {"method": "POST", "path": "/repos/octo/calc/issues/7/comments", "status": 201,
                                       "id": 555}, job_id=1, repo="octo/calc")
-    settings = make_settings(database_url=database_url, broker_url="redis://127.0.0.1:1/0")
-    with TestClient(create_app(settings, sweep=False)) as client:
+    settings = make_settings(database_url=database_url, broker_url="redis://127.0.0.1:1/0", admins="root",
+                             metrics_token="scrape-me-0123")
+    admin = api_token(settings, "root")  # an admin sees every repository's fixes and records
+    with TestClient(create_app(settings, sweep=False), headers=admin) as client:
         page = client.get("/outcomes?since=30d").text
         job_page = client.get("/jobs/1").text
         records = client.get("/jobs/1/audit").text
         api = client.get("/api/jobs/1/audit").json()
-        metrics = client.get("/metrics").text
+        metrics = client.get("/metrics", headers={"Authorization": "Bearer scrape-me-0123"}).text
         bad = client.get("/outcomes?since=yesterday")
     assert "octo/calc" in page and "qwen3-coder-plus" in page and "fixer:ruff-format" in page
     assert 'href="/jobs/1/audit"' in job_page

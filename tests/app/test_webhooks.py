@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -10,6 +12,7 @@ from app.main import create_app
 from core.db.models import Delivery, FixOutcome, Job
 from core.db.session import session_scope
 from tests.support.db import SECRET
+from tests.support.people import api_token
 from tests.webhook_payloads import (
     REPO,
     base,
@@ -26,7 +29,8 @@ DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 @pytest.fixture
 def settings(make_settings, database_url):
-    return make_settings(database_url=database_url, broker_url=DEAD_BROKER)
+    return make_settings(database_url=database_url, broker_url=DEAD_BROKER, admins="root",
+                         metrics_token="scrape-me-0123")
 
 
 @pytest.fixture
@@ -83,6 +87,50 @@ def test_no_secret_configured_refuses_everything(make_settings, database_url):
         response = post(client, workflow_run(), "workflow_run")
     assert response.status_code == 401
     assert "not configured" in response.json()["error"]
+
+
+def _post_streamed(settings, headers: dict[str, str], chunks: int, chunk: bytes = b" " * (1 << 20)):
+    """POST a body of ``chunks`` chunks straight to the ASGI app, counting the bytes it asked for."""
+    app = create_app(settings, sweep=False)
+    read, sent = [], []
+
+    async def receive():
+        if len(read) < chunks:
+            read.append(len(chunk))
+            return {"type": "http.request", "body": chunk, "more_body": len(read) < chunks}
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/webhooks/github", "raw_path": b"/webhooks/github", "query_string": b"", "root_path": "",
+             "server": ("testserver", 80), "client": ("127.0.0.1", 5000),
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], sum(read)
+
+
+def test_an_unsigned_body_is_refused_before_a_byte_of_it_is_read(settings):
+    """Fails on main: the app buffered up to 25 MiB of a body nobody signed before looking at the
+    signature header."""
+    unsigned = {"X-GitHub-Event": "workflow_run", "X-GitHub-Delivery": "big-1", "Transfer-Encoding": "chunked"}
+    status, read = _post_streamed(settings, unsigned, chunks=20)
+    assert status == 401 and read == 0
+    malformed = dict(unsigned, **{"X-Hub-Signature-256": "sha1=deadbeef"})
+    assert _post_streamed(settings, malformed, chunks=20) == (401, 0)
+
+
+def test_a_signed_looking_body_is_hashed_while_read_and_cut_at_the_limit(settings):
+    forged = {"X-GitHub-Event": "workflow_run", "X-GitHub-Delivery": "big-2", "Transfer-Encoding": "chunked",
+              "X-Hub-Signature-256": "sha256=" + "0" * 64}
+    status, read = _post_streamed(settings, forged, chunks=40)
+    assert status == 413 and read <= settings.max_body_bytes + (1 << 20)
+    declared = dict(forged, **{"Content-Length": str(settings.max_body_bytes + 1)})
+    declared.pop("Transfer-Encoding")
+    assert _post_streamed(settings, declared, chunks=40) == (413, 0)  # refused on its declared size
+    status, read = _post_streamed(settings, forged, chunks=2)
+    assert status == 401 and read == 2 << 20
 
 
 def test_body_over_25_mib_is_413(client, settings):
@@ -151,6 +199,14 @@ def test_failed_workflow_run_writes_a_queued_repair_job(client, settings):
     assert response.json()["job"] == job.id
 
 
+def test_a_forks_red_run_records_where_its_head_lives(client, settings):
+    payload = workflow_run(sha="e" * 40, prs=())
+    payload["workflow_run"]["head_repository"] = {"full_name": "contributor/widgets", "fork": True}
+    post(client, payload, "workflow_run", delivery="fork-run-1")
+    [job] = jobs(settings.database_url)
+    assert job.pr_number is None and job.params["head_repo"] == "contributor/widgets"
+
+
 def test_same_delivery_twice_creates_one_job(client, settings):
     first = post(client, workflow_run(), "workflow_run", delivery="dup-1")
     second = post(client, workflow_run(), "workflow_run", delivery="dup-1")
@@ -215,19 +271,20 @@ def test_readyz_reports_a_dead_broker(client):
 def test_metrics_count_answers_and_jobs(client):
     post(client, workflow_run(), "workflow_run")
     post(client, workflow_run(), "workflow_run", secret="wrong")
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers={"Authorization": "Bearer scrape-me-0123"}).text
     assert 'qwenfix_webhooks_total{event="workflow_run",result="bad_signature"}' in text
     assert 'qwenfix_jobs{kind="repair",state="queued"} 1.0' in text
 
 
-def test_jobs_api_lists_and_shows_jobs(client):
+def test_jobs_api_lists_and_shows_jobs(client, settings):
     job_id = post(client, workflow_run(), "workflow_run").json()["job"]
-    listed = client.get("/api/jobs").json()["jobs"]
+    admin = api_token(settings, "root")
+    listed = client.get("/api/jobs", headers=admin).json()["jobs"]
     assert [j["id"] for j in listed] == [job_id]
-    detail = client.get(f"/api/jobs/{job_id}").json()
+    detail = client.get(f"/api/jobs/{job_id}", headers=admin).json()
     assert detail["kind"] == "repair" and detail["params"]["workflow_name"] == "CI"
-    assert client.get("/api/jobs/999").status_code == 404
-    assert client.get(f"/jobs/{job_id}").status_code == 200
+    assert client.get("/api/jobs/999", headers=admin).status_code == 404
+    assert client.get(f"/jobs/{job_id}", headers=admin).status_code == 200
 
 
 def test_what_the_apps_own_bot_caused_starts_no_job(client, settings):

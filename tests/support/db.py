@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from githubkit.versions import LATEST_VERSION
 from sqlalchemy import text
 
 from core.config import Settings
@@ -74,7 +76,12 @@ def redis_url():
 @pytest.fixture
 def make_settings(tmp_path):
     def make(**overrides) -> Settings:
-        values = dict(webhook_secret=SECRET, data_dir=tmp_path / "data", sweep_interval_s=0.5)
+        # the fakes speak githubkit's newest REST API version (tests/core/test_api_version.py and the
+        # Enterprise end-to-end test leave it to be chosen); GitHub's pacing kept short (its rules
+        # are tested in tests/core/test_ratelimits.py)
+        values = dict(webhook_secret=SECRET, data_dir=tmp_path / "data", sweep_interval_s=0.5,
+                      github_api_version=LATEST_VERSION, github_write_interval_s=0.02,
+                      github_secondary_backoff_s=0.5, redeliver_interval_s=0)
         values.update(overrides)
         return Settings(_env_file=None, **values)
 
@@ -105,7 +112,8 @@ def start_worker(tmp_path):
         env.update(extra_env or {})
         log = open(tmp_path / f"worker-{len(procs)}.log", "w")
         argv = [sys.executable, "-m", "app.cli", "worker", "--concurrency", "2"] + (["--beat"] if beat else [])
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # its own process group: a test can kill the worker with its pool, as a crash would
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         proc.log_path = log.name  # type: ignore[attr-defined]
         procs.append(proc)
         deadline = time.monotonic() + 30
@@ -124,7 +132,8 @@ def start_worker(tmp_path):
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # the worker and its pool
+            proc.wait()
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2, message: str = "condition"):

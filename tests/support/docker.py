@@ -56,10 +56,11 @@ def sandbox_factory(docker_engine, request) -> Iterator[Callable[..., Sandbox]]:
     made: list[Sandbox] = []
 
     def factory(
-        workspace: Path, limits: Limits = TEST_LIMITS, labels: dict[str, str] | None = None
+        workspace: Path, limits: Limits = TEST_LIMITS, labels: dict[str, str] | None = None,
+        mounts: tuple = (),
     ) -> Sandbox:
         job_labels = {"qwenfix.job": f"test:{request.node.name}"[:200], **(labels or {})}
-        sb = docker_engine.start(Path(workspace), SANDBOX_IMAGE, limits, job_labels)
+        sb = docker_engine.start(Path(workspace), SANDBOX_IMAGE, limits, job_labels, mounts=mounts)
         made.append(sb)
         return sb
 
@@ -86,8 +87,8 @@ def bwrap_engine():
 def bwrap_factory(bwrap_engine) -> Iterator[Callable[..., Sandbox]]:
     made: list[Sandbox] = []
 
-    def factory(workspace: Path, limits: Limits = TEST_LIMITS) -> Sandbox:
-        sb = bwrap_engine.start(Path(workspace), "", limits, {})
+    def factory(workspace: Path, limits: Limits = TEST_LIMITS, mounts: tuple = ()) -> Sandbox:
+        sb = bwrap_engine.start(Path(workspace), "", limits, {}, mounts=mounts)
         made.append(sb)
         return sb
 

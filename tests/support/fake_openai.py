@@ -13,13 +13,20 @@ Reply shapes:
     error(429)                                      an HTTP error status, served once; the next
                                                     request (the client's retry) gets the next reply
     error(500, times=None)                          an HTTP error status for this step, every time
+    stall(600)                                      a model that takes 600 s to answer (then finishes)
 or a callable(request_body) -> one of those (an error it returns is served for that request only).
 
 `fake_model.fail_next(status, times)` makes the next requests fail, whatever the step.
+
+Token counts: a prompt is its tools and messages rendered in order, as a chat template would, and
+counted at 4 characters a token. Like vLLM's or DashScope's prefix cache, the server reports as
+`usage.prompt_tokens_details.cached_tokens` the longest prefix this prompt shares with any prompt it
+has seen before (`fake_model.prefix_cache = False` turns that off, as on an endpoint without a cache).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import threading
@@ -57,6 +64,11 @@ def finish(summary: str = "Done.", shape: str = "native") -> dict:
     return call("finish", shape=shape, summary=summary)
 
 
+def stall(seconds: float, then: dict | None = None) -> dict:
+    """A reply that takes ``seconds`` to arrive (an overloaded endpoint): ``then`` (default finish)."""
+    return {"kind": "stall", "seconds": seconds, "then": then or finish("Answered late.")}
+
+
 @dataclass
 class RecordedCall:
     body: dict
@@ -80,6 +92,8 @@ class FakeModel:
     failures: list[int] = field(default_factory=list)  # HTTP statuses to answer before any reply
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: Any = field(default_factory=lambda: itertools.count(1))
+    prefix_cache: bool = True
+    seen_prompts: list[str] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -100,20 +114,29 @@ class FakeModel:
     def chat_requests(self) -> list[RecordedCall]:
         return [r for r in self.requests if "messages" in r.body]
 
-    def answer(self, body: dict) -> tuple[int, dict]:
+    def answer(self, body: dict) -> tuple[int, dict, float]:
+        """(status, payload, seconds to wait before sending it)."""
         with self.lock:
             step = sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
             pending = self.step_errors.get(step) or self.failures
             if pending:
                 status = pending.pop(0)
-                return status, {"error": {"message": f"scripted {status}", "type": "server_error"}}
+                return status, {"error": {"message": f"scripted {status}", "type": "server_error"}}, 0.0
             call_id = next(self.ids)
         reply = self.replies[step] if step < len(self.replies) else finish("Script exhausted.")
         if callable(reply):
             reply = reply(body)
+        delay = 0.0
+        if reply["kind"] == "stall":
+            delay, reply = reply["seconds"], reply["then"]
         if reply["kind"] == "error":
-            return reply["status"], {"error": {"message": "scripted error", "type": "server_error"}}
-        prompt_tokens = len(json.dumps(body.get("messages", []))) // 4
+            return reply["status"], {"error": {"message": "scripted error", "type": "server_error"}}, delay
+        prompt = rendered(body)
+        with self.lock:
+            cached = max((shared_prefix(prompt, seen) for seen in self.seen_prompts), default=0) // 4
+            self.seen_prompts.append(prompt)
+        prompt_tokens = len(prompt) // 4
+        cached = cached if self.prefix_cache else 0
         if reply["kind"] == "text":
             message = {"role": "assistant", "content": reply["content"]}
         elif reply["shape"] == "native":
@@ -128,14 +151,44 @@ class FakeModel:
             payload = json.dumps({"name": reply["name"], "arguments": reply["arguments"]})
             message = {"role": "assistant", "content": f"```json\n{payload}\n```"}
         completion = len(json.dumps(message)) // 4 + 1
-        system = next((m.get("content") or "" for m in body.get("messages", []) if m.get("role") == "system"), "")
-        cached = len(json.dumps(system)) // 4  # the system prompt, served from the endpoint's cache
         return 200, {
             "id": f"chatcmpl-{call_id}", "object": "chat.completion", "created": 0, "model": body.get("model", MODEL),
             "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion, "total_tokens": prompt_tokens + completion,
-                      "prompt_tokens_details": {"cached_tokens": min(cached, prompt_tokens)}},
-        }
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
+                      "total_tokens": prompt_tokens + completion,
+                      "prompt_tokens_details": {"cached_tokens": cached}},
+        }, delay
+
+
+def last_observation(messages: list[dict]) -> str:
+    """What the agent saw last: the newest message before the agent's trailing list of edits."""
+    for message in reversed(messages):
+        content = message.get("content") or ""
+        if message.get("role") in ("user", "tool") and not content.startswith("# Edits made so far"):
+            return content
+    return ""
+
+
+def rendered(body: dict) -> str:
+    """The prompt as the server sees it: tools, then every message in order (appending a message
+    extends it, as a chat template does)."""
+    return json.dumps(body.get("tools") or []) + "".join(json.dumps(m, sort_keys=True)
+                                                         for m in body.get("messages", []))
+
+
+def shared_prefix(a: str, b: str) -> int:
+    """Characters at the start of `a` that `b` starts with too."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    low, high = 0, n  # binary search on the first difference
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[:mid] == b[:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 def make_app(model: FakeModel) -> FastAPI:
@@ -146,7 +199,9 @@ def make_app(model: FakeModel) -> FastAPI:
         body = await request.json()
         with model.lock:
             model.requests.append(RecordedCall(body, dict(request.headers)))
-        status, payload = model.answer(body)
+        status, payload, delay = model.answer(body)
+        if delay:
+            await asyncio.sleep(delay)
         # a short Retry-After keeps the client's (real) retries fast in tests
         headers = {"retry-after-ms": "20"} if status >= 400 else None
         return JSONResponse(payload, status_code=status, headers=headers)

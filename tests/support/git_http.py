@@ -59,16 +59,23 @@ class GitRequest:
     bytes_out: int = 0  # response body size
     command: str | None = None  # protocol v2 command in the body: "ls-refs", "fetch", ...
     _head: bytes = field(default=b"", repr=False)  # first bytes of the request body
+    _gzipped: bool = field(default=False, repr=False)
+
+    def _body_start(self) -> bytes | None:
+        if not self._gzipped:
+            return self._head
+        try:
+            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(self._head)
+        except zlib.error:
+            return None
 
     def _note_body(self, chunk: bytes, gzipped: bool) -> None:
+        self._gzipped = gzipped
         if len(self._head) < 8192:
             self._head += chunk[: 8192 - len(self._head)]
-        data = self._head
-        if gzipped:
-            try:
-                data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(self._head)
-            except zlib.error:
-                return
+        data = self._body_start()
+        if data is None:
+            return
         # first pkt-line: 4 hex digits of length (including themselves), then "command=NAME\n"
         try:
             size = int(data[:4], 16)
@@ -77,6 +84,27 @@ class GitRequest:
         match = re.match(rb"command=([A-Za-z0-9_-]+)", data[4:size])
         if match:
             self.command = match.group(1).decode()
+
+    @property
+    def ref_updates(self) -> list[tuple[str, str, str]]:
+        """(old sha, new sha, ref) for each ref a push asked to update: the pkt-line commands
+        at the start of a ``git-receive-pack`` POST, before the pack."""
+        if not (self.method == "POST" and self.service == "git-receive-pack"):
+            return []
+        data, out, pos = self._body_start() or b"", [], 0
+        while pos + 4 <= len(data):
+            try:
+                size = int(data[pos : pos + 4], 16)
+            except ValueError:
+                break
+            if size < 4:  # flush-pkt: the commands are over
+                break
+            command = data[pos + 4 : pos + size].split(b"\0", 1)[0].decode("utf-8", "replace").strip()
+            old, _, rest = command.partition(" ")
+            new, _, ref = rest.partition(" ")
+            out.append((old, new, ref))
+            pos += size
+        return out
 
     @property
     def repo(self) -> str | None:
@@ -356,11 +384,22 @@ def bare_repo_path(root: Path, full_name: str) -> Path:
     return Path(root) / owner / f"{name}.git"
 
 
-def _write_files(work: Path, files: Mapping[str, str | bytes]) -> None:
+@dataclass(frozen=True)
+class Symlink:
+    """A file committed as a symbolic link (mode 120000) to ``target``, as `ln -s` and git do."""
+
+    target: str
+
+
+def _write_files(work: Path, files: Mapping[str, str | bytes | Symlink]) -> None:
     for rel, content in files.items():
         target = work / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
+        if isinstance(content, Symlink):
+            if target.exists() or target.is_symlink():
+                target.unlink()
+            target.symlink_to(content.target)
+        elif isinstance(content, bytes):
             target.write_bytes(content)
         else:
             target.write_text(content, encoding="utf-8")
@@ -439,6 +478,11 @@ def repo_file_at(root: Path, full_name: str, ref: str, path: str) -> str:
         return _git("--git-dir", str(bare), "show", f"{ref}:{path}", strip=False)  # content exactly
     except RuntimeError as exc:
         raise KeyError(f"{full_name}@{ref}:{path}") from exc
+
+
+def repo_commit_message(root: Path, full_name: str, ref: str) -> str:
+    """The full message of the commit at ``ref`` in the bare repository."""
+    return _git("--git-dir", str(bare_repo_path(root, full_name)), "log", "-1", "--format=%B", ref, strip=False)
 
 
 def set_ref(root: Path, full_name: str, ref: str, sha: str) -> None:

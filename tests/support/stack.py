@@ -52,22 +52,48 @@ class Stack:
 
 
 @pytest.fixture
+def make_stack(fake_github, fake_model, make_settings, postgres_url, redis_url, start_worker, docker_engine, tmp_path):
+    """Build the stack with settings overrides (a short lease, a sweeping web side, ...)."""
+    clients: list[TestClient] = []
+
+    def make(sweep: bool = False, workers: int = 1, **overrides) -> Stack:
+        fake_github.add_installation(INSTALLATION, "octo")
+        values = dict(
+            database_url=postgres_url, broker_url=redis_url,
+            app_id=str(fake_github.app_id), private_key=fake_github.private_key_pem, github_api_url=fake_github.url,
+            public_url="http://qwenfix.test", llm_base_url=fake_model.base_url, llm_api_key=MODEL_KEY,
+            llm_model="qwen3-coder-test", llm_max_retries=1, sandbox_engine="docker", sandbox_command_timeout_s=120,
+            mirror_dir=tmp_path / "mirrors",
+        )
+        values.update(overrides)
+        settings = make_settings(**values)
+        for _ in range(workers):
+            start_worker(settings)
+        client = TestClient(create_app(settings, sweep=sweep))
+        client.__enter__()
+        clients.append(client)
+        return Stack(settings, fake_github, fake_model, client)
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
 def stack_settings() -> dict:
-    """Settings a test module gives its stack (override this fixture there), e.g. budgets."""
+    """More settings for the stack's app and worker: a test module overrides this fixture."""
     return {}
 
 
 @pytest.fixture
-def stack(fake_github, fake_model, make_settings, postgres_url, redis_url, start_worker, docker_engine, tmp_path,
-          stack_settings):
-    fake_github.add_installation(INSTALLATION, "octo")
-    settings = make_settings(
-        database_url=postgres_url, broker_url=redis_url,
-        app_id=str(fake_github.app_id), private_key=fake_github.private_key_pem, github_api_url=fake_github.url,
-        public_url="http://qwenfix.test", llm_base_url=fake_model.base_url, llm_api_key=MODEL_KEY,
-        llm_model="qwen3-coder-test", llm_max_retries=1, sandbox_engine="docker", sandbox_command_timeout_s=120,
-        mirror_dir=tmp_path / "mirrors", **stack_settings,
-    )
-    start_worker(settings)
-    with TestClient(create_app(settings, sweep=False)) as client:
-        yield Stack(settings, fake_github, fake_model, client)
+def stack_overrides() -> dict:
+    """Settings a test module needs besides the stack's own (override this fixture there)."""
+    return {}
+
+
+@pytest.fixture
+def stack(request, make_stack, stack_settings, stack_overrides):
+    """The product, started with extra operator settings from the `stack_settings` or
+    `stack_overrides` fixture and from a `stack_settings` mark when the test has one."""
+    marker = request.node.get_closest_marker("stack_settings")
+    return make_stack(**stack_settings, **stack_overrides, **(marker.kwargs if marker else {}))

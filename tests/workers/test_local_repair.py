@@ -16,7 +16,7 @@ from rich.console import Console
 
 from tests.support.db import settings_env
 from tests.support.docker import SANDBOX_IMAGE
-from tests.support.fake_openai import call, finish
+from tests.support.fake_openai import call, finish, last_observation
 from workers.agent.llm import ModelClient
 from workers.engine.repair import repair
 from workers.engine.task import RepairTask, RepoContext
@@ -95,11 +95,15 @@ def test_a_scripted_agent_repairs_the_checkout_and_applies_the_verified_patch(ch
     assert git(checkout, "status", "--porcelain").split("\n")[:2] == [" M calc.py", "?? tests/test_add.py"]
     bodies = [r.body for r in fake_model.chat_requests()]
     assert len(bodies) == 4
-    run_observation = bodies[3]["messages"][-1]["content"]
+    run_observation = last_observation(bodies[3]["messages"])
     assert "[exit code 0" in run_observation and "2 passed" in run_observation
-    # the task carried the failure-free context, fenced; no secret reached the model
+    # the task carried the context, fenced; no secret reached the model
     task_message = bodies[0]["messages"][1]["content"]
     assert '<untrusted-data source="AGENTS.md">' in task_message and "Keep changes minimal." in task_message
+    # … and the reproduction it had just run, with the code of the function the failing test calls
+    assert '<untrusted-data source="reproduction">' in task_message and "assert -1 == 5" in task_message
+    assert "calc.py — add (lines 1-2; called by test_add)" in task_message
+    assert "    2      return a - b" in task_message
     dumped = json.dumps(bodies)
     assert TOKEN not in dumped and API_KEY not in dumped and "[redacted]" in dumped
 
@@ -114,7 +118,7 @@ def test_an_uncommitted_bug_is_reproduced_and_without_apply_the_checkout_is_left
     assert code == EXIT_FIXED, out
     assert "+    return a + b" in out and "--apply" in out
     assert (checkout / "calc.py").read_text() == BROKEN
-    assert "[exit code 0" in fake_model.chat_requests()[3].messages[-1]["content"]
+    assert "[exit code 0" in last_observation(fake_model.chat_requests()[3].messages)
 
 
 def test_the_command_already_passing_exits_3_without_a_model_call(checkout, settings, fake_model):

@@ -16,11 +16,15 @@ class Budget:
     max_cost: float | None = None  # in the currency of the prices below; None: no cost limit
     price_per_1k_prompt: float = 0.0
     price_per_1k_completion: float = 0.0
-    observation_window: int = 5  # the last N steps keep their tool output in full (as SWE-agent)
+    price_per_1k_cached: float | None = None  # prompt tokens served from the endpoint's cache; None: as prompt
+    observation_window: int = 1  # at least the last N steps keep their tool output in full …
+    compaction_block: int = 4  # … and older ones are shortened N at a time (see workers/agent/history.py)
     max_tokens_per_reply: int | None = None
 
     def cost(self, usage: Usage) -> float:
-        return (usage.prompt_tokens * self.price_per_1k_prompt
+        cached = min(usage.cached_tokens, usage.prompt_tokens)
+        cached_price = self.price_per_1k_prompt if self.price_per_1k_cached is None else self.price_per_1k_cached
+        return ((usage.prompt_tokens - cached) * self.price_per_1k_prompt + cached * cached_price
                 + usage.completion_tokens * self.price_per_1k_completion) / 1000
 
     def before_step(self, elapsed_s: float) -> str | None:

@@ -1,6 +1,12 @@
-"""The conversation after the task, with an observation window: the last N steps are sent in full;
+"""The conversation after the task, with an observation window: recent steps are sent in full;
 older ones shrink to the model's (shortened) reply and a one-line stub instead of the tool output,
-so the prompt stays bounded on long runs. The full record lives in the trajectory, not here."""
+so the prompt stays bounded on long runs. The full record lives in the trajectory, not here.
+
+Older steps are compacted in blocks, not one at a time: a step, once shortened, is never rewritten,
+and between two compactions every request is the previous one plus the new step. Model servers
+(vLLM, SGLang, hosted Qwen) reuse the computation of a prefix they have already seen and bill it
+lower, so a request that extends the previous one is mostly served from their cache; shortening one
+step at every request would change the prompt a few steps back each time and lose that."""
 
 from __future__ import annotations
 
@@ -41,9 +47,16 @@ def stub(call: ToolCall, observation: str) -> str:
     return f"[elided: {call.name} output, {lines} lines; call again if needed]"
 
 
-def window(turns: list[Turn], keep: int) -> list[dict]:
-    """Messages for all turns: the last `keep` in full, older ones elided."""
-    first_full = max(0, len(turns) - keep)
+def elided(count: int, keep: int, block: int = 1) -> int:
+    """How many of `count` turns are shortened: a multiple of `block`, leaving at least `keep` (and
+    fewer than `keep + block`) in full. `block=1` shortens one more turn at every step."""
+    block = max(1, block)
+    return max(0, count - keep) // block * block
+
+
+def window(turns: list[Turn], keep: int, block: int = 1) -> list[dict]:
+    """Messages for all turns: the oldest ones elided in blocks (see `elided`), the rest in full."""
+    first_full = elided(len(turns), keep, block)
     return [m for i, turn in enumerate(turns) for m in turn.messages(full=i >= first_full)]
 
 

@@ -42,7 +42,7 @@ class ToolCall:
 class Usage:
     prompt_tokens: int = 0  # cached ones included, as the endpoints report them
     completion_tokens: int = 0
-    cached_tokens: int = 0
+    cached_tokens: int = 0  # of the prompt tokens, those the endpoint served from its prefix cache
     estimated: bool = False  # the endpoint reported no usage: counted from the text's length
 
     @property
@@ -68,6 +68,10 @@ class ModelReply:
     @property
     def completion_tokens(self) -> int:
         return self.usage.completion_tokens
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.usage.cached_tokens
 
 
 class Meter(Protocol):
@@ -151,7 +155,9 @@ class ModelClient:
 
 
 def _usage(reported, request: dict, reply: ModelReply) -> Usage:
-    """The usage the endpoint reported; only when it reports none, about 4 characters a token."""
+    """The usage the endpoint reported (`prompt_tokens_details.cached_tokens` from OpenAI, DashScope,
+    vLLM with prefix caching; absent on endpoints that do not cache); only when it reports none,
+    about 4 characters a token."""
     if reported is not None:
         details = getattr(reported, "prompt_tokens_details", None)
         cached = getattr(details, "cached_tokens", None) or 0

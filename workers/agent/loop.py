@@ -34,6 +34,7 @@ class Step:
     completion_tokens: int
     latency_s: float  # the model call
     tool_s: float = 0.0  # the tool call
+    cached_tokens: int = 0  # of prompt_tokens, served from the endpoint's prefix cache
 
 
 @dataclass
@@ -51,6 +52,10 @@ class AgentResult:
     @property
     def completion_tokens(self) -> int:
         return self.usage.completion_tokens
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.usage.cached_tokens
 
     def trajectory(self) -> list[dict]:
         return [asdict(step) for step in self.steps]
@@ -71,9 +76,11 @@ def run_agent(task: AgentTask | str, toolbox: Toolbox, client: ModelClient, budg
         if stop:
             result.outcome = stop
             break
+        # system, task and the compacted steps stay a stable prefix; what changes goes last
         messages = [{"role": "system", "content": system},
-                    {"role": "user", "content": _with_edits(prompt, toolbox.edits)},
-                    *window(turns, budget.observation_window)]
+                    {"role": "user", "content": prompt},
+                    *window(turns, budget.observation_window, budget.compaction_block),
+                    *_edits_note(toolbox.edits)]
         try:
             reply = client.complete(_redacted(messages, secrets), tools=TOOL_SCHEMAS, temperature=temperature,
                                     max_tokens=budget.max_tokens_per_reply)
@@ -98,7 +105,7 @@ def run_agent(task: AgentTask | str, toolbox: Toolbox, client: ModelClient, budg
         turns.append(Turn(text, call, observation))
         result.steps.append(Step(index, text, call.name if call else None, call.arguments if call else None,
                                  observation, reply.prompt_tokens, reply.completion_tokens, reply.latency_s,
-                                 time.monotonic() - t0))
+                                 time.monotonic() - t0, reply.cached_tokens))
         if toolbox.finished:
             result.outcome, result.summary = "finished", redact(toolbox.summary, secrets)
             break
@@ -109,11 +116,12 @@ def run_agent(task: AgentTask | str, toolbox: Toolbox, client: ModelClient, budg
     return result
 
 
-def _with_edits(prompt: str, edits: list[str]) -> str:
-    """The task, followed by the edits made so far: kept in every prompt, whatever the window drops."""
+def _edits_note(edits: list[str]) -> list[dict]:
+    """The edits made so far, kept in every prompt whatever the window drops. It is the last message
+    (replaced at the next step), so that the task above it stays the same from request to request."""
     if not edits:
-        return prompt
-    return prompt + "\n\n# Edits made so far\n\n" + "\n".join(f"- {e}" for e in edits)
+        return []
+    return [{"role": "user", "content": "# Edits made so far\n\n" + "\n".join(f"- {e}" for e in edits)}]
 
 
 def _redact_arguments(value, secrets: list[str]):

@@ -21,15 +21,24 @@ class AgentTask:
     goal: str  # what to achieve, in the app's own words (trusted)
     command: str  # the command that must pass (trusted: it comes from config or the failure report)
     working_directory: str = "."
-    failure_text: str | None = None  # CI log excerpt (untrusted)
+    failure_text: str | None = None  # CI log excerpt, or the reproduction's output (untrusted)
     instructions: str | None = None  # a maintainer's `/qwen fix …` text (untrusted)
     context: dict[str, str] = field(default_factory=dict)  # README head, AGENTS.md, … from the BASE commit
     tree: str = ""  # compact file tree
+    failure_source: str = "CI failure"  # what failure_text is, for its fence
+    evidence: list[tuple[str, str]] = field(default_factory=list)  # (heading, numbered code) the failure involves
+    repo_map: str = ""  # source files ranked by relevance, with their top-level symbols
 
     def prompt(self) -> str:
         sections = {
-            "failure": "# Failure\n\n" + fenced("CI failure", shorten(self.failure_text, MAX_FAILURE))
+            "failure": "# Failure\n\n" + fenced(self.failure_source, shorten(self.failure_text, MAX_FAILURE))
             if self.failure_text else "",
+            "evidence": "# Code involved in the failure\n\nCut from the repository, with the line numbers of "
+                        "the files:\n\n" + "\n\n".join(f"## {heading}\n\n{fenced(heading.split(' — ')[0], code)}"
+                                                      for heading, code in self.evidence)
+            if self.evidence else "",
+            "repo_map": "Source files, those most related to the failure first, with their definitions:\n\n"
+                        + fenced("repository map", self.repo_map) if self.repo_map else "",
             "instructions": "# Requested change\n\n" + fenced("pull request comment", self.instructions)
             if self.instructions else "",
             "context": "\n\n".join(f"## {name}\n\n{fenced(name, text[:MAX_CONTEXT_FILE])}"

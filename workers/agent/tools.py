@@ -1,6 +1,10 @@
 """The agent's tools. Each docstring is the contract the model reads (it becomes the tool's
 description). File tools work on the host worktree, confined to it, and never execute anything;
-`run` is the only tool that executes code, and it does so in the sandbox."""
+`run` is the only tool that executes code, and it does so in the sandbox.
+
+The worktree is the sandbox's: any name in it may be a symlink, a fifo or a hard link to a file of
+the host. File tools go through workers/workspace/confined.py, so they never follow a link (the
+model is told where it points), never open a special file, and write by replacing a name."""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workers.sandbox import Sandbox
+from workers.workspace import confined
+from workers.workspace.confined import Refused
 
 READ_WINDOW = 200  # lines per read_file call
 MAX_LINE = 1000  # characters shown of one line
@@ -38,20 +44,21 @@ class Toolbox:
     def list_dir(self, path: str = ".") -> str:
         """List one directory of the repository; directories end with '/'.
         Args: path (relative to the repository root, default '.')."""
-        target = self._path(path or ".")
-        if not target.is_dir():
+        rel, kind = self._locate(path or ".")
+        if kind != "dir":
             raise ToolError(f"{path}: not a directory; use read_file")
-        names = sorted(p.name + ("/" if p.is_dir() else "") for p in target.iterdir() if p.name not in SKIP_DIRS)
+        names = sorted(self._listed(rel, name, kind) for name, kind in self._confined(confined.list_dir, self.workspace, rel)
+                       if name not in SKIP_DIRS)
         shown = "\n".join(names[:500]) or "(empty directory)"
         return shown + (f"\n[{len(names) - 500} more entries not shown]" if len(names) > 500 else "")
 
     def read_file(self, path: str, start_line: int = 1, end_line: int | None = None) -> str:
         """Show a file with line numbers, at most 200 lines per call; the first line says which lines
         are shown out of how many. Args: path, start_line (1-based, default 1), end_line (inclusive)."""
-        target = self._path(path)
-        if target.is_dir():
+        rel, kind = self._locate(path)
+        if kind == "dir":
             raise ToolError(f"{path}: is a directory; use list_dir")
-        data = target.read_bytes()
+        data = self._confined(confined.read_file, self.workspace, rel)
         if b"\0" in data[:8192]:
             return f"{path}: binary file ({len(data)} bytes), not shown"
         lines = data.decode("utf-8", errors="replace").splitlines()
@@ -68,7 +75,8 @@ class Toolbox:
     def search(self, pattern: str, path: str = ".") -> str:
         """Search files for a regular expression (Python syntax). Prints `path:line:text`, at most 50
         matches. Args: pattern, path (a file or directory to search, default '.')."""
-        target = self._path(path or ".")
+        rel, _ = self._locate(path or ".")
+        target = self.workspace / rel
         try:
             regex = re.compile(pattern)
         except re.error as exc:
@@ -85,7 +93,7 @@ class Toolbox:
         unique. Prints the changed region. A Python file that would no longer parse is left unchanged.
         Args: path, old, new."""
         target = self._file(path)
-        text = _read(target)
+        text = self._read(target)
         if not old:
             raise ToolError("`old` is empty; give the exact text to replace (use create_file for new files)")
         count = text.count(old)
@@ -105,14 +113,13 @@ class Toolbox:
         """Create a new file with `content` (parent directories are created). Refuses to replace an
         existing file unless overwrite is true; prefer edit_file to change existing files.
         Args: path, content, overwrite (default false)."""
-        target = self._path(path, must_exist=False)
-        if target.is_dir():
+        target, kind = self._locate(path, must_exist=False)
+        if kind == "dir":
             raise ToolError(f"{path}: is a directory")
-        exists = target.exists()
+        exists = kind is not None
         if exists and not overwrite:
             raise ToolError(f"{path}: already exists; use edit_file, or create_file with overwrite=true")
-        previous = _read(target) if exists else None
-        target.parent.mkdir(parents=True, exist_ok=True)
+        previous = self._read(target) if exists else None
         note = self._write_checked(target, content, previous)
         self._record(f"{'overwrote' if exists else 'created'} {path}")
         return f"{path}: written ({len(content.splitlines())} lines){note}"
@@ -157,55 +164,92 @@ class Toolbox:
         return output
 
     # ------------------------------------------------------------------------------ paths
-    def _path(self, path: str, must_exist: bool = True) -> Path:
-        """The host path for a repository path; refuses absolute paths, '..', .git and symlinks out."""
+    def _locate(self, path: str, must_exist: bool = True) -> tuple[str, str | None]:
+        """(repository path, kind) for a path the model gave: refuses absolute paths, '..', .git,
+        symlinks (on the way or at the end) and special files; kind is 'dir', 'file' or None."""
         if not isinstance(path, str) or not path.strip() or "\0" in path:
             raise ToolError("a path relative to the repository root is required")
         if os.path.isabs(path) or path.startswith("~"):
             raise ToolError(f"{path}: absolute paths are refused; use a path relative to the repository root")
-        parts = Path(path).parts
-        if ".." in parts:
+        if ".." in Path(path).parts:
             raise ToolError(f"{path}: '..' is refused; stay inside the repository")
+        parts = self._confined(confined.names, path)
         if ".git" in parts:
             raise ToolError(f"{path}: git metadata is off limits")
-        root = self.workspace.resolve()
-        target = (root / path).resolve()  # follows symlinks, dangling ones too
-        if target != root and root not in target.parents:
-            raise ToolError(f"{path}: is a symlink that leads outside the repository; refused")
-        if must_exist and not target.exists():
+        rel = "/".join(parts)
+        try:
+            kind = confined.path_kind(self.workspace, rel)
+        except Refused as exc:
+            raise self._link_error(path, exc.path) from None
+        if kind == "link":
+            raise self._link_error(path, rel)
+        if kind == "special":
+            raise ToolError(f"{path}: not a regular file (a fifo, socket or device); refused")
+        if must_exist and kind is None:
             raise ToolError(f"{path}: no such file or directory")
-        return target
+        return rel, kind
 
-    def _file(self, path: str) -> Path:
-        target = self._path(path)
-        if not target.is_file():
+    def _link_error(self, path: str, link: str) -> ToolError:
+        """The refusal for a path through a symlink; says where the link points when that is inside."""
+        try:
+            target = confined.read_link(self.workspace, link)
+        except (OSError, Refused):
+            return ToolError(f"{path}: {link} is not a directory; refused")
+        inside = os.path.normpath(os.path.join(os.path.dirname(link), target))
+        if os.path.isabs(target) or inside == ".." or inside.startswith("../"):
+            return ToolError(f"{path}: is a symlink that leads outside the repository; refused")
+        rest = "/".join(confined.names(path))[len(link):]
+        return ToolError(f"{path}: {link} is a symlink to {target}; refused, use {inside}{rest}")
+
+    def _file(self, path: str) -> str:
+        rel, kind = self._locate(path)
+        if kind != "file":
             raise ToolError(f"{path}: not a regular file")
-        return target
+        return rel
 
-    def _rel(self, target: Path) -> str:
-        return target.relative_to(self.workspace.resolve()).as_posix()
+    def _listed(self, rel: str, name: str, kind: str) -> str:
+        if kind == "dir":
+            return name + "/"
+        if kind == "link":
+            try:
+                return f"{name} -> {confined.read_link(self.workspace, f'{rel}/{name}' if rel else name)}"
+            except (OSError, Refused):
+                return name
+        return name
+
+    @staticmethod
+    def _confined(operation, *args, **kwargs):
+        """A confined file operation; its refusals become the model's error message."""
+        try:
+            return operation(*args, **kwargs)
+        except Refused as exc:
+            raise ToolError(f"{exc}; refused") from None
+
+    def _read(self, rel: str) -> str:
+        return self._confined(confined.read_file, self.workspace, rel).decode("utf-8", errors="surrogateescape")
 
     def _record(self, edit: str) -> None:
         if edit not in self.edits:
             self.edits.append(edit)
 
     # ------------------------------------------------------------------------------ helpers
-    def _write_checked(self, target: Path, text: str, previous: str | None) -> str:
+    def _write_checked(self, target: str, text: str, previous: str | None) -> str:
         """Write; a .py file that parsed before (or is new) must still parse, else roll back and say
         where. Returns a note for the observation."""
-        if target.suffix == ".py":
+        note = ""
+        if target.endswith(".py"):
             error = _syntax_error(text)
             if error and (previous is None or not _syntax_error(previous)):
-                raise ToolError(f"{self._rel(target)}: change rolled back, it breaks Python syntax at {error}")
+                raise ToolError(f"{target}: change rolled back, it breaks Python syntax at {error}")
             if error:
-                target.write_text(text, encoding="utf-8", errors="surrogateescape")
-                return f" (the file still does not parse: {error})"
-        target.write_text(text, encoding="utf-8", errors="surrogateescape")
-        return ""
+                note = f" (the file still does not parse: {error})"
+        self._confined(confined.write_file, self.workspace, target, text.encode("utf-8", errors="surrogateescape"),
+                       create_parents=previous is None, exclusive=previous is None)
+        return note
 
     def _rg(self, pattern: str, target: Path) -> list[str] | None:
-        argv = ["rg", "--no-heading", "--with-filename", "--line-number", "--color=never", "--max-columns=300",
-                "--max-columns-preview", "-e", pattern, "--", str(target)]
+        argv = ["rg", "--no-heading", "--with-filename", "--null", "--line-number", "--color=never",
+                "--max-columns=300", "--max-columns-preview", "-e", pattern, "--", str(target)]
         try:
             result = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=self.workspace,
                                     errors="replace")
@@ -214,22 +258,44 @@ class Toolbox:
         if result.returncode not in (0, 1):
             return None
         root = str(self.workspace.resolve()) + "/"
-        return sorted(line.removeprefix(root) for line in result.stdout.splitlines())
+        matches = [line.removeprefix(root).split("\0", 1) for line in result.stdout.splitlines() if "\0" in line]
+        readable = {path for path in {path for path, _ in matches} if self._readable(path)}  # rg reads hard links
+        return sorted(f"{path}:{rest}" for path, rest in matches if path in readable)
+
+    def _readable(self, rel: str) -> bool:
+        try:
+            confined.read_file(self.workspace, rel, limit=0)
+            return True
+        except (OSError, Refused):
+            return False
 
     def _python_search(self, regex: re.Pattern, target: Path) -> list[str]:
-        if target.is_file():
-            files = [target]
+        root = self.workspace.resolve()
+        start = target.resolve().relative_to(root).as_posix() if target.resolve() != root else ""
+        if confined.path_kind(root, start) == "file":
+            files = [start]
         else:
-            files = sorted(p for p in target.rglob("*")
-                           if not p.is_symlink() and p.is_file() and not SKIP_DIRS & set(p.parts))
+            found: list[str] = []
+
+            def visit(dir_fd: int, name: str, kind: str, rel: str) -> bool:
+                if kind == "file":
+                    found.append(f"{start}/{rel}" if start else rel)
+                return kind == "dir" and name not in SKIP_DIRS
+
+            with confined.opened(root) as top:
+                directory = confined.open_dir(top, confined.names(start))
+                try:
+                    confined.walk(directory, visit)
+                finally:
+                    os.close(directory)
+            files = sorted(found)
         out = []
         for file in files:
             try:
-                for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-                    if regex.search(line):
-                        out.append(f"{self._rel(file)}:{n}:{line[:300]}")
-            except (UnicodeDecodeError, OSError):
+                text = confined.read_file(root, file).decode("utf-8")
+            except (UnicodeDecodeError, OSError, Refused):
                 continue
+            out.extend(f"{file}:{n}:{line[:300]}" for n, line in enumerate(text.splitlines(), 1) if regex.search(line))
         return out
 
 
@@ -238,10 +304,6 @@ def shorten(text: str, limit: int = MAX_OBSERVATION) -> str:
     if len(text) <= limit:
         return text
     return text[: limit // 2] + f"\n[… {len(text) - limit} characters not shown …]\n" + text[-limit // 2 :]
-
-
-def _read(target: Path) -> str:
-    return target.read_text(encoding="utf-8", errors="surrogateescape")
 
 
 def _cut(line: str) -> str:

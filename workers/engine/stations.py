@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from workers.sandbox import Sandbox
 
@@ -25,6 +25,18 @@ log = logging.getLogger(__name__)
 
 Checkout = Callable[[], AbstractContextManager[Any]]  # yields a Worktree (or a Path) at the base commit
 StartSandbox = Callable[[Path], Sandbox]
+
+
+class Carried(Protocol):
+    """What a stage's worktree holds beyond the commit: the setup's products (setup_phase.py)."""
+
+    roots: frozenset[str]  # untracked directories a reset leaves for `carry` to check
+
+    def carry(self, worktree: Any) -> None:
+        """Put them into a fresh or reset worktree, exactly as setup made them."""
+
+    def seal(self, worktree: Any) -> None:
+        """Remember their state: a sandbox is about to get the worktree."""
 
 
 def workdir(worktree) -> Path:
@@ -35,10 +47,12 @@ def workdir(worktree) -> Path:
 class Station:
     """One worktree (``worktree``, ``path``) and, once asked for, the sandbox on it."""
 
-    def __init__(self, worktree: Any, exits: ExitStack, start_sandbox: StartSandbox) -> None:
+    def __init__(self, worktree: Any, exits: ExitStack, start_sandbox: StartSandbox,
+                 carried: Carried | None = None) -> None:
         self.worktree = worktree
         self._exits = exits
         self._start = start_sandbox
+        self._carried = carried
         self._sandbox: Sandbox | None = None
         self._refresh_due = False
 
@@ -58,12 +72,20 @@ class Station:
                 self._sandbox = None
         if self._sandbox is None:
             self._sandbox = self._start(self.path)
+            self._seal()
+        elif self._refresh_due:
+            self._seal()
         self._refresh_due = False
         return self._sandbox
 
-    def _reset(self, prepare: Callable[[Any], None]) -> None:
-        self.worktree.reset()
-        prepare(self.worktree)
+    def _seal(self) -> None:
+        if self._carried is not None:
+            self._carried.seal(self.worktree)
+
+    def _reset(self) -> None:
+        self.worktree.reset(keep=self._carried.roots if self._carried is not None else ())
+        if self._carried is not None:
+            self._carried.carry(self.worktree)
         self._refresh_due = True
 
     def _close(self) -> None:
@@ -76,11 +98,10 @@ class Station:
 
 class Stations:
     """The stations of one repair. `checkout()` yields a worktree at the base commit (with the
-    setup's products); `prepare(worktree)` puts those products back after a reset."""
+    setup's products); `carried` puts those products back after a reset."""
 
-    def __init__(self, checkout: Checkout, start_sandbox: StartSandbox,
-                 prepare: Callable[[Any], None] = lambda worktree: None) -> None:
-        self._checkout, self._start, self._prepare = checkout, start_sandbox, prepare
+    def __init__(self, checkout: Checkout, start_sandbox: StartSandbox, carried: Carried | None = None) -> None:
+        self._checkout, self._start, self._carried = checkout, start_sandbox, carried
         self._idle: list[Station] = []
         self._lock = threading.Lock()
 
@@ -120,7 +141,7 @@ class Stations:
         except BaseException:
             exits.close()
             raise
-        return Station(worktree, exits, self._start)
+        return Station(worktree, exits, self._start, self._carried)
 
     def _take(self) -> Station | None:
         with self._lock:
@@ -128,7 +149,7 @@ class Stations:
         if station is None:
             return None
         try:
-            station._reset(self._prepare)
+            station._reset()
             return station
         except Exception as exc:  # noqa: BLE001 — a new station does the job
             log.info("station discarded: %s", exc)

@@ -22,7 +22,7 @@ _DROP_LINE = re.compile(
     r"|add-path|set-env|echo)\b|\[command\])"
 )
 _LEVEL_LINE = re.compile(r"^##\[(error|warning|notice)\](.*)$")
-_WORKFLOW_CMD = re.compile(r"^::(error|warning|notice)(?:\s+[^:]*)?::(.*)$")
+_WORKFLOW_CMD = re.compile(r"^::(error|warning|notice)(?:\s[^:]*)?::(.*)$")  # linear: one \s, then [^:]*
 ERRORISH = re.compile(
     r"##\[error\]|^Error: |\b(?:error|errors|failed|failure|traceback|exception)\b", re.I
 )
@@ -37,7 +37,7 @@ _NOISE = re.compile(
         |Installing\sbuild\sdependencies|Building\swheels?\sfor|Created\swheel|Stored\sin\sdirectory
         |Building\seditable|Checking\sif\sbuild\sbackend|Looking\sin\sindexes|Using\slegacy
         |\[notice\]\s|Resolved\s\d+\spackages?|Prepared\s\d+\spackages?|Installed\s\d+\spackages?
-        |Audited\s\d+\spackages?|Downloaded\s\S+|\s*[+-]\s[\w.-]+==[\w.]+\s*$
+        |Audited\s\d+\spackages?|Downloaded\s\S+|[+-]\s[\w.-]+==[\w.]+\s*$
         # npm / yarn / pnpm
         |added\s\d+\spackages?|removed\s\d+\spackages?|changed\s\d+\spackages?
         |up\sto\sdate,\saudited|audited\s\d+\spackages?|\d+\spackages?\sare\slooking\sfor\sfunding
@@ -53,9 +53,21 @@ _NOISE = re.compile(
     re.X,
 )
 # Progress bars: pip's "━━━━ 1.2/1.2 MB 3.4 MB/s eta 0:00:00", "|████| 10 kB", "[====>   ] 45%".
-_PROGRESS = re.compile(
-    r"^\s*(?:[━─╸╺█▌▍▎▏▉▊▋#=>|\[\] .-]{6,}.*(?:[kKMG]i?B|eta|%).*|\d{1,3}%\s*[|\[].*)$"
-)
+_BAR = frozenset("━─╸╺█▌▍▎▏▉▊▋#=>|[] .-")
+_PROGRESS_UNIT = re.compile(r"[kKMG]i?B|eta|%")
+_PERCENT_BAR = re.compile(r"\d{1,3}%\s*[|\[]")
+
+
+def _is_progress(line: str) -> bool:
+    """Whether ``line`` is a progress bar: six bar characters (after leading whitespace, which a bar
+    may share since a space is one) and a size, an eta or a percentage after them; or "45% |".
+    Read without a backtracking regex: a log line of spaces must stay cheap."""
+    body = line.lstrip()
+    if _PERCENT_BAR.match(body):
+        return True
+    start = len(line[: len(line) - len(body)].rstrip(" "))  # a bar may begin in leading spaces
+    bar = line[start:start + 6]
+    return len(bar) == 6 and all(c in _BAR for c in bar) and bool(_PROGRESS_UNIT.search(line, start + 6))
 
 
 def _strip_line(line: str) -> str:
@@ -67,7 +79,7 @@ def _strip_line(line: str) -> str:
 
 
 def _is_noise(line: str) -> bool:
-    return bool(_NOISE.match(line) or _PROGRESS.match(line))
+    return bool(_NOISE.match(line) or _is_progress(line))
 
 
 def _level_text(line: str) -> str | None:

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from workers.failure.ci_job import CiJob, read_failing_job
 from workers.failure.log import (
     ARROW,
     ERRORISH,
@@ -103,16 +104,21 @@ def _normalize(text: str) -> str:
 
 _GO_TEST = re.compile(r"^\s*--- FAIL: (\S+)")
 _CARGO_TEST = re.compile(r"^test (\S+) \.\.\. FAILED")
-_JEST_TEST = re.compile(r"^\s*(?:●|✕)\s+(.+?)(?:\s+\(\d+\s*m?s\))?$")
+_JEST_TEST = re.compile(r"^\s*(?:●|✕|×)\s+(.+?)(?:\s+\(?\d+\s*m?s\)?)?$")
+_VITEST_TEST = re.compile(r"^\s*FAIL\s+(\S+ > .+?)(?:\s+\d+\s*ms)?$")
+_UNITTEST_TEST = re.compile(r"^(?:FAIL|ERROR): (\w+) \(([\w.]+?)(?:\.\1)?\)")
 _LINT_KEY = re.compile(r"^\s*(?:\./)?([\w./\\@+-]+\.\w+):\d+(?::\d+)?:?\s*(?:-\s*)?([A-Z]+\d+|error"
                        r"(?:\[\w+\])?|TS\d+)?")
 _REFORMAT_PATH = re.compile(r"(?i)^(?:would reformat:?|error: cannot format) (\S+?)(?::|$)")
 
 
-def _signature_items(excerpt: str) -> list[str]:
+def signature_items(excerpt: str) -> list[str]:
+    """What failed, as comparable items: `test:<id>` (pytest, unittest, jest, vitest, go test,
+    cargo test), `lint:`/`fmt:` per file and rule, else `err:` error lines — all normalized."""
     lines = excerpt.splitlines()
     tests = [m.group(1) for ln in lines for m in [PYTEST_NODE.match(ln) or _GO_TEST.match(ln)
-                                                    or _CARGO_TEST.match(ln)] if m]
+                                                    or _CARGO_TEST.match(ln) or _VITEST_TEST.match(ln)] if m]
+    tests += [f"{m.group(2)}.{m.group(1)}" for ln in lines for m in [_UNITTEST_TEST.match(ln)] if m]
     if not tests:
         tests = [m.group(1) for ln in lines for m in [_JEST_TEST.match(ln)] if m]
     if tests:
@@ -140,10 +146,15 @@ def _signature_items(excerpt: str) -> list[str]:
     return ["err:" + _normalize(ln)[:200] for ln in errors]
 
 
+def failure_items(output: str) -> set[str]:
+    """What failed, item by item (the failing tests, lint findings or error lines of `failure_signature`)."""
+    return set(signature_items(output))
+
+
 def failure_signature(excerpt: str) -> str:
     """A short hash of what failed (test names, lint rules per file, error lines), stable
     across reruns: timestamps, durations, addresses, temp paths and line numbers don't count."""
-    items = sorted(set(_signature_items(excerpt)))
+    items = sorted(set(signature_items(excerpt)))
     return hashlib.sha256("\n".join(items).encode()).hexdigest()[:16]
 
 
@@ -178,6 +189,7 @@ class FailureReport:
     signature: str
     log_url: str | None = None
     notes: list[str] = field(default_factory=list)  # why a command is missing, guesses made
+    ci_job: CiJob | None = None  # the failing job read as a whole (setup steps, toolchains, services)
 
 
 def build_failure_report(
@@ -200,6 +212,7 @@ def build_failure_report(
     notes: list[str] = []
     workflow_name: str | None = None
     command: StepCommand | None = None
+    ci_job: CiJob | None = None
     if workflow_yaml:
         try:
             workflow = parse_workflow(workflow_yaml)
@@ -211,7 +224,12 @@ def build_failure_report(
             if command and command.unresolved:
                 notes.append("unresolved expressions: " + ", ".join(command.unresolved))
             if command and command.dropped_env:
-                notes.append("env not passed to the sandbox: " + ", ".join(command.dropped_env))
+                notes.append("env from secrets (never reproduced): " + ", ".join(command.dropped_env))
+            ci_job = read_failing_job(workflow, job_name, lookup.step) if lookup.step else None
+            if ci_job and ci_job.not_reproduced:
+                notes.append("not reproduced: " + "; ".join(ci_job.not_reproduced))
+            if ci_job:
+                notes.extend(ci_job.notes)
         except WorkflowError as exc:
             notes.append(str(exc))
     else:
@@ -254,6 +272,7 @@ def build_failure_report(
         signature=failure_signature(excerpt or "\n".join(a["message"] for a in anns)),
         log_url=log_url,
         notes=notes,
+        ci_job=ci_job,
     )
 
 

@@ -14,15 +14,18 @@ if TYPE_CHECKING:
 WRITE_PERMISSIONS = frozenset({"admin", "write"})
 
 
-def is_own(user: Any) -> bool:
-    """Posted by an app (our bot); a person quoting the marker cannot make us edit their text."""
-    return user is not None and getattr(user, "type", None) == "Bot"
+def is_own(user: Any, bot: str) -> bool:
+    """Posted by this app's bot (login ``bot``, ``<slug>[bot]``): neither a person nor another app
+    quoting the marker can make us edit their text or take their post for ours."""
+    return (user is not None and getattr(user, "type", None) == "Bot"
+            and bool(bot) and getattr(user, "login", None) == bot)
 
 
-def upsert_comment(gh: GitHub, repo: str, issue_number: int, job_id: int | str, body: str,
-                   known_id: int | None = None) -> int:
-    """Post ``body`` on the issue / pull request, or edit this job's earlier comment. Returns the
-    comment id. ``known_id`` (the id this job got before) saves looking it up again."""
+def upsert_comment(gh: GitHub, repo: str, issue_number: int, job_id: int | str, body: str, *,
+                   bot: str, known_id: int | None = None) -> int:
+    """Post ``body`` on the issue / pull request, or edit this job's earlier comment (posted by
+    ``bot``, this app). Returns the comment id. ``known_id`` (the id this job got before) saves
+    looking it up again."""
     owner, name = split_repo(repo)
     text = with_marker(body, job_id)
     tag = marker(job_id)
@@ -37,7 +40,7 @@ def upsert_comment(gh: GitHub, repo: str, issue_number: int, job_id: int | str, 
         gh.rest.issues.list_comments, owner=owner, repo=name, issue_number=issue_number,
         per_page=100,
     ):
-        if tag in (comment.body or "") and is_own(comment.user):
+        if tag in (comment.body or "") and is_own(comment.user, bot):
             if comment.body != text:
                 gh.rest.issues.update_comment(owner, name, comment.id, body=text)
             return comment.id

@@ -1,31 +1,45 @@
-"""A job's connection to GitHub: client and token for its repository, its target, the base branch's
-config, and the progress comment and check run it keeps up to date."""
+"""A job's connection to GitHub: client and tokens for its repository, its target, the base branch's
+config, and the progress comment and check run it keeps up to date.
+
+Progress is best effort: a progress post that fails, or would have to wait for a rate limit, is
+dropped (the next one, or the final report, replaces it) and never fails the job. Git gets a
+token that is valid right now, for each fetch or push (:meth:`GitHubJob.fresh_token`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.audit import Trail
 from core.config import Settings
-from core.github import GitHubApp, GitHubAppError, GitHubWrite, is_transient, retry_after
+from core.github import (
+    GitHubApp,
+    GitHubAppError,
+    GitHubWrite,
+    RateLimited,
+    is_transient,
+    retry_after,
+)
 from workers.context import JobContext, JobFailed, Transient
 from workers.engine.task import CONTEXT_FILES
-from workers.github import checks, comments, messages
+from workers.github import checks, comments, messages, pulls
+from workers.github.neutralize import github_host, neutralize
 from workers.github.progress import ProgressPublisher
 from workers.github.repo_config import CONFIG_PATH, RepoConfig, load_repo_config
 from workers.github.target import Target, file_names, read_text, resolve_target
 
+log = logging.getLogger(__name__)
 _apps: dict[tuple[str, str], GitHubApp] = {}
 
 
 def github_app(settings: Settings) -> GitHubApp:
-    """One per process and App: installation tokens are cached inside it."""
+    """One per process and App: installation tokens and rate-limit pauses are kept inside it."""
     key = (settings.app_id, settings.github_api_url)
     if key not in _apps:
-        _apps[key] = GitHubApp(settings)
+        _apps[key] = GitHubApp(settings, record_budgets=True)
     return _apps[key]
 
 
@@ -33,14 +47,25 @@ def github_app(settings: Settings) -> GitHubApp:
 class GitHubJob:
     ctx: JobContext
     gh: object  # githubkit.GitHub, built by core.github
-    token: str
+    app: GitHubApp
     target: Target
     config: RepoConfig
     config_error: str | None
+    bot: str  # this app's bot login, `<slug>[bot]`: what it posted is what this bot posted
     comment_id: int | None = None
     check_run_id: int | None = None
     last_comment: str | None = None
     publisher: ProgressPublisher = field(default_factory=ProgressPublisher)
+    tokens: set[str] = field(default_factory=set)  # every token this job handed to git
+    _people: set[str] | None = None
+
+    def neutralize(self, text: str) -> str:
+        """Model-written ``text`` made safe to post here: mentions only of people on the pull
+        request, links only to this GitHub (workers/github/neutralize.py)."""
+        if self._people is None:
+            self._people = (call(pulls.participants, self.gh, self.target.repo, self.target.pr_number)
+                            if self.target.pr_number else set())
+        return neutralize(text, self._people, github_host(self.ctx.settings.github_api_url))
 
     @property
     def job_id(self) -> int:
@@ -52,20 +77,36 @@ class GitHubJob:
 
     @property
     def secrets(self) -> list[str]:
-        return [*self.ctx.settings.secrets(), self.token]
+        return [*self.ctx.settings.secrets(), *self.tokens]
+
+    def fresh_token(self, renew: bool = False) -> str:
+        """An installation token valid for the git command about to run (cached tokens are replaced
+        before they expire); ``renew``: the last one was refused, exchange a new one."""
+        job = self.ctx.job
+        if renew:
+            self.app.invalidate(job.installation_id, job.repo)
+        token = call(self.app.installation_token, job.installation_id, job.repo)
+        self.tokens.add(token)
+        self.ctx.trail.add_secret(token)  # never on the audit trail either
+        return token
 
     def stage(self, stage: str, detail: str = "", comment: bool = True) -> bool:
         """Record progress on the job (at once) and on the PR comment and the check run (at most
-        every few seconds, see workers/github/progress.py); False when cancelled."""
+        every few seconds, see workers/github/progress.py); False when cancelled. Never fails."""
         alive = self.ctx.progress(f"{stage}{': ' + detail if detail else ''}")
         title = messages.STAGES.get(stage, stage)
 
         def post() -> None:
+            if self.app.limits.low(self.ctx.job.installation_id):
+                return  # rate limited or short of requests: the final report matters more
             if comment and self.target.pr_number:
                 self._comment(messages.progress(self.job_id, self.url, stage, detail))
             self._check_run("in_progress", title=title, summary=detail or title)
 
-        self.publisher.submit(post)
+        try:
+            self.publisher.submit(post)
+        except Exception as exc:  # noqa: BLE001 — progress is best effort; the final report is not
+            log.warning("could not post progress: %s", type(exc).__name__)
         return alive
 
     def say(self, headline: str, body: str = "") -> None:
@@ -91,7 +132,7 @@ class GitHubJob:
     def _comment(self, body: str) -> None:
         if self.target.pr_number and body != self.last_comment:
             self.comment_id = call(comments.upsert_comment, self.gh, self.target.repo, self.target.pr_number,
-                                   self.job_id, body, known_id=self.comment_id)
+                                   self.job_id, body, bot=self.bot, known_id=self.comment_id)
             self.last_comment = body
 
     def _check_run(self, status: str, conclusion: str | None = None, title: str = "", summary: str = "",
@@ -116,11 +157,15 @@ class GitHubJob:
 
 
 def call(fn, *args, **kwargs):
-    """Call GitHub; a transient failure (5xx, secondary rate limit) becomes a retry of the whole job."""
+    """Call GitHub. A failure that retrying later may cure (5xx after the client's own retries, a
+    rate limit longer than a job waits in place) sends the job back to the queue: its work so far
+    is kept (see workers/handlers/fixing.py), so the retry does not start over."""
     try:
         return fn(*args, **kwargs)
     except GitHubAppError as exc:  # wrong key, app uninstalled, repository not granted
         raise JobFailed(f"GitHub App: {exc}") from exc
+    except RateLimited as exc:
+        raise Transient(f"GitHub: {exc.reason}", exc.wait_s) from exc
     except Exception as exc:
         if is_transient(exc):
             raise Transient(f"GitHub: {type(exc).__name__}", retry_after(exc) or 10.0) from exc
@@ -142,17 +187,33 @@ def config_record(text: str | None, config: RepoConfig, error: str | None, ref: 
             "effective_sha256": hashlib.sha256(effective.encode()).hexdigest(), "error": error}
 
 
-def open_job(ctx: JobContext, head_sha: str | None = None, head_branch: str | None = None) -> GitHubJob:
+def open_job(ctx: JobContext, head_sha: str | None = None, head_branch: str | None = None,
+             head_repo: str | None = None) -> GitHubJob:
     job = ctx.job
     app = github_app(ctx.settings)
     gh = call(app.installation_client, job.installation_id, job.repo, audit_writes(ctx.trail))
     ctx.resources.enter_context(gh)  # one keep-alive connection for the job's requests from this thread
-    token = call(app.installation_token, job.installation_id, job.repo)
-    ctx.trail.add_secret(token)
-    target = call(resolve_target, gh, job.repo, job.pr_number, head_sha or job.head_sha, head_branch)
+    target = call(resolve_target, gh, job.repo, job.pr_number, head_sha or job.head_sha, head_branch, head_repo)
     text = call(read_text, gh, job.repo, CONFIG_PATH, target.base_ref)
     config, error = load_repo_config(text)
     ctx.trail.record("config", **config_record(text, config, error, target.base_ref))
-    gj = GitHubJob(ctx=ctx, gh=gh, token=token, target=target, config=config, config_error=error)
+    bot = call(app.bot_login)
+    gj = GitHubJob(ctx=ctx, gh=gh, app=app, target=target, config=config, config_error=error, bot=bot)
     ctx.resources.callback(gj.publisher.close)  # no stale progress after the job has ended
+    ctx.last_word = gj.finish
+    ctx.github = gj
     return gj
+
+
+def report_failure(ctx: JobContext, reason: str) -> None:
+    """The job failed without a result (gave up, crashed): its comment and check run say why,
+    replacing any progress left on them."""
+    job = ctx.job
+    if not job.installation_id or not job.repo:
+        return
+    headline, body = messages.failed(reason)
+    if isinstance(ctx.github, GitHubJob):
+        ctx.github.finish(headline, body, "failure", "Failed")
+        return
+    with ctx.resources:
+        open_job(ctx, head_sha=job.head_sha).finish(headline, body, "failure", "Failed")

@@ -112,6 +112,38 @@ def no_fix(command: str | None, excerpt: str, candidates: list[dict], reason: st
     return headline, body
 
 
+def setup_failed(source: str, setup: str | None, output: str, reason: str, hint: str | None = None) -> tuple[str, str]:
+    """The setup phase failed: nothing was reproduced and no model was asked."""
+    headline = "the setup failed"
+    parts = [f"{reason[:1].upper()}{reason[1:]}, so the failure was not reproduced and no fix was tried."]
+    if hint:
+        parts.append(f"Missing: {hint}.")
+    if setup:
+        parts.append("<details><summary>Setup</summary>\n\n" + fence(setup, "sh") + "\n\n</details>")
+    parts.append("Setup output:\n\n" + fence(output[-3000:] or "(no output)"))
+    return headline, "\n\n".join(parts)
+
+
+def not_reproduced(problem: str, command: str | None, output: str) -> tuple[str, str]:
+    """The reproduction failed differently from CI because the sandbox lacks something."""
+    headline = "not reproduced: environment"
+    parts = [f"The failure was not reproduced: the sandbox lacks {problem}. No model was asked to fix it."]
+    if command:
+        parts.append(f"Command: `{command}`" if "`" not in command else "Command:\n" + fence(command))
+    if output:
+        parts.append("<details><summary>Output in the sandbox</summary>\n\n" + fence(output[-3000:])
+                     + "\n\n</details>")
+    return headline, "\n\n".join(parts)
+
+
+def reproduction_notes(notes: list[str]) -> str:
+    """How CI was reproduced: image, toolchain versions, what could not be (secrets, actions)."""
+    if not notes:
+        return ""
+    return "<details><summary>How CI was reproduced</summary>\n\n" + "\n".join(f"- {n}" for n in notes) \
+        + "\n\n</details>"
+
+
 def flaky(command: str | None, rerun: bool) -> tuple[str, str]:
     headline = "the failure did not reproduce"
     body = (
@@ -120,6 +152,48 @@ def flaky(command: str | None, rerun: bool) -> tuple[str, str]:
         + (" The failed jobs were re-run." if rerun else "")
     )
     return headline, body
+
+
+def time_limit(limit_s: float) -> tuple[str, str]:
+    """The job ran into the operator's time limit for one job."""
+    headline = "stopped at the time limit"
+    body = (f"This job ran for {limit_s:g} s, the most one job may take on this installation "
+            "(`QWENFIX_JOB_TIME_LIMIT_S`), and was stopped: its sandboxes were removed and nothing was "
+            "delivered. A maintainer can try again with `/qwen retry`.")
+    return headline, body
+
+
+def fails_on_base(branch: str, base_sha: str, command: str | None, excerpt: str, fix: str | None) -> tuple[str, str]:
+    """A failure that the base branch has too: not the pull request's fault. `fix` says what was
+    done about the base (a fix pull request, or why none), None when `repair.fix_base` is off."""
+    headline = f"fails on `{branch}` too — not caused by this pull request"
+    body = (f"The failing command fails the same way on `{branch}` (at `{base_sha[:7]}`, where this pull request "
+            "starts), so this pull request did not cause it. No patch was pushed to this pull request.")
+    if fix:
+        body += f"\n\n{fix}"
+    else:
+        body += (f" To have qwenfix propose a fix to `{branch}` in such cases, set `repair.fix_base: true` in "
+                 "`.github/qwen.yml`.")
+    section = failure_section(command, excerpt)
+    return headline, f"{body}\n\n{section}" if section else body
+
+
+def security_notes(notes: list[str]) -> str:
+    """Findings a delivered fix adds below high severity (high ones reject it), for the post."""
+    if not notes:
+        return ""
+    return ("\n\nThe security scan found in this change (below high severity; please review):\n"
+            + "\n".join(f"- {note}" for note in notes))
+
+
+def base_fix(branch: str, how: str | None = None, passes_at: str | None = None) -> str:
+    """What `repair.fix_base` did about the base branch."""
+    if how:
+        return f"A verified fix for `{branch}` is proposed as {how}."
+    if passes_at:
+        return (f"`{branch}` passes again at its tip (`{passes_at[:7]}`): bring this pull request up to date "
+                f"with `{branch}`.")
+    return f"qwenfix found no verified fix for `{branch}`."
 
 
 def fixed(how: str, summary: str, fixer: str | None, evidence: str) -> tuple[str, str]:
@@ -171,7 +245,6 @@ def evidence(command: str, before: str, after: str, regression_command: str | No
     return "\n\n".join(parts)
 
 
-
 def over_budget(what: str, resets: str | None, stopped: bool) -> tuple[str, str]:
     """A budget stopped the job: which one, its limit (in ``what``) and when it resets."""
     done = ("so this job stopped before its next model request" if stopped
@@ -182,6 +255,42 @@ def over_budget(what: str, resets: str | None, stopped: bool) -> tuple[str, str]
             "them in `qwen.yml` of the organization's `.github` repository. This notice appears once a day "
             "on a pull request.")
     return "over budget", body
+
+
+def failed(reason: str) -> tuple[str, str]:
+    """A job that ended without a result: why, in one line a person can act on."""
+    return "the job failed", f"{reason}\n\nNothing was changed on this pull request. `/qwen retry` runs it again."
+
+
+def gave_up_retrying(retries: int, reason: str) -> str:
+    return f"Gave up after {retries} retries; the last one was for: {reason}."
+
+
+def gave_up_takeovers(takeovers: int) -> str:
+    return (f"The worker running this job was lost {takeovers} times (killed or cut off mid-job), "
+            "so it was not started again.")
+
+
+def untied(sha: str, why: str) -> tuple[str, str]:
+    """A red build whose head is neither an open pull request's nor a branch of the repository."""
+    return ("no patch for this build", (
+        f"This build failed, but {why}. qwenfix delivers fixes only to pull requests and to branches "
+        f"of this repository, so no patch is made for `{sha[:7]}`. If it belongs to a pull request, "
+        "a maintainer can ask there with `/qwen fix`."))
+
+
+def fork_not_repaired(head_repo: str | None) -> str:
+    where = head_repo or "a deleted fork"
+    return (f"red build of a pull request from {where}: automatic repair of forks is off "
+            "(repair.forks in .github/qwen.yml); a maintainer can ask with `/qwen fix`")
+
+
+def image_refused(image: str, allowed: list[str]) -> tuple[str, str]:
+    listed = ", ".join(f"`{pattern}`" for pattern in allowed) or "(none)"
+    return ("sandbox image not allowed", (
+        f"`.github/qwen.yml` asks for the sandbox image `{image}`, which the operator does not allow: "
+        f"`QWENFIX_SANDBOX_IMAGES` lists the images repositories may name ({listed}). Nothing was run. "
+        "Remove `sandbox.image` to use the default image, or ask the operator to add it."))
 
 
 def refusal(user: str) -> str:

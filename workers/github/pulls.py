@@ -39,16 +39,33 @@ def pull_files(gh: GitHub, repo: str, pr_number: int) -> list[PullFile]:
     ]
 
 
-def own_review(gh: GitHub, repo: str, pr_number: int, job_id: int | str, head_sha: str | None = None,
-               heading: str | None = None) -> int | None:
+def participants(gh: GitHub, repo: str, pr_number: int) -> set[str]:
+    """Logins of the people on a pull request: its author, requested reviewers, reviewers and
+    commenters (inline comments belong to reviews)."""
+    owner, name = split_repo(repo)
+    pr = gh.rest.pulls.get(owner, name, pr_number).raw_response.json()
+    people = {(pr.get("user") or {}).get("login")}
+    people |= {(u or {}).get("login") for u in pr.get("requested_reviewers") or []}
+    for review in gh.rest.paginate(gh.rest.pulls.list_reviews, owner=owner, repo=name, pull_number=pr_number,
+                                   per_page=100):
+        people.add(review.user.login if review.user else None)
+    for comment in gh.rest.paginate(gh.rest.issues.list_comments, owner=owner, repo=name, issue_number=pr_number,
+                                    per_page=100):
+        people.add(comment.user.login if comment.user else None)
+    return {p for p in people if p}
+
+
+def own_review(gh: GitHub, repo: str, pr_number: int, job_id: int | str, *, bot: str,
+               head_sha: str | None = None, heading: str | None = None) -> int | None:
     """The id of the review this job already posted (so a job run twice posts once), or with
-    ``head_sha`` and ``heading`` of any review of ours on that commit whose body starts so."""
+    ``head_sha`` and ``heading`` of any review of ours (by ``bot``) on that commit whose body
+    starts so."""
     owner, name = split_repo(repo)
     tag = marker(job_id)
     for review in gh.rest.paginate(
         gh.rest.pulls.list_reviews, owner=owner, repo=name, pull_number=pr_number, per_page=100
     ):
-        if not is_own(review.user):
+        if not is_own(review.user, bot):
             continue
         body = review.body or ""
         if tag in body or (heading and review.commit_id == head_sha and body.startswith(heading)):
@@ -123,13 +140,15 @@ def suggestion_review(
     patch: str,
     body: str,
     job_id: int | str,
+    *,
+    bot: str,
 ) -> int | None:
     """Post ``patch`` as one review (event COMMENT) of ```suggestion comments on the pull
     request, or post nothing and return None when any hunk cannot be placed on the PR's diff
     (or the PR moved past ``head_sha``), so the caller can fall back to a comment. Returns the
-    review id; this job's earlier review, when there is one."""
+    review id; this job's earlier review (by ``bot``), when there is one."""
     owner, name = split_repo(repo)
-    earlier = own_review(gh, repo, pr_number, job_id)
+    earlier = own_review(gh, repo, pr_number, job_id, bot=bot)
     if earlier is not None:
         return earlier
 

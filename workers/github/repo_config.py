@@ -51,9 +51,12 @@ class RepairConfig(_Section):
     max_attempts_per_day: int = Field(3, ge=0, le=100)
     allow_ci_changes: bool = False
     allow_test_deletion: bool = False
+    forks: bool = False  # repair red builds of pull requests from forks (as suggestions, never a base branch)
+    allow_test_changes: bool = False
     branches: list[str] = Field(default_factory=lambda: ["*"])
     exclude_branches: list[str] = Field(default_factory=list)
     rerun_flaky: bool = False
+    fix_base: bool = False  # a failure that happens on the base too gets a fix pull request to the base
 
     @field_validator("branches", "exclude_branches", mode="before")
     @classmethod

@@ -28,7 +28,10 @@ from workers.github.repo_config import describe
 from workers.handlers.fixing import (
     checkout_head,
     conclude,
+    failure_task,
     record,
+    refuse_unlisted_image,
+    resume_delivery,
     run_engine,
     task_options,
 )
@@ -111,25 +114,22 @@ def retry_command(ctx: JobContext) -> Outcome:
     gj = _acknowledged(ctx)
     if isinstance(gj, Outcome):
         return gj
+    trigger = f"retry:{ctx.job.params['comment_id']}"
     with session_scope(ctx.settings.database_url) as session:
+        made = session.scalars(select(Job).where(  # by an earlier run of this same command job
+            Job.repo == ctx.job.repo, Job.pr_number == ctx.job.pr_number, Job.trigger == trigger)).first()
         last = session.scalars(select(Job).where(
             Job.repo == ctx.job.repo, Job.pr_number == ctx.job.pr_number, Job.id != ctx.job.id,
             Job.kind.in_(("repair", "fix", "explain")),
-        ).order_by(Job.id.desc())).first()
+        ).order_by(Job.id.desc())).first() if made is None else session.get(Job, made.params.get("retry_of"))
         if last is None:
             gj.say("retry", "There is no earlier job on this pull request to run again.")
             return Outcome("skipped", "nothing to retry")
-        again = Job(
-            kind=last.kind, installation_id=last.installation_id, repo=last.repo, pr_number=last.pr_number,
-            head_sha=last.head_sha, trigger=f"retry:{ctx.job.params['comment_id']}",
-            delivery_id=ctx.job.delivery_id,
-            params={**last.params, "retry_of": last.id, "retried_by": ctx.job.params.get("actor")},
-            idempotency_key=f"{last.idempotency_key}|retry:{ctx.job.params['comment_id']}", state="queued",
-        )
-        session.add(again)
-        session.flush()
-        again_id = again.id
-    enqueue(ctx.settings, again_id)
+        again = made or jobs.rerun(session, last, trigger, ctx.job.delivery_id,
+                                     retried_by=ctx.job.params.get("actor"))
+        again_id, again_token = again.id, None if made else again.enqueue_token
+    if again_token:  # (a lost message is sent again by the sweep)
+        enqueue(ctx.settings, again_id, again_token)
     link = f"[job {again_id}]({messages.job_url(ctx.settings.public_url, again_id)})"
     gj.say("retry", f"Running job {last.id} again as {link}.")
     return Outcome("succeeded", f"retrying job {last.id} as job {again_id}")
@@ -157,6 +157,12 @@ def fix_command(ctx: JobContext) -> Outcome:
         link = f" ([job {busy[0].id}]({messages.job_url(ctx.settings.public_url, busy[0].id)}))" if busy else ""
         gj.say("already working on it", f"Another job is already working on this pull request{link}.")
         return Outcome("skipped", "already working on it")
+    resumed = resume_delivery(gj)  # an earlier run of this command verified a patch: deliver it
+    if resumed is not None:
+        return resumed
+    refused = refuse_unlisted_image(gj)
+    if refused is not None:
+        return refused
     spending = JobSpending(gj)
     refused = spending.refuse_start(repair=True)
     if refused is not None:
@@ -170,9 +176,8 @@ def fix_command(ctx: JobContext) -> Outcome:
     common = task_options(gj, instructions=instructions)
     if evidence is not None and evidence.report.command:
         report = evidence.report
-        regression = gj.config.repair.regression_command or evidence.regression_command
-        task = RepairTask(command=report.command, regression_command=regression if regression != report.command else None,
-                          failure_text=as_prompt(report), working_directory=report.working_directory or ".", **common)
+        task = failure_task(gj, report, evidence.regression_command, instructions=instructions)
+        toolchains = report.ci_job.toolchains if report.ci_job else ()
         title, command, excerpt = f"Fix {report.job_name}", report.command, report.error_excerpt
     else:
         if not instructions:
@@ -185,11 +190,14 @@ def fix_command(ctx: JobContext) -> Outcome:
                    "I could not tell how to run this repository's tests. Set `repair.command` in `.github/qwen.yml`.")
             return Outcome("failed", "no test command to validate with")
         task = RepairTask(command=command, require_failure=False, **common)
-        title, excerpt = "Apply requested change", ""
-    result = run_engine(gj, task, spending)
+        title, excerpt, toolchains = "Apply requested change", "", ()
+    result = run_engine(gj, task, spending, toolchains)
+    if evidence is not None and evidence.report.command:
+        result.notes += evidence.report.notes
     mode = "commit" if gj.target.can_push_to_head else "suggest"
-    return conclude(gj, result, spending, command, excerpt, record(result), title=title, mode=mode,
-                    regression_command=task.regression_command)
+    return conclude(gj, result, spending, command, excerpt,
+                    record(result, setup=task.setup, setup_source=task.setup_source),
+                    title=title, mode=mode, regression_command=task.regression_command)
 
 
 def _detected_test_command(gj: GitHubJob) -> str | None:
@@ -214,6 +222,7 @@ def explain_command(ctx: JobContext) -> Outcome:
     explanation = explain_failure(client, as_prompt(report), gj.secrets) if client else None
     if spending.refusal is not None:
         return spending.stopped()
+    explanation = gj.neutralize(explanation) if explanation else None  # the model read the PR's logs
     body = "\n\n".join(p for p in (explanation or "", messages.failure_section(report.command, report.error_excerpt)) if p)
     gj.say(f"why `{report.job_name}` fails", body)
     return Outcome("succeeded", "explanation posted")

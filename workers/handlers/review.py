@@ -6,12 +6,14 @@ data. A job run twice posts one review."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from workers.agent.llm import ModelError, ModelUnavailable
 from workers.context import JobContext, Outcome
 from workers.github import messages, pulls
 from workers.github.job import GitHubJob, call, open_job
 from workers.review.diff import place, review_diff
-from workers.review.findings import UnreadableReview, ask_for_review
+from workers.review.findings import Review, UnreadableReview, ask_for_review
 from workers.spending import JobSpending
 
 
@@ -26,7 +28,7 @@ def review_pull_request(ctx: JobContext) -> Outcome:
     if target.current_head_sha and target.current_head_sha != job.head_sha:
         return Outcome("skipped", f"the pull request moved on to {target.current_head_sha[:7]}; "
                                   f"this review was for {job.head_sha[:7]}")
-    earlier = call(pulls.own_review, gj.gh, target.repo, target.pr_number, gj.job_id,
+    earlier = call(pulls.own_review, gj.gh, target.repo, target.pr_number, gj.job_id, bot=gj.bot,
                    head_sha=target.head_sha, heading=messages.REVIEW_HEADING)
     if earlier is not None:  # this job ran before, or a draft's review already covers this commit
         return Outcome("skipped", f"{target.head_sha[:7]} is already reviewed (review {earlier})",
@@ -50,6 +52,9 @@ def review_pull_request(ctx: JobContext) -> Outcome:
         if spending.refusal is not None:
             return spending.stopped()
         return _failed(gj, f"the model could not review it: {exc}")
+    # the model read untrusted text: no mentions of strangers, no links elsewhere in what it wrote
+    review = Review(gj.neutralize(review.summary),
+                    [replace(f, message=gj.neutralize(f.message)) for f in review.findings])
     inline, elsewhere = place(review.findings, diff.commentable, config.max_comments)
     body = messages.review(gj.job_id, gj.url, target.head_sha, review.summary, len(inline), elsewhere, diff.left_out)
     comments = [{"path": f.path, "line": f.line, "side": "RIGHT", "body": messages.review_comment(f.severity, f.message)}

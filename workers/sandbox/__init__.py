@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from workers.sandbox.disk import DiskBudget
+
 WORKSPACE_MOUNT = "/workspace"  # where the worktree appears inside every sandbox
 
 
@@ -18,6 +20,22 @@ def command_in_workspace(command: str | list[str], cwd: str = ".") -> tuple[list
     if not (workdir == WORKSPACE_MOUNT or workdir.startswith(WORKSPACE_MOUNT + "/")):
         raise ValueError(f"cwd must stay inside the workspace: {cwd!r}")
     return argv, workdir
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host directory shown inside the sandbox besides the workspace: the job's setup environment
+    (read-write for the setup phase only), the operator's package cache (read-only)."""
+
+    source: Path
+    target: str  # absolute path inside the sandbox, outside the workspace
+    read_only: bool = True
+
+    def __post_init__(self) -> None:
+        target = os.path.normpath(self.target)
+        if not target.startswith("/") or target in ("/", WORKSPACE_MOUNT) \
+                or target.startswith(WORKSPACE_MOUNT + "/") or target != self.target:
+            raise ValueError(f"a mount target must be an absolute path outside the workspace: {self.target!r}")
 
 
 @dataclass(frozen=True)
@@ -45,10 +63,11 @@ class ExecResult:
     timed_out: bool = False
     oom_killed: bool = False
     truncated: bool = False
+    disk_exceeded_mb: int = 0  # the job's disk budget, when this command was stopped for writing past it
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out and not self.oom_killed
+        return self.exit_code == 0 and not self.timed_out and not self.oom_killed and not self.disk_exceeded_mb
 
 
 class Sandbox(Protocol):
@@ -75,4 +94,6 @@ class SandboxEngine(Protocol):
         image: str,
         limits: Limits,
         labels: dict[str, str] | None = None,
+        disk: DiskBudget | None = None,  # the job's; its commands are stopped when they write past it
+        mounts: tuple[Mount, ...] = (),
     ) -> Sandbox: ...

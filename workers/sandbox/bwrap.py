@@ -5,8 +5,10 @@
   alternatives...), or the same directories from an extracted image ``rootfs`` when one is given.
   Nothing else of the host is visible: no ``/home``, ``/root``, ``/var``, ``/run``, docker socket.
   ``/`` is remounted read-only; ``/tmp`` and ``$HOME`` are fresh tmpfs for every command.
-* ``--unshare-all`` (user, pid, net, ipc, uts, cgroup namespaces; ``Limits.network`` adds
-  ``--share-net``), ``--die-with-parent``, ``--new-session``, ``--clearenv`` + a fixed environment.
+* ``--unshare-all`` (user, pid, net, ipc, uts, cgroup namespaces), ``--die-with-parent``,
+  ``--new-session``, ``--clearenv`` + a fixed environment. Never network: bubblewrap could only
+  share the host's network namespace (its loopback services, the metadata service), so a sandbox
+  asked for with ``Limits.network`` is refused (:class:`SetupNetworkRefused`).
 * User: when the worker is root, bwrap itself is started as uid/gid 1000 (no capabilities on the
   host, so only world-readable host files are readable) and the workspace is chowned to 1000; a
   non-root worker runs the sandbox as itself.
@@ -32,9 +34,11 @@ import time
 import uuid
 from pathlib import Path
 
-from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, command_in_workspace
+from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, Mount, command_in_workspace
+from workers.sandbox.disk import DiskBudget
 from workers.sandbox.docker import HOME, SANDBOX_ENV, SANDBOX_UID, chown_tree, pid_alive
 from workers.sandbox.output import NOTE_RESERVE, OutputCap, result
+from workers.sandbox.policy import SetupNetworkRefused, setup_network
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +96,15 @@ def _private_bind(src: str, dst: str) -> None:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
     if libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
         raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
+    if libc.mount(src.encode(), dst.encode(), None, _MS_BIND | _MS_REC, None) != 0:
+        raise OSError(ctypes.get_errno(), f"mount --bind {src} {dst}")
+
+
+def _bind(src: str, dst: str) -> None:
+    """bind src on dst in the mount namespace `_private_bind` made (runs in the child, as root)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(src.encode(), dst.encode(), None, _MS_BIND | _MS_REC, None) != 0:
         raise OSError(ctypes.get_errno(), f"mount --bind {src} {dst}")
 
@@ -179,8 +192,11 @@ class BwrapSandbox:
         uid: int,
         gid: int,
         labels: dict[str, str],
+        disk: DiskBudget | None = None,
+        mounts: tuple[Mount, ...] = (),
     ) -> None:
         self.engine = engine
+        self.mounts = mounts
         self.workspace = workspace
         self.limits = limits
         self.uid, self.gid = uid, gid
@@ -189,6 +205,7 @@ class BwrapSandbox:
         self._lock = threading.Lock()
         self._stopped = False
         self._proc: subprocess.Popen | None = None
+        self._disk = disk.watch(workspace) if disk is not None else None
         self._state = Path(tempfile.mkdtemp(prefix=f"qwenfix-bwrap-{self.id}-"))
         (self._state / "passwd").write_text(
             f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
@@ -202,9 +219,14 @@ class BwrapSandbox:
         self._state.chmod(0o755)
         # root worker: a staging mountpoint, bound to the workspace in each command's mount ns
         self._ws_source = self.workspace
+        self._mount_sources = [Path(m.source) for m in mounts]
         if os.geteuid() == 0:
             self._ws_source = self._state / "workspace"
             self._ws_source.mkdir(mode=0o755)
+            # like the workspace, mounts are staged where uid 1000 can reach them
+            self._mount_sources = [self._state / f"mount-{i}" for i in range(len(mounts))]
+            for staged in self._mount_sources:
+                staged.mkdir(mode=0o755)
         self.cgroups: _Cgroups | None = None
         if engine.use_cgroups:
             try:
@@ -231,8 +253,6 @@ class BwrapSandbox:
             "--hostname",
             "sandbox",
         ]
-        if self.limits.network:
-            a.append("--share-net")
         for d in ROOT_DIRS:
             src = root / d
             if src.is_symlink():
@@ -244,8 +264,6 @@ class BwrapSandbox:
             src = root / "etc" / name
             if src.exists():
                 a += ["--ro-bind", str(src), f"/etc/{name}"]
-        if self.limits.network and (root / "etc/resolv.conf").exists():
-            a += ["--ro-bind", str((root / "etc/resolv.conf").resolve()), "/etc/resolv.conf"]
         for name in ("passwd", "group", "hosts"):
             a += ["--ro-bind", str(self._state / name), f"/etc/{name}"]
         a += [
@@ -266,6 +284,10 @@ class BwrapSandbox:
             "--bind",
             str(self._ws_source),
             WORKSPACE_MOUNT,
+        ]
+        for mount, source in zip(self.mounts, self._mount_sources, strict=True):
+            a += ["--ro-bind" if mount.read_only else "--bind", str(source), mount.target]
+        a += [
             "--remount-ro",
             "/",
             "--chdir",
@@ -280,7 +302,9 @@ class BwrapSandbox:
         procs = self.cgroups.procs_files if self.cgroups else []
         drop = os.geteuid() == 0
         uid, gid = self.uid, self.gid
+        fsize = self._disk.budget.limit_bytes if self._disk is not None else None
         workspace, staging = self.workspace, self._ws_source
+        mounts = list(zip(self.mounts, self._mount_sources, strict=True)) if drop else []
 
         def fn() -> None:
             me = str(os.getpid())
@@ -288,6 +312,8 @@ class BwrapSandbox:
                 with open(f, "w") as fh:
                     fh.write(me)
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            if fsize is not None:  # no single file larger than the job's disk budget
+                resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
             if not procs:
                 mem = limits.memory_mb * 1024 * 1024
                 resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
@@ -297,6 +323,8 @@ class BwrapSandbox:
                 # 0700 tmp, /root...): bind it, in a mount namespace private to this command,
                 # onto a traversable staging directory while we are still root.
                 _private_bind(str(workspace), str(staging))
+                for mount, source in mounts:
+                    _bind(str(mount.source), str(source))
                 os.setgroups([])
                 os.setgid(gid)
                 os.setuid(uid)
@@ -317,6 +345,8 @@ class BwrapSandbox:
         cap = OutputCap(self.limits.output_bytes - NOTE_RESERVE)
         t0 = time.monotonic()
         oom_before = self.cgroups.oom_kills() if self.cgroups else 0
+        if self._disk is not None:
+            self._disk.begin()
         if not self.cgroups:
             cpu = int(limit * max(self.limits.cpus, 1)) + 5
         proc = subprocess.Popen(
@@ -351,13 +381,19 @@ class BwrapSandbox:
 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
-        timed_out = False
-        try:
-            proc.wait(timeout=limit)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            self._kill(proc)
-            proc.wait()
+        timed_out = disk_over = False
+        deadline = t0 + limit
+        while True:
+            try:
+                proc.wait(timeout=max(0.0, min(0.25, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                timed_out = time.monotonic() >= deadline
+                disk_over = not timed_out and self._disk is not None and self._disk.exceeded()
+                if timed_out or disk_over:
+                    self._kill(proc)
+                    proc.wait()
+                    break
         if self.cgroups:
             self.cgroups.kill_all()
         reader.join(timeout=5)
@@ -370,7 +406,10 @@ class BwrapSandbox:
         code = proc.returncode
         exit_code = 128 - code if code < 0 else code  # -9 -> 137 like a shell
         oom = bool(self.cgroups and self.cgroups.oom_kills() > oom_before)
-        return result(cap, exit_code, duration, timed_out, oom, self.limits.memory_mb, limit)
+        if self._disk is not None:  # what it left (also catches a command faster than the watch)
+            disk_over = self._disk.exceeded(force=True) or disk_over
+        return result(cap, exit_code or (137 if disk_over else 0), duration, timed_out, oom,
+                      self.limits.memory_mb, limit, disk_exceeded_mb=self._disk.budget.limit_mb if disk_over else 0)
 
     def _kill(self, proc: subprocess.Popen) -> None:
         try:
@@ -386,11 +425,15 @@ class BwrapSandbox:
             raise RuntimeError("sandbox is stopped")
         if os.geteuid() == 0:
             chown_tree(self.workspace, self.uid, self.gid)
+        if self._disk is not None:
+            self._disk.rebase()
 
     def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
+        if self._disk is not None:
+            self._disk.close()
         if self._proc is not None:
             self._kill(self._proc)
         if self.cgroups:
@@ -439,8 +482,12 @@ class BwrapEngine:
         image: str = "",
         limits: Limits | None = None,
         labels: dict[str, str] | None = None,
+        disk: DiskBudget | None = None,
+        mounts: tuple[Mount, ...] = (),
     ) -> BwrapSandbox:
         """``image`` is ignored: the root filesystem is ``self.rootfs`` (the host by default)."""
+        if limits is not None and limits.network:
+            raise SetupNetworkRefused(setup_network(True, self.name).reason)
         workspace = Path(workspace).resolve()
         if not workspace.is_dir():
             raise FileNotFoundError(f"workspace {workspace} is not a directory")
@@ -449,7 +496,12 @@ class BwrapEngine:
             chown_tree(workspace, uid, gid)
         else:
             uid, gid = os.getuid(), os.getgid()
-        return BwrapSandbox(self, workspace, limits or Limits(), uid, gid, dict(labels or {}))
+        for mount in mounts:
+            if not Path(mount.source).is_dir():
+                raise FileNotFoundError(f"mount source {mount.source} is not a directory")
+            if not mount.read_only and os.geteuid() == 0:
+                os.chown(mount.source, uid, gid, follow_symlinks=False)
+        return BwrapSandbox(self, workspace, limits or Limits(), uid, gid, dict(labels or {}), disk, tuple(mounts))
 
 
 def sweep_orphans() -> list[str]:

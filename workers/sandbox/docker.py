@@ -3,7 +3,10 @@
 Container layout (see also DESIGN.md, "Rules that keep users safe"):
 
 * network ``none`` (``Limits.network=True`` attaches ``DockerEngine.network``, default "bridge";
-  never "host");
+  never "host"), and then, before anything runs in it, routes to the metadata service and to every
+  address of the worker's host are blackholed inside the container's own network namespace by a
+  short-lived helper container that shares only that namespace (``NET_ADMIN`` there, no files of
+  the job); if that fails the sandbox is removed and :class:`SetupNetworkRefused` raised;
 * read-only root filesystem, tmpfs ``/tmp`` and ``$HOME`` (``/home/sandbox``), the worktree
   bind-mounted read-write at ``/workspace``;
 * ``cap_drop=ALL``, ``no-new-privileges``, pids / memory (= memory+swap) / CPU limits;
@@ -31,8 +34,11 @@ import time
 import uuid
 from pathlib import Path
 
-from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, command_in_workspace
+from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, Mount, command_in_workspace
+from workers.sandbox.disk import DiskBudget
 from workers.sandbox.output import NOTE_RESERVE, OutputCap, result
+from workers.sandbox.policy import SetupNetworkRefused, local_addresses, setup_network
+from workers.workspace import confined
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +51,8 @@ SANDBOX_UID = 1000
 IDLE_UID = 65534  # nobody: owns the container's idle process, out of reach of `kill -1`
 HOME = "/home/sandbox"
 SANDBOX_ENV = {
-    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    # like a CI runner: what `pip install` put in $HOME first, then the image's Python venv
+    "PATH": f"{HOME}/.local/bin:/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": HOME,
     "USER": "sandbox",
     "LANG": "C.UTF-8",
@@ -58,6 +65,9 @@ SANDBOX_ENV = {
     "npm_config_update_notifier": "false",
     "TMPDIR": "/tmp",
 }
+# Housekeeping scripts take their tools from the read-only image only: $HOME/.local/bin is the
+# sandbox's to write, and a planted `find` or `kill` there must not run in their place.
+HOUSEKEEPING_ENV = {**SANDBOX_ENV, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 # Run as the sandbox user after every command: kill what is left, then report OOM counters
 # (cgroup v1 memory.oom_control "oom_kill N", cgroup v2 memory.events "oom_kill N").
 _REAP = (
@@ -72,6 +82,30 @@ _WIPE = (
     "find /tmp /home/sandbox -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>/dev/null; "
     'test -z "$(find /tmp /home/sandbox -mindepth 1 -print -quit)"'
 )
+
+
+# Run by the helper container (python3 -I from the sandbox image, root with NET_ADMIN only, in the
+# sandbox's network namespace): one RTM_NEWROUTE blackhole route per CIDR in argv, over netlink.
+_BLACKHOLE = r"""
+import ipaddress, os, socket, struct, sys
+v6_off = not os.path.exists("/proc/net/if_inet6")
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+s.bind((0, 0))
+for seq, cidr in enumerate(sys.argv[1:], 1):
+    net = ipaddress.ip_network(cidr)
+    if net.version == 6 and v6_off:
+        continue
+    dst = net.network_address.packed
+    family = socket.AF_INET if net.version == 4 else socket.AF_INET6
+    body = struct.pack("BBBBBBBBI", family, net.prefixlen, 0, 0, 254, 4, 0, 6, 0)
+    body += struct.pack("HH", 4 + len(dst), 1) + dst
+    s.send(struct.pack("IHHII", 16 + len(body), 24, 0x1 | 0x4 | 0x100 | 0x400, seq, 0) + body)
+    reply = s.recv(65536)
+    kind, err = struct.unpack("H", reply[4:6])[0], struct.unpack("i", reply[16:20])[0]
+    if kind == 2 and err:
+        sys.exit(f"{cidr}: {os.strerror(-err)}")
+print("blackholed", len(sys.argv) - 1)
+"""
 
 
 def _client():
@@ -89,14 +123,8 @@ def sandbox_user_for(workspace: Path) -> tuple[int, int]:
 
 
 def chown_tree(path: Path, uid: int, gid: int) -> None:
-    """Give the sandbox user the workspace (symlinks themselves, never their targets)."""
-    os.chown(path, uid, gid, follow_symlinks=False)
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            try:
-                os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
-            except FileNotFoundError:
-                pass
+    """Give the sandbox user the workspace: never through a link or a hard link (see confined)."""
+    confined.chown_tree(path, uid, gid)
 
 
 def _parse_oom(text: str) -> int | None:
@@ -115,7 +143,8 @@ class DockerSandbox:
     """A running sandbox container. Commands run one at a time."""
 
     def __init__(
-        self, engine: DockerEngine, container, workspace: Path, limits: Limits, uid: int, gid: int
+        self, engine: DockerEngine, container, workspace: Path, limits: Limits, uid: int, gid: int,
+        disk: DiskBudget | None = None,
     ) -> None:
         self.engine = engine
         self.container = container
@@ -128,6 +157,7 @@ class DockerSandbox:
         self._oom_flag = False
         self._stopped = False
         self.restarts = 0
+        self._disk = disk.watch(workspace) if disk is not None else None
 
     # -- helpers -----------------------------------------------------------------------------
     def _api(self):
@@ -170,7 +200,7 @@ class DockerSandbox:
         """(exit code, output) of a short housekeeping script run as the sandbox user."""
         api = self._api()
         ex = api.exec_create(self.id, ["sh", "-c", script], user=f"{self.uid}:{self.gid}",
-                             environment=SANDBOX_ENV)
+                             environment=HOUSEKEEPING_ENV)
         out = api.exec_start(ex["Id"]).decode("utf-8", "replace")
         return api.exec_inspect(ex["Id"]).get("ExitCode"), out
 
@@ -195,6 +225,8 @@ class DockerSandbox:
         api = self._api()
         cap = OutputCap(self.limits.output_bytes - NOTE_RESERVE)
         t0 = time.monotonic()
+        if self._disk is not None:
+            self._disk.begin()
         try:
             ex = api.exec_create(
                 self.id,
@@ -223,7 +255,7 @@ class DockerSandbox:
         reader = threading.Thread(target=pump, daemon=True, name=f"sandbox-out-{self.id[:8]}")
         reader.start()
         deadline = t0 + limit
-        timed_out = False
+        timed_out = disk_over = False
         exit_code: int | None = None
         poll = 0.02
         while True:
@@ -232,6 +264,9 @@ class DockerSandbox:
                 break
             if time.monotonic() >= deadline:
                 timed_out = True
+                break
+            if self._disk is not None and self._disk.exceeded():
+                disk_over = True
                 break
             poll = min(poll * 2, 0.5)
             info = api.exec_inspect(exec_id)
@@ -243,6 +278,8 @@ class DockerSandbox:
         restarts = self.restarts
         oom_count = self._reap()  # kills leftovers, which also closes the stream
         reader.join(timeout=10)
+        if self._disk is not None:  # what it left (also catches a command faster than the watch)
+            disk_over = self._disk.exceeded(force=True) or disk_over
         duration = time.monotonic() - t0
         if exit_code is None:
             try:
@@ -253,6 +290,8 @@ class DockerSandbox:
             exit_code = 137 if timed_out else -1
         if timed_out:
             exit_code = 124 if exit_code in (None, -1, 0) else exit_code
+        if disk_over and exit_code in (None, -1, 0):
+            exit_code = 137
         oom = False
         if oom_count is not None:
             oom = oom_count > self._oom_count
@@ -264,7 +303,8 @@ class DockerSandbox:
             self._oom_flag = flag
         restarted = self.restarts != restarts
         note = "\n[qwenfix: the sandbox had to be restarted; /tmp and $HOME were reset]\n" if restarted else ""
-        return result(cap, exit_code, duration, timed_out, oom, self.limits.memory_mb, limit, note)
+        return result(cap, exit_code, duration, timed_out, oom, self.limits.memory_mb, limit, note,
+                      self._disk.budget.limit_mb if disk_over and self._disk is not None else 0)
 
     def refresh(self) -> None:
         if self._stopped:
@@ -275,9 +315,13 @@ class DockerSandbox:
             code, out = self._quick(_WIPE)
         if code != 0:
             raise RuntimeError(f"could not empty /tmp and $HOME (exit {code}): {out.strip()[-300:]}")
+        if self._disk is not None:
+            self._disk.rebase()
 
     def stop(self) -> None:
         self._stopped = True
+        if self._disk is not None:
+            self._disk.close()
         try:
             self.container.remove(force=True)
         except Exception as e:
@@ -316,7 +360,9 @@ class DockerEngine:
             return False, f"Docker engine not reachable: {e}"
 
     def start(
-        self, workspace: Path, image: str, limits: Limits, labels: dict[str, str] | None = None
+        self, workspace: Path, image: str, limits: Limits, labels: dict[str, str] | None = None,
+        disk: DiskBudget | None = None,
+        mounts: tuple[Mount, ...] = (),
     ) -> DockerSandbox:
         workspace = Path(workspace).resolve()
         if not workspace.is_dir():
@@ -324,6 +370,14 @@ class DockerEngine:
         uid, gid = sandbox_user_for(workspace)
         if os.geteuid() == 0:
             chown_tree(workspace, uid, gid)
+        volumes = {str(workspace): {"bind": WORKSPACE_MOUNT, "mode": "rw"}}
+        for mount in mounts:
+            source = Path(mount.source).resolve()
+            if not source.is_dir():
+                raise FileNotFoundError(f"mount source {source} is not a directory")
+            if not mount.read_only and os.geteuid() == 0:
+                os.chown(source, uid, gid, follow_symlinks=False)  # the sandbox user writes there
+            volumes[str(source)] = {"bind": mount.target, "mode": "ro" if mount.read_only else "rw"}
         all_labels = {
             LABEL: "1",
             LABEL_JOB: (labels or {}).get(LABEL_JOB, ""),
@@ -353,10 +407,11 @@ class DockerEngine:
             network_mode=self.network if limits.network else "none",
             read_only=True,
             tmpfs={
-                "/tmp": "rw,nosuid,nodev,size=1g,mode=1777",
-                HOME: f"rw,nosuid,nodev,size=512m,mode=0700,uid={uid},gid={gid}",
+                # exec, as on CI runners: pip puts compiled extensions and scripts in $HOME
+                "/tmp": "rw,exec,nosuid,nodev,size=1g,mode=1777",
+                HOME: f"rw,exec,nosuid,nodev,size=512m,mode=0700,uid={uid},gid={gid}",
             },
-            volumes={str(workspace): {"bind": WORKSPACE_MOUNT, "mode": "rw"}},
+            volumes=volumes,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             pids_limit=int(limits.pids),
@@ -366,11 +421,47 @@ class DockerEngine:
             ulimits=[
                 Ulimit(name="core", soft=0, hard=0),
                 Ulimit(name="nofile", soft=4096, hard=4096),
+                # no single file larger than the job's whole disk budget (see workers/sandbox/disk.py)
+                *([Ulimit(name="fsize", soft=disk.limit_bytes, hard=disk.limit_bytes)] if disk else []),
             ],
             ipc_mode="private",
             stop_signal="SIGKILL",
         )
-        return DockerSandbox(self, container, workspace, limits, uid, gid)
+        if limits.network:
+            try:
+                self._block_host_and_metadata(container, image, all_labels)
+            except Exception:
+                container.remove(force=True)
+                raise
+        return DockerSandbox(self, container, workspace, limits, uid, gid, disk)
+
+    def _block_host_and_metadata(self, container, image: str, labels: dict[str, str]) -> None:
+        """Blackhole the setup policy's destinations (and the bridge's gateway, the host's end)
+        in the sandbox's network namespace before any command runs there."""
+        import docker
+
+        container.reload()
+        networks = (container.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        gateways = [v for n in networks.values() for v in (n.get("Gateway"), n.get("IPv6Gateway")) if v]
+        blocked = setup_network(True, self.name, [*local_addresses(), *gateways]).blocked
+        helper = self.client.containers.create(
+            image, entrypoint=["python3", "-I", "-c", _BLACKHOLE], command=list(blocked),
+            network_mode=f"container:{container.id}", user="0:0", working_dir="/", environment={},
+            cap_drop=["ALL"], cap_add=["NET_ADMIN"], security_opt=["no-new-privileges"],
+            read_only=True, labels={**labels, "qwenfix.role": "network-policy"}, pids_limit=16, mem_limit="64m",
+        )
+        try:
+            helper.start()
+            status = helper.wait(timeout=60).get("StatusCode")
+            detail = helper.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+        except docker.errors.APIError as exc:  # e.g. no python3 in the image
+            status, detail = None, str(exc)
+        finally:
+            helper.remove(force=True)
+        if status != 0:
+            raise SetupNetworkRefused(
+                f"could not block the metadata service and the host's addresses in the setup sandbox "
+                f"({detail.strip()[-300:]}), so it gets no network")
 
 
 def list_sandboxes(client=None) -> list:
@@ -386,10 +477,13 @@ def sweep_orphans(
 ) -> list[str]:
     """Remove qwenfix sandbox containers whose job is not alive; returns removed container ids.
 
-    A container is kept when its ``qwenfix.job`` label is in ``alive_job_ids``, when it is
-    younger than ``max_age_s`` seconds, or while the process that started it (same host,
-    ``qwenfix.pid``) is still running — so a sweep never pulls a sandbox from under a live worker. ``labels`` narrows the sweep to containers
-    carrying all of them (tests use it to stay away from each other's sandboxes).
+    A container started on this host is kept exactly while the process that started it
+    (``qwenfix.pid``) runs — so a sweep never pulls a sandbox from under a live worker, and the
+    sandboxes of a worker that was killed go even when its job was taken over and runs on
+    elsewhere. One from another host is kept while its ``qwenfix.job`` label is in
+    ``alive_job_ids``. Either is kept while younger than ``max_age_s`` seconds. ``labels``
+    narrows the sweep to containers carrying all of them (tests use it to stay away from each
+    other's sandboxes; a takeover uses it for its job's).
     """
     client = client or _client()
     removed: list[str] = []
@@ -401,13 +495,12 @@ def sweep_orphans(
             continue
         labels_ = own
         job = labels_.get(LABEL_JOB, "")
-        if alive_job_ids is not None and job and job in alive_job_ids:
-            continue
-        # a live process on this host still owns it (another worker, a local `qwenfix repair`)
-        if labels_.get(LABEL_HOST) == host:
-            pid = labels_.get(LABEL_PID, "")
-            if pid.isdigit() and pid_alive(int(pid)):
+        pid = labels_.get(LABEL_PID, "")
+        if labels_.get(LABEL_HOST) == host and pid.isdigit():
+            if pid_alive(int(pid)):  # a live process on this host owns it (a worker, `qwenfix repair`)
                 continue
+        elif alive_job_ids is not None and job and job in alive_job_ids:
+            continue
         if max_age_s > 0:
             created = c.attrs.get("Created", "")
             age = now - _parse_docker_time(created) if created else max_age_s + 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 from workers.sandbox import SandboxEngine
 from workers.sandbox.bwrap import BwrapEngine
 from workers.sandbox.docker import DockerEngine
-from workers.sandbox.image import image_exists
+from workers.sandbox.image import DEFAULT_TAG, image_exists, image_is_current
 
 
 def _engine(name: str) -> SandboxEngine:
@@ -27,6 +27,8 @@ def engine_status(image: str) -> list[tuple[str, bool, str]]:
     ok, why = DockerEngine().available()
     if ok and not image_exists(image):
         ok, why = False, f"{why}, but image {image} is missing: run `qwenfix sandbox build`"
+    elif ok and image == DEFAULT_TAG and not image_is_current(image):
+        why = f"{why}, image {image} present but older than this release: run `qwenfix sandbox build`"
     elif ok:
         why = f"{why}, image {image} present"
     out.append(("docker", ok, why))

@@ -56,12 +56,18 @@ class OutputCap:
 
 
 def result(cap: OutputCap, exit_code: int, duration_s: float, timed_out: bool, oom: bool, memory_mb: int,
-           limit_s: float, note: str = "") -> ExecResult:
+           limit_s: float, note: str = "", disk_exceeded_mb: int = 0) -> ExecResult:
     """The ExecResult of a finished command, with the engine's notes appended to what it printed."""
     output = cap.text() + note
     if timed_out:
         output += f"\n[qwenfix: command timed out after {limit_s:g}s and was killed]\n"
     if oom:
         output += f"\n[qwenfix: out of memory: a process was killed at the {memory_mb} MB limit]\n"
+    if disk_exceeded_mb:
+        output += f"\n[qwenfix: stopped: {disk_exceeded(disk_exceeded_mb)}]\n"
     return ExecResult(exit_code=exit_code, output=output, duration_s=duration_s, timed_out=timed_out,
-                      oom_killed=oom, truncated=cap.truncated)
+                      oom_killed=oom, truncated=cap.truncated, disk_exceeded_mb=disk_exceeded_mb)
+
+
+def disk_exceeded(limit_mb: int) -> str:
+    return f"the sandbox wrote more than {limit_mb} MB (the job's disk budget, QWENFIX_SANDBOX_DISK_MB)"

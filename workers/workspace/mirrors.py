@@ -4,17 +4,21 @@ evicted least-recently-used with its worktree slots.
 Layout of a cache root::
 
     root/
-      owner__repo.git/          bare mirror (branches, tags, requested refs/pull/N/head)
-        worktrees/owner__repo.N/  git's metadata of worktree slot N (index, HEAD)
+      KEY.git/                  bare mirror (branches, tags, requested refs/pull/N/head)
+        worktrees/KEY.N/        git's metadata of worktree slot N (index, HEAD)
         qwenfix-last-used       LRU stamp (mtime)
-      owner__repo.lock          flock: exclusive while the mirror is created or fetched
-      owner__repo.use           flock: shared while a job uses the mirror, exclusive to evict
+      KEY.lock                  flock: exclusive while the mirror is created or fetched
+      KEY.use                   flock: shared while a job uses the mirror, exclusive to evict
     worktree_dir/               (default root/worktrees; the data dir's worktrees/ for jobs)
-      owner__repo.N/            worktree slot N: a detached checkout, kept between jobs
-      owner__repo.N.lock        flock: exclusive while a job holds slot N
+      KEY.N/                    worktree slot N: a detached checkout, kept between jobs
+      KEY.N.lock                flock: exclusive while a job holds slot N
+      KEY.N.size                bytes slot N held when it was last released (eviction reads it)
+
+KEY is ``owner__repo-<16 hex>``: readable, and one repository's alone (see :func:`mirror_key`).
 
 Worktrees are ``git worktree add --detach`` checkouts, reset to a pristine state (``reset --hard``
-+ ``clean -ffdx``) whenever a slot is handed out again. The worker always calls git on them with
++ ``clean -ffdx``) when a job releases its slot and again whenever it is handed out, so a spare slot
+keeps nothing a sandbox left. Eviction counts the slots with their mirror. The worker always calls git on them with
 an explicit ``--git-dir``/``--work-tree`` remembered at creation, never by discovering the ``.git`` file inside the worktree: that file is
 writable by the sandboxed code and could otherwise point git (which holds the token when
 pushing) at an attacker's configuration.
@@ -22,6 +26,7 @@ pushing) at an attacker's configuration.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -32,6 +37,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from core.logs import redact
+from workers.workspace.confined import usage
 from workers.workspace.git import (
     DEFAULT_TIMEOUT_S,
     AuthenticationError,
@@ -57,15 +63,26 @@ def _sanitize(part: str) -> str:
     return part.lower() or "_"
 
 
+def _hashed(readable: str, identity: str) -> str:
+    """The readable part alone is not one repository's ('.github' and 'github', hosts): the hash is."""
+    return f"{readable}-{hashlib.sha256(identity.encode('utf-8', 'surrogateescape')).hexdigest()[:16]}"
+
+
 def mirror_key(remote_url: str) -> str:
-    """'owner__repo' for https://host/owner/repo(.git), used as the mirror's directory name."""
-    path = remote_url if remote_url.startswith("/") else urlsplit(remote_url).path
-    parts = [p for p in path.rstrip("/").split("/") if p]
+    """'owner__repo-<hash>' for https://host/owner/repo(.git), used as the mirror's directory name;
+    two remotes that are not the same repository never share a key."""
+    if remote_url.startswith("/"):
+        host, path = "", remote_url
+    else:
+        parts = urlsplit(remote_url)
+        host, path = parts.netloc.lower(), parts.path
+    path = path.rstrip("/")
+    path = path[:-4] if path.endswith(".git") else path
+    parts = [p for p in path.split("/") if p]
     if not parts:
         raise ValueError(f"cannot derive a repository name from {redact(remote_url)!r}")
-    name = parts[-1][:-4] if parts[-1].endswith(".git") else parts[-1]
     owner = parts[-2] if len(parts) >= 2 else "_"
-    return f"{_sanitize(owner)}__{_sanitize(name)}"
+    return _hashed(f"{_sanitize(owner)}__{_sanitize(parts[-1])}", f"{host}\0{path}")
 
 
 class MirrorCache:
@@ -109,7 +126,7 @@ class MirrorCache:
             parts = [p for p in re.split(r"[/\\]", key) if p]
             if not parts:
                 raise ValueError(f"invalid mirror key {key!r}")
-            return "__".join(_sanitize(p) for p in parts)
+            return _hashed("__".join(_sanitize(p) for p in parts), f"key\0{key}")
         return mirror_key(remote_url)
 
     def mirror_path(self, remote_url: str, key: str | None = None) -> Path:
@@ -150,9 +167,11 @@ class MirrorCache:
             git_dir = self._prepare_slot(mirror, path, sha)
 
             def release() -> None:
-                try:
-                    if number >= self.spare_worktrees:
+                try:  # a spare slot keeps the commit's files and nothing the sandbox left
+                    if number >= self.spare_worktrees or not reset_worktree(git_dir, path, wt.base_sha):
                         self._drop_slot(mirror, path)
+                    else:
+                        _size_file(path).write_text(str(_tree_size(path)))
                 finally:
                     slot.release()
                     use.release()
@@ -181,7 +200,9 @@ class MirrorCache:
         while True:
             lock = Flock(self.worktree_dir / f"{key}.{number}.lock", exclusive=True)
             if lock.acquire(timeout=0):
-                return lock, number, self.worktree_dir / f"{key}.{number}"
+                path = self.worktree_dir / f"{key}.{number}"
+                _size_file(path).unlink(missing_ok=True)  # in use: measured live until released
+                return lock, number, path
             number += 1
 
     def _prepare_slot(self, mirror: Path, path: Path, sha: str) -> Path:
@@ -200,6 +221,7 @@ class MirrorCache:
         return made if made.is_absolute() else (path / made).resolve()
 
     def _drop_slot(self, mirror: Path, path: Path) -> None:
+        _size_file(path).unlink(missing_ok=True)
         rmtree(path)
         rmtree(mirror / "worktrees" / path.name)  # by hand: `worktree prune` could race a slot being built
 
@@ -252,17 +274,37 @@ class MirrorCache:
         self._touch(mirror)
         return mirror
 
+    def merge_base(
+        self, remote_url: str, a: str, b: str, token: str | None, fetch_refs: Iterable[str] = (),
+        *, key: str | None = None,
+    ) -> str | None:
+        """The best common ancestor of two commits (a pull request's head and its base branch), or
+        None when they share none; fetches either commit the mirror lacks."""
+        url = check_remote_url(remote_url)
+        a, b = check_sha(a), check_sha(b)
+        refs = [check_ref(r) for r in fetch_refs]
+        k = self.key_for(url, key)
+        with self._use(k):
+            self._ensure(k, url, token, a, refs)
+            mirror = self._ensure(k, url, token, b, refs)
+            found = run_git(["merge-base", a, b], git_dir=mirror, check=False)
+        self._touch(mirror)
+        return stdout_text(found) if found.returncode == 0 else None
+
     def disk_usage(self) -> dict[str, int]:
-        """Bytes used by each mirror, by key."""
-        return {p.name[:-4]: _tree_size(p) for p in self._mirrors()}
+        """Bytes on disk of each mirror with its worktree slots, by key."""
+        return {p.name[:-4]: self._size(p) for p in self._mirrors()}
+
+    def _size(self, mirror: Path) -> int:
+        return _tree_size(mirror) + sum(_slot_size(slot) for slot in self._slot_dirs(mirror.name[:-4]))
 
     def evict(self, keep: str | None = None) -> list[str]:
-        """Delete least recently used mirrors until the total is within the budget. A mirror in
-        use by any job (its ``.use`` lock held) or being fetched is never deleted. Returns the
-        evicted keys."""
+        """Delete least recently used mirrors, with their worktree slots, until the total of both is
+        within the budget. A mirror in use by any job (its ``.use`` lock held) or being fetched is
+        never deleted. Returns the evicted keys."""
         entries = []
         for mirror in self._mirrors():
-            entries.append((_stamp_time(mirror), mirror.name[:-4], mirror, _tree_size(mirror)))
+            entries.append((_stamp_time(mirror), mirror.name[:-4], mirror, self._size(mirror)))
         total = sum(e[3] for e in entries)
         evicted: list[str] = []
         for _, key, mirror, size in sorted(entries):
@@ -283,6 +325,7 @@ class MirrorCache:
                     trash = self.root / f".evict-{key}-{os.getpid()}-{time.monotonic_ns()}"
                     os.rename(mirror, trash)  # atomic: nobody ever sees half a mirror
                     for slot in self._slot_dirs(key):  # idle: nobody holds the mirror
+                        _size_file(slot).unlink(missing_ok=True)
                         rmtree(slot)
                 finally:
                     lock.release()
@@ -419,22 +462,23 @@ class MirrorCache:
 
 
 def _tree_size(path: Path) -> int:
-    total = 0
-    stack = [str(path)]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-                        else:
-                            total += entry.stat(follow_symlinks=False).st_size
-                    except FileNotFoundError:
-                        pass
-        except (FileNotFoundError, NotADirectoryError):
-            pass
-    return total
+    """Bytes on disk (allocated blocks: a sandbox's sparse file is not its apparent size)."""
+    try:
+        return usage(path)
+    except (OSError, WorkspaceError):  # evicted or dropped meanwhile
+        return 0
+
+
+def _size_file(slot: Path) -> Path:
+    return slot.with_name(f"{slot.name}.size")
+
+
+def _slot_size(slot: Path) -> int:
+    """What an idle slot held when released (no walk of every slot on every checkout), else measured."""
+    try:
+        return int(_size_file(slot).read_text())
+    except (OSError, ValueError):
+        return _tree_size(slot)
 
 
 def _stamp_time(mirror: Path) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from unidiff import PatchSet
 
+from workers.workspace.confined import Refused, linked_from_outside
 from workers.workspace.git import PatchApplyError, check_sha, run_git
 from workers.workspace.worktrees import Worktree, resolve
 
@@ -20,9 +21,14 @@ def export_patch(worktree: Worktree | Path, base_sha: str) -> str:
 
     Files ignored by the repository's .gitignore are not included. Uses a throwaway index, so
     the worktree's own index is untouched. Non-UTF-8 bytes survive as surrogate escapes
-    (``apply_patch`` encodes them back)."""
+    (``apply_patch`` encodes them back). git reads what a sandbox left: it does not follow
+    symlinks (they are exported as links) and skips fifos and sockets, but would read a file
+    hard-linked from outside the worktree, so a worktree holding one is refused."""
     base_sha = check_sha(base_sha)
     git_dir, work = resolve(worktree)
+    foreign = linked_from_outside(work)
+    if foreign:
+        raise Refused(", ".join(foreign[:5]), "hard-linked to a file outside the worktree; no patch is exported")
     with tempfile.TemporaryDirectory(prefix="qwenfix-index-") as tmp:
         index = Path(tmp) / "index"
         env = {"GIT_INDEX_FILE": str(index)}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import atexit
 import os
-import shutil
-import stat
+import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workers.workspace.confined import names, remove_special_files, remove_tree
 from workers.workspace.git import WorkspaceError, check_sha, run_git, stdout_text
 
 _live_lock = threading.Lock()
@@ -24,22 +25,8 @@ def track(worktree: Worktree) -> None:
 
 
 def rmtree(path: Path) -> None:
-    """Remove a tree even if the sandbox left read-only files or directories behind."""
-
-    def onerror(func: Any, p: str, exc_info: Any) -> None:
-        try:
-            parent = os.path.dirname(p)
-            os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR | stat.S_IRUSR)
-            if os.path.isdir(p) and not os.path.islink(p):
-                os.chmod(p, os.stat(p).st_mode | stat.S_IWUSR | stat.S_IXUSR | stat.S_IRUSR)
-            func(p)
-        except FileNotFoundError:
-            pass
-
-    if path.is_symlink():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path, onerror=onerror)
+    """Remove a tree whatever the sandbox left in it (links are removed, never followed)."""
+    remove_tree(path)
 
 
 @dataclass(eq=False)
@@ -70,13 +57,14 @@ class Worktree:
     def head(self) -> str:
         return stdout_text(run_git(["rev-parse", "HEAD"], git_dir=self.git_dir, work_tree=self.path))
 
-    def reset(self, sha: str | None = None) -> None:
+    def reset(self, sha: str | None = None, keep: Iterable[str] = ()) -> None:
         """Back to a pristine checkout of ``sha`` (default: ``base_sha``): every change, new file,
-        ignored file and nested repository is gone. Raises WorkspaceError when that fails."""
+        ignored file and nested repository is gone — except the untracked directories ``keep``,
+        left as they are for the caller to check. Raises WorkspaceError when that fails."""
         if self._released:
             raise WorkspaceError(f"worktree {self.path} was released")
         sha = check_sha(sha or self.base_sha)
-        if self.git_dir is None or not reset_worktree(self.git_dir, self.path, sha):
+        if self.git_dir is None or not reset_worktree(self.git_dir, self.path, sha, keep):
             raise WorkspaceError(f"could not reset the worktree at {self.path}")
         self.base_sha = sha
 
@@ -92,14 +80,16 @@ class Worktree:
             release()
 
 
-def reset_worktree(git_dir: Path, path: Path, sha: str) -> bool:
+def reset_worktree(git_dir: Path, path: Path, sha: str, keep: Iterable[str] = ()) -> bool:
     """Make the slot at ``path`` a pristine checkout of ``sha``; False when it is not a healthy
     worktree of ``git_dir`` (then the caller rebuilds it).
 
     The sandbox could have written anything there, so nothing in it is trusted: the ``.git``
     pointer is rewritten, git is told where its metadata is (which lives outside the sandbox's
     reach, in the mirror), ``reset --hard`` rewrites every tracked file whose stat data changed
-    (a sandbox cannot forge ctime) and ``clean -ffdx`` removes everything untracked."""
+    (a sandbox cannot forge ctime), ``clean -ffdx`` removes everything untracked (but the
+    directories ``keep``: not a link, not tracked, the caller's to check), and the fifos, sockets
+    and devices git does not see go too."""
     try:
         if not path.is_dir() or path.is_symlink():
             return False
@@ -115,10 +105,17 @@ def reset_worktree(git_dir: Path, path: Path, sha: str) -> bool:
             f.write(f"gitdir: {git_dir}\n")
         where = {"git_dir": git_dir, "work_tree": path, "cwd": path}
         run_git(["-c", "checkout.workers=0", "reset", "--hard", "--quiet", sha], **where)
-        run_git(["clean", "-ffdxq"], **where)
+        kept = sorted(set(keep))
+        run_git(["clean", "-ffdxq", *(f"--exclude=/{_literal(d)}/" for d in kept)], **where)
+        remove_special_files(path, skip=kept)
         return True
     except (OSError, WorkspaceError):
         return False
+
+
+def _literal(path: str) -> str:
+    """A path as a gitignore pattern that matches only itself."""
+    return re.sub(r"([\\*?\[\]])", r"\\\1", "/".join(names(path)))
 
 
 @atexit.register

@@ -29,6 +29,13 @@ What it models (only what qwenfix uses):
   order in ``.requests`` (method, path, query, json, headers).
 - Faults: ``fail_next(method, path, status, headers=..., times=...)`` answers the next matching
   request(s) with an error (5xx, secondary rate limit 403 + ``retry-after``), before auth.
+- Limits: tokens live ``token_ttl`` seconds (set it short to expire them mid-job); every request
+  made with an installation token is counted against that installation's hour and answered with
+  ``x-ratelimit-*`` headers; ``set_rate_limit(installation, remaining, reset_in)`` drains it, and
+  an exhausted one gets GitHub's 403 "API rate limit exceeded" with ``x-ratelimit-remaining: 0``.
+- The App's webhook: ``send_webhook(event, payload)`` delivers to ``webhook_url`` signed with
+  ``webhook_secret`` and logs the attempt (failed when nothing listens); the delivery log's routes
+  (``/app/hook/deliveries``, redelivery attempts) serve it, see ``hooks``.
 - GitHub Enterprise: every route is also served under ``/api/v3`` (``.enterprise_url``); the
   recorded ``path`` is always the path below the API root, ``raw_path`` the one on the wire.
 
@@ -38,7 +45,8 @@ Layout: ``state`` (records, stores, call log, fault queue), ``fake`` (``FakeGitH
 readers), ``server`` (the ASGI app, recording, faults, Enterprise prefix; the serving thread),
 ``auth`` (app JWT, installation tokens), ``shapes`` (user/app/repository JSON), ``rest`` (JSON
 bodies, pagination), one router per API area: ``apps``, ``repos``, ``pulls``, ``issues``,
-``checks``, ``actions``; ``git`` (smart HTTP); ``fixtures`` (``github_app_key``, ``fake_github``).
+``checks``, ``actions``, ``hooks`` (the webhook and its delivery log); ``git`` (smart HTTP);
+``fixtures`` (``github_app_key``, ``fake_github``).
 """
 
 from tests.support.fake_github.fake import FakeGitHub

@@ -62,7 +62,7 @@ def workflow_run_json(fake: State, run: dict[str, Any]) -> dict[str, Any]:
         "head_commit": {"id": run["head_sha"], "tree_id": "0" * 40, "message": "Update",
                         "timestamp": CREATED_AT, "author": author, "committer": author},
         "repository": repo_json(fake, repo),
-        "head_repository": repo_json(fake, repo),
+        "head_repository": repo_json(fake, run.get("head_repository") or repo),
     }
 
 

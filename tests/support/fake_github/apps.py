@@ -1,9 +1,12 @@
-"""The app's own endpoints, authenticated by its JWT: ``GET /app``, installations, and the
-exchange of the JWT for a ``ghs_`` installation access token (optionally narrowed to
-``repositories``/``repository_ids``)."""
+"""The app's own endpoints, authenticated by its JWT: ``GET /app``, its installations (listed,
+one by one; a suspended one says since when), and the exchange of the JWT for a ``ghs_``
+installation access token (optionally narrowed to ``repositories``/``repository_ids``; 403 for a
+suspended installation). With an installation token: ``GET /installation/repositories``.
+Unauthenticated: ``GET /versions``, the REST API versions the server supports."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from datetime import datetime, timezone
@@ -12,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from tests.support.fake_github.auth import verify_app_jwt
-from tests.support.fake_github.rest import read_json
+from tests.support.fake_github.auth import installation_token, verify_app_jwt
+from tests.support.fake_github.rest import paged_object, paginate, read_json
 from tests.support.fake_github.shapes import app_json, repo_json, user_json
 from tests.support.fake_github.state import (
     APP_EVENTS,
@@ -46,7 +49,9 @@ def installation_json(fake: State, inst: dict[str, Any]) -> dict[str, Any]:
         "target_type": inst["account_type"], "permissions": dict(APP_PERMISSIONS),
         "events": list(APP_EVENTS), "created_at": CREATED_AT, "updated_at": CREATED_AT,
         "single_file_name": None, "has_multiple_single_files": False,
-        "single_file_paths": [], "suspended_by": None, "suspended_at": None,
+        "single_file_paths": [],
+        "suspended_by": user_json(fake, inst["account"]) if inst.get("suspended_at") else None,
+        "suspended_at": inst.get("suspended_at"),
     }
 
 
@@ -57,6 +62,29 @@ def router(fake: FakeGitHub) -> APIRouter:
     async def get_app(request: Request):
         verify_app_jwt(fake, request)
         return app_json(fake)
+
+    @api.get("/versions")
+    async def versions():
+        if fake.api_versions is not None and "2026-03-10" not in fake.api_versions:
+            raise GitHubError(404, "Not Found")  # an Enterprise Server from before /versions
+        return fake.api_versions or ["2022-11-28", "2026-03-10"]
+
+    @api.get("/app/installations")
+    async def list_installations(request: Request):
+        verify_app_jwt(fake, request)
+        items = [installation_json(fake, inst) for _, inst in sorted(fake.installations.items())]
+        return paginate(fake, request, items)
+
+    @api.get("/installation/repositories")
+    async def installation_repositories(request: Request):
+        t = installation_token(fake, request)
+        names = sorted(n for n, r in fake.repos.items() if r.installation_id == t.installation_id
+                       and (t.repositories is None or n in t.repositories))
+        resp = paged_object(fake, request, "repositories", [repo_json(fake, n) for n in names])
+        body = json.loads(resp.body)
+        body["repository_selection"] = fake.installations[t.installation_id]["repository_selection"]
+        return JSONResponse(body, headers={k: v for k, v in resp.headers.items()
+                                           if k.lower() == "link"})
 
     @api.get("/app/installations/{iid}")
     async def get_installation(iid: int, request: Request):
@@ -72,6 +100,8 @@ def router(fake: FakeGitHub) -> APIRouter:
         inst = fake.installations.get(iid)
         if inst is None:
             raise GitHubError(404, "Not Found")
+        if inst.get("suspended_at"):
+            raise GitHubError(403, "This installation has been suspended")
         body = await read_json(request) or {}
         owned = {n: r for n, r in fake.repos.items() if r.installation_id == iid}
         repositories: list[str] | None = None

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.support.fake_github import events
+from tests.support.fake_github import events, hooks
 from tests.support.fake_github.checks import annotation, check_run_json
 from tests.support.fake_github.issues import issue_comment_json
 from tests.support.fake_github.pulls import (
@@ -54,6 +54,22 @@ class FakeGitHub(State):
             }
             return self.installations[installation_id]
 
+    def suspend_installation(self, installation_id: int) -> None:
+        """Suspended on GitHub: listed with ``suspended_at``, no tokens for it."""
+        with self.lock:
+            self.installations[installation_id]["suspended_at"] = "2024-02-01T00:00:00Z"
+            for token, t in list(self.tokens.items()):
+                if t.installation_id == installation_id:
+                    del self.tokens[token]
+
+    def remove_installation(self, installation_id: int) -> None:
+        """Uninstalled: gone from ``GET /app/installations``; its repositories unreachable."""
+        with self.lock:
+            self.installations.pop(installation_id, None)
+            for r in self.repos.values():
+                if r.installation_id == installation_id:
+                    r.installation_id = None
+
     def add_repo(self, full_name: str, files: Mapping[str, str | bytes] | None = None,
                  default_branch: str = "main", installation_id: int | None = None,
                  private: bool = False, repo_id: int | None = None) -> str:
@@ -76,6 +92,19 @@ class FakeGitHub(State):
             )
         return sha
 
+    def add_fork(self, source: str, full_name: str) -> None:
+        """``full_name`` as a fork of ``source``: a copy of its git history, owned by someone the
+        app is not installed for (so its token cannot reach it, as on GitHub)."""
+        git_dir = bare_repo_path(self.repos_root, full_name)
+        git_dir.parent.mkdir(parents=True, exist_ok=True)
+        _git("clone", "--quiet", "--bare", str(self.repos[source].git_dir), str(git_dir))
+        with self.lock:
+            self.repos[full_name] = Repo(
+                id=stable_id("repo:" + full_name), full_name=full_name, installation_id=None,
+                default_branch=self.repos[source].default_branch, private=False, git_dir=git_dir,
+                parent=source,
+            )
+
     def push(self, full_name: str, branch: str, files: Mapping[str, str | bytes],
              message: str = "Update", parent_branch: str | None = None,
              delete: Iterable[str] = ()) -> str:
@@ -87,13 +116,15 @@ class FakeGitHub(State):
                  base_ref: str | None = None, fork: bool = False,
                  maintainer_can_modify: bool = False, head_repo: str | None = None,
                  user: str = "contributor", title: str | None = None, body: str | None = "",
-                 state: str = "open", draft: bool = False) -> dict[str, Any]:
+                 state: str = "open", draft: bool = False,
+                 head_repo_deleted: bool = False) -> dict[str, Any]:
         """Register pull request ``number``.
 
         The head commit is ``head_ref`` of ``head_repo`` (default: the repository itself, or
         ``<user>/<name>`` for ``fork=True``; when that fork is not a known repository, the branch
         is read from the base repository). Like GitHub, ``refs/pull/N/head`` is set in the base
         repository and ``head.sha`` follows later pushes to the head branch.
+        ``head_repo_deleted``: the fork was deleted, so GitHub sends ``head.repo: null``.
         """
         r = self.repos[repo]
         if head_repo is None:
@@ -107,7 +138,8 @@ class FakeGitHub(State):
         pull = Pull(repo=repo, number=number, id=stable_id(f"pull:{repo}#{number}"),
                     head_ref=head_ref, head_sha=head_sha, base_ref=base_ref or r.default_branch,
                     head_repo=head_repo, maintainer_can_modify=maintainer_can_modify, user=user,
-                    title=title or f"Change {head_ref}", body=body, state=state, draft=draft)
+                    title=title or f"Change {head_ref}", body=body, state=state, draft=draft,
+                    head_repo_deleted=head_repo_deleted)
         with self.lock:
             self.pulls_by_key[(repo, number)] = pull
         return pull_json(self, pull)
@@ -187,6 +219,20 @@ class FakeGitHub(State):
             }
             return cid
 
+    def add_review(self, repo: str, number: int, body: str, user: str, user_type: str = "Bot",
+                   commit_id: str | None = None, event: str = "COMMENT") -> int:
+        """A review posted by someone else (another app's bot by default); return its id."""
+        with self.lock:
+            rid = self.next_id()
+            p = self.pulls_by_key[(repo, number)]
+            self.review_records[rid] = {
+                "repo": repo, "number": number, "id": rid, "body": body, "event": event,
+                "state": {"COMMENT": "COMMENTED", "APPROVE": "APPROVED"}.get(event, "COMMENTED"),
+                "commit_id": commit_id or p.head_sha, "comments": [], "submitted_at": CREATED_AT,
+                "user": (user, user_type),
+            }
+            return rid
+
     def add_check_run(self, repo: str, head_sha: str, name: str, status: str = "completed",
                       conclusion: str | None = "failure", check_run_id: int | None = None,
                       app_slug: str = "github-actions", external_id: str = "",
@@ -218,8 +264,12 @@ class FakeGitHub(State):
                          head_branch: str | None = None, event: str = "pull_request",
                          status: str = "completed", conclusion: str | None = "failure",
                          pull_numbers: Iterable[int] = (), run_attempt: int = 1,
-                         check_suite_id: int | None = None, actor: str = "contributor") -> dict[str, Any]:
+                         check_suite_id: int | None = None, actor: str = "contributor",
+                         head_repository: str | None = None) -> dict[str, Any]:
         """A GitHub Actions workflow run.
+
+        ``head_repository``: where the head commit lives (default ``repo``; a fork for a fork's
+        pull request, whose run GitHub reports with ``pull_numbers`` empty).
 
         ``jobs``: ``[{"id", "name", "conclusion", "steps": [{"name", "number", "conclusion"}],
         "log": str, "annotations": [{"path", "start_line", "end_line", "annotation_level",
@@ -235,6 +285,7 @@ class FakeGitHub(State):
                 "head_branch": head_branch, "event": event, "status": status,
                 "conclusion": conclusion, "pull_numbers": list(pull_numbers),
                 "run_attempt": run_attempt, "check_suite_id": suite, "job_ids": [], "actor": actor,
+                "head_repository": head_repository or repo,
             }
             self.workflow_runs[run_id] = run
             for j in jobs:
@@ -255,6 +306,16 @@ class FakeGitHub(State):
                                    check_suite_id=suite,
                                    title=j.get("title"), summary=j.get("summary"))
             return run
+
+    def send_webhook(self, event: str, payload: dict[str, Any], guid: str | None = None) -> dict[str, Any]:
+        """GitHub delivers ``event`` to ``webhook_url`` (signed with ``webhook_secret``) and logs the
+        attempt, failed or not (see hooks.py). Returns the logged ``hook-delivery-item``."""
+        return hooks.send(self, event, payload, guid)
+
+    def webhook_attempts(self, guid: str | None = None) -> list[dict[str, Any]]:
+        """The delivery log, oldest first (``hook-delivery-item`` objects)."""
+        with self.lock:
+            return [hooks.item_json(a) for a in self.hook_deliveries if guid is None or a["guid"] == guid]
 
     # ---------------------------------------------------------------- readers
 
@@ -295,6 +356,20 @@ class FakeGitHub(State):
                 item["annotations"] = copy.deepcopy(rec["annotations"])
                 out.append(item)
             return out
+
+    def pushes(self, repo: str | None = None) -> list[dict[str, str]]:
+        """Every ref update a push asked for over git smart HTTP (and was answered 200),
+        ``[{"repo", "ref", "old", "new"}]``, oldest first."""
+        return [{"repo": r.repo or "", "ref": ref, "old": old, "new": new}
+                for r in list(self.git_requests)
+                if r.status == 200 and (repo is None or r.repo == repo)
+                for old, new, ref in r.ref_updates]
+
+    def refs(self, repo: str) -> dict[str, str]:
+        """Every ref of the repository and the sha it points to."""
+        out = _git("--git-dir", str(self.repos[repo].git_dir), "for-each-ref",
+                   "--format=%(refname) %(objectname)")
+        return dict(line.split(" ", 1) for line in out.splitlines() if line)
 
     def pulls(self, repo: str) -> list[dict[str, Any]]:
         with self.lock:

@@ -81,7 +81,8 @@ def pull_json(fake: State, p: Pull, simple: bool = False) -> dict[str, Any]:
         "closed_at": p.closed_at, "merged_at": p.merged_at, "merge_commit_sha": p.merge_commit_sha, "assignee": None,
         "assignees": [], "requested_reviewers": [], "requested_teams": [],
         "head": {"label": f"{head_owner}:{p.head_ref}", "ref": p.head_ref, "sha": head_sha,
-                 "user": user_json(fake, head_owner), "repo": repo_json(fake, p.head_repo)},
+                 "user": user_json(fake, head_owner),
+                 "repo": None if p.head_repo_deleted else repo_json(fake, p.head_repo)},
         "base": {"label": f"{base_owner}:{p.base_ref}", "ref": p.base_ref, "sha": base_sha,
                  "user": user_json(fake, base_owner, "Organization"),
                  "repo": repo_json(fake, p.repo)},
@@ -93,7 +94,8 @@ def pull_json(fake: State, p: Pull, simple: bool = False) -> dict[str, Any]:
             "statuses": fake.api(f"/repos/{p.repo}/statuses/{head_sha}")}.items()},
         "author_association": "CONTRIBUTOR", "auto_merge": None, "draft": p.draft,
     }
-    out["head"]["repo"]["fork"] = p.head_repo != p.repo
+    if out["head"]["repo"] is not None:
+        out["head"]["repo"]["fork"] = p.head_repo != p.repo
     if not simple:
         files = pull_files(fake, p)
         out.update({
@@ -143,6 +145,23 @@ def pull_files(fake: State, p: Pull) -> list[dict[str, Any]]:
     return out
 
 
+def _contains(fake: State, p: Pull, sha: str) -> bool:
+    """``sha`` is one of the pull request's commits: reachable from its head, not from its base."""
+    git_dir = str(fake.repos[p.repo].git_dir)
+
+    def ancestor(tip: str | None) -> bool:
+        if not tip:
+            return False
+        try:
+            _git("--git-dir", git_dir, "merge-base", "--is-ancestor", sha, tip)
+        except RuntimeError:
+            return False
+        return True
+
+    return ancestor(current_head_sha(fake, p)) and not ancestor(
+        fake.ref(p.repo, f"refs/heads/{p.base_ref}"))
+
+
 def _blob_sha(git_dir: str, ref: str | None, path: str) -> str:
     try:
         return _git("--git-dir", git_dir, "rev-parse", f"{ref}:{path}")
@@ -177,9 +196,11 @@ def review_json(fake: State, rec: dict[str, Any]) -> dict[str, Any]:
     repo, number, rid = rec["repo"], rec["number"], rec["id"]
     html = fake.html(f"/{repo}/pull/{number}#pullrequestreview-{rid}")
     pr_url = fake.api(f"/repos/{repo}/pulls/{number}")
+    author = rec.get("user")  # someone else's review (``FakeGitHub.add_review``), else the app's
     return {
         "id": rid, "node_id": node_id("PullRequestReview", rid),
-        "user": bot_json(fake), "body": rec["body"], "state": rec["state"],
+        "user": user_json(fake, *author) if author else bot_json(fake),
+        "body": rec["body"], "state": rec["state"],
         "html_url": html, "pull_request_url": pr_url,
         "_links": {"html": {"href": html}, "pull_request": {"href": pr_url}},
         "submitted_at": rec["submitted_at"], "commit_id": rec["commit_id"],
@@ -255,6 +276,21 @@ def router(fake: FakeGitHub) -> APIRouter:
             if base and p.base_ref != base:
                 continue
             items.append(pull_json(fake, p, simple=True))
+        return paginate(fake, request, items)
+
+    @api.get("/repos/{owner}/{name}/commits/{sha}/pulls")
+    async def pulls_for_commit(owner: str, name: str, sha: str, request: Request):
+        """Open pull requests that contain the commit — like GitHub, only those whose head
+        branch lives in this repository: a fork's commit lists nothing here."""
+        r, _ = repo_for(fake, request, owner, name)
+        if fake.ref(r.full_name, sha) is None:
+            raise GitHubError(422, f"No commit found for SHA: {sha}")
+        items = []
+        for (repo, _n), p in sorted(fake.pulls_by_key.items()):
+            if repo != r.full_name or p.state != "open" or p.head_repo != r.full_name:
+                continue
+            if _contains(fake, p, sha):
+                items.append(pull_json(fake, p, simple=True))
         return paginate(fake, request, items)
 
     @api.post("/repos/{owner}/{name}/pulls", status_code=201)

@@ -55,6 +55,37 @@ def commit_json(fake: State, repo: str, sha: str) -> dict[str, Any]:
     }
 
 
+def branch_json(fake: State, repo: str, branch: str, sha: str) -> dict[str, Any]:
+    """GitHub's branch-with-protection (``GET /repos/{owner}/{repo}/branches/{branch}``)."""
+    git_dir = str(fake.repos[repo].git_dir)
+    parents = _git("--git-dir", git_dir, "rev-list", "--parents", "-n1", sha).split()[1:]
+    message = _git("--git-dir", git_dir, "log", "-1", "--format=%B", sha)
+    commit_url = fake.api(f"/repos/{repo}/commits/{sha}")
+    person = {"name": "Test Author", "email": "author@example.com", "date": "2024-01-01T00:00:00Z"}
+    url = fake.api(f"/repos/{repo}/branches/{branch}")
+    return {
+        "name": branch,
+        "commit": {
+            "sha": sha, "node_id": f"C_{sha[:12]}", "url": commit_url,
+            "html_url": fake.html(f"/{repo}/commit/{sha}"), "comments_url": commit_url + "/comments",
+            "commit": {"author": person, "committer": person, "message": message,
+                       "tree": {"sha": _git("--git-dir", git_dir, "rev-parse", f"{sha}^{{tree}}"),
+                                "url": fake.api(f"/repos/{repo}/git/trees/{sha}")},
+                       "url": fake.api(f"/repos/{repo}/git/commits/{sha}"), "comment_count": 0,
+                       "verification": {"verified": False, "reason": "unsigned", "signature": None,
+                                        "payload": None, "verified_at": None}},
+            "author": None, "committer": None,
+            "parents": [{"sha": p, "url": fake.api(f"/repos/{repo}/commits/{p}"),
+                         "html_url": fake.html(f"/{repo}/commit/{p}")} for p in parents],
+        },
+        "_links": {"self": url, "html": fake.html(f"/{repo}/tree/{branch}")},
+        "protected": False,
+        "protection": {"enabled": False, "required_status_checks": {
+            "enforcement_level": "off", "contexts": [], "checks": []}},
+        "protection_url": url + "/protection",
+    }
+
+
 def _git_bytes(git_dir: str, *args: str) -> bytes:
     proc = subprocess.run(["git", "--git-dir", git_dir, *args], capture_output=True, timeout=60)
     if proc.returncode != 0:
@@ -125,6 +156,14 @@ def router(fake: FakeGitHub) -> APIRouter:
             "status": status, "ahead_by": len(ahead), "behind_by": len(behind), "total_commits": len(ahead),
             "commits": [commit_json(fake, r.full_name, sha) for sha in reversed(ahead)], "files": [],
         }
+
+    @api.get("/repos/{owner}/{name}/branches/{branch:path}")
+    async def get_branch(owner: str, name: str, branch: str, request: Request):
+        r, _ = repo_for(fake, request, owner, name)
+        sha = fake.ref(r.full_name, f"refs/heads/{branch}")
+        if sha is None:
+            raise GitHubError(404, "Branch not found")
+        return branch_json(fake, r.full_name, branch, sha)
 
     @api.get("/repos/{owner}/{name}/collaborators/{user}/permission")
     async def get_permission(owner: str, name: str, user: str, request: Request):

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tests.support.fake_github import actions, apps, checks, issues, pulls, repos
+from tests.support.fake_github import actions, apps, checks, hooks, issues, pulls, repos, users
 from tests.support.fake_github.git import ASGIApp, git_mount
 from tests.support.fake_github.state import ENTERPRISE_PREFIX, GitHubError, RecordedRequest
 from tests.support.git_http import Receive, Scope, Send, ServerThread
@@ -24,7 +24,8 @@ from tests.support.git_http import Receive, Scope, Send, ServerThread
 if TYPE_CHECKING:
     from tests.support.fake_github.fake import FakeGitHub
 
-AREAS = (apps, repos, pulls, issues, checks, actions)  # routers, in matching order
+AREAS = (apps, hooks, users, repos, pulls, issues, checks, actions)  # routers, in matching order
+WEB_PAGES = ("/login/", "/settings/", "/organizations/", "/_downloads/")  # not the REST API
 
 
 def build_app(fake: FakeGitHub) -> ASGIApp:
@@ -66,9 +67,14 @@ def build_app(fake: FakeGitHub) -> ASGIApp:
         with fake.lock:
             fake.requests.append(record)
 
+        budget: dict[str, str] = {}
+
         async def status_send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
+                if budget:
+                    message = dict(message, headers=[*message.get("headers", []),
+                                                     *((k.encode(), v.encode()) for k, v in budget.items())])
             await send(message)
 
         failure = fake.take_failure(record.method, path)
@@ -76,6 +82,23 @@ def build_app(fake: FakeGitHub) -> ASGIApp:
             resp = GitHubError(failure["status"], failure["message"],
                                headers=failure["headers"]).response()
             return await resp(scope, receive, status_send)
+
+        refused = _unsupported_version(fake, path, record.headers)
+        if refused is not None:
+            return await refused(scope, receive, status_send)
+        token = fake.valid_token(record.token)
+        if token is not None:  # an installation's request: counted against its hour, like GitHub
+            spent = fake.spend(token.installation_id)
+            if spent is None:
+                with fake.lock:
+                    left = dict(fake.rate_limits[token.installation_id])
+                resp = GitHubError(403, f"API rate limit exceeded for installation ID {token.installation_id}.",
+                                   headers={"x-ratelimit-limit": str(left["limit"]), "x-ratelimit-remaining": "0",
+                                            "x-ratelimit-used": str(left["used"]),
+                                            "x-ratelimit-reset": str(left["reset"]),
+                                            "x-ratelimit-resource": "core"}).response()
+                return await resp(scope, receive, status_send)
+            budget.update(spent)
 
         sent = False
 
@@ -89,6 +112,18 @@ def build_app(fake: FakeGitHub) -> ASGIApp:
         await api(scope, replay, status_send)
 
     return outer
+
+
+def _unsupported_version(fake: FakeGitHub, path: str, headers: dict[str, str]):
+    """GitHub Enterprise Server that knows only ``fake.api_versions``: any other
+    ``X-GitHub-Api-Version`` is a 400 (no header means the server's default, as on GitHub)."""
+    asked = headers.get("x-github-api-version")
+    if fake.api_versions is None or asked is None or asked in fake.api_versions:
+        return None
+    if path.startswith(WEB_PAGES):
+        return None
+    return GitHubError(400, f"Unsupported 'X-GitHub-Api-Version' header value: {asked!r}. "
+                            f"Supported versions: {', '.join(fake.api_versions)}.").response()
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -84,7 +84,7 @@ def repo_json(fake: State, full_name: str) -> dict[str, Any]:
         "id": rid, "node_id": node_id("Repository", rid), "name": name,
         "full_name": full_name, "owner": user_json(fake, owner, "Organization"),
         "private": bool(r and r.private), "html_url": fake.html(f"/{full_name}"),
-        "description": None, "fork": False, "url": base,
+        "description": None, "fork": bool(r and r.parent), "url": base,
     }
     out.update({k: base + v for k, v in _REPO_URLS.items()})
     out.update({

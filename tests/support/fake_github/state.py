@@ -10,14 +10,20 @@ import threading
 import time
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from tests.support.git_http import GitRequest, repo_file_at, repo_ref, token_from_authorization
+from tests.support.git_http import (
+    GitRequest,
+    repo_commit_message,
+    repo_file_at,
+    repo_ref,
+    token_from_authorization,
+)
 
 DOCS = "https://docs.github.com/rest"
 ENTERPRISE_PREFIX = "/api/v3"
@@ -91,6 +97,7 @@ class RecordedRequest:
     raw_path: str = ""  # as sent (includes /api/v3 for Enterprise-style clients)
     body: bytes = b""
     status: int = 0  # the status answered
+    received_at: float = field(default_factory=time.monotonic)
 
     @property
     def authorization(self) -> str | None:
@@ -117,6 +124,19 @@ class Token:
 
 
 @dataclass
+class UserToken:
+    """A user-to-server token (``ghu_...``): acts as ``login``, within what the App may reach."""
+
+    token: str
+    login: str
+    expires_at: float
+
+    @property
+    def expired(self) -> bool:
+        return time.time() >= self.expires_at
+
+
+@dataclass
 class Repo:
     id: int
     full_name: str
@@ -124,6 +144,7 @@ class Repo:
     default_branch: str
     private: bool
     git_dir: Path
+    parent: str | None = None  # the repository this one is a fork of
 
     @property
     def owner(self) -> str:
@@ -155,6 +176,7 @@ class Pull:
     merged_at: str | None = None
     merge_commit_sha: str | None = None
     merged_by: str | None = None
+    head_repo_deleted: bool = False  # the fork is gone: GitHub then sends ``head.repo: null``
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,7 +197,12 @@ class State:
         self.public_key_pem = public_key_pem
         self.url = ""  # API base URL, set when the server starts
         self.server_url = ""
-        self.token_ttl = 3600.0  # lifetime of issued installation tokens, seconds
+        self.token_ttl = 3600.0  # lifetime of issued installation tokens, seconds (short in tests)
+        self.webhook_url = ""  # where the App's webhook deliveries go (see hooks.py)
+        self.webhook_secret = ""
+        self.hook_id = 4_200_001
+        self.hook_deliveries: list[dict[str, Any]] = []  # every delivery attempt, oldest first
+        self.rate_limits: dict[int, dict[str, Any]] = {}  # installation -> {"limit", "used", "reset"}
 
         self.requests: list[RecordedRequest] = []
         self.git_requests: list[GitRequest] = []
@@ -195,6 +222,18 @@ class State:
         self.reaction_records: list[dict[str, Any]] = []
         self.reruns: list[tuple[str, int]] = []
         self.failures: list[dict[str, Any]] = []
+        # people (see users.py): the App's OAuth client, manifest registrations, sign-ins
+        self.client_id = f"Iv1.{app_id}"
+        self.client_secret = secrets.token_hex(20)
+        self.callback_urls: list[str] = []  # from the manifest; empty: any redirect_uri
+        self.manifests: dict[str, dict[str, Any]] = {}  # code -> registration waiting for conversion
+        self.created_apps: list[dict[str, Any]] = []  # conversion answers, in order
+        self.oauth_codes: dict[str, dict[str, Any]] = {}
+        self.user_tokens: dict[str, UserToken] = {}  # ghu_ access tokens
+        self.refresh_tokens: dict[str, str] = {}  # ghr_ refresh token -> login
+        self.user_token_ttl = 8 * 3600.0
+        self.api_versions: list[str] | None = None  # None: any; else others get 400
+        self.browser_login = ""  # who the authorize page says is signed in to GitHub
         self.download_secret = secrets.token_hex(8)
         self.lock = threading.RLock()
         self._ids = 100_000
@@ -228,6 +267,9 @@ class State:
 
     def file_at(self, full_name: str, ref: str, path: str) -> str:
         return repo_file_at(self.repos_root, full_name, ref, path)
+
+    def commit_message(self, full_name: str, ref: str) -> str:
+        return repo_commit_message(self.repos_root, full_name, ref)
 
     def suite_for(self, repo: str, sha: str, app_slug: str) -> int:
         """The check suite of ``app_slug`` on ``repo`` at ``sha``, created on first use."""
@@ -270,6 +312,35 @@ class State:
 
     def token_exchanges(self) -> list[RecordedRequest]:
         return self.calls("POST", r"re:/app/installations/\d+/access_tokens")
+
+    # ---------------------------------------------------------------- rate limits
+
+    RATE_LIMIT = 5000  # an installation's requests per hour (GitHub's floor for installations)
+
+    def spend(self, installation_id: int) -> dict[str, str] | None:
+        """Count one request of an installation against its hour; its ``x-ratelimit-*`` headers,
+        or None when nothing was left (the request is then refused like GitHub does)."""
+        with self.lock:
+            now = time.time()
+            budget = self.rate_limits.get(installation_id)
+            if budget is None or budget["reset"] <= now:
+                budget = self.rate_limits[installation_id] = {"limit": self.RATE_LIMIT, "used": 0,
+                                                              "reset": int(now) + 3600}
+            exhausted = budget["used"] >= budget["limit"]
+            if not exhausted:
+                budget["used"] += 1
+            headers = {"x-ratelimit-limit": str(budget["limit"]),
+                       "x-ratelimit-remaining": str(max(0, budget["limit"] - budget["used"])),
+                       "x-ratelimit-used": str(budget["used"]), "x-ratelimit-reset": str(budget["reset"]),
+                       "x-ratelimit-resource": "core"}
+            return None if exhausted else headers
+
+    def set_rate_limit(self, installation_id: int, remaining: int, reset_in: float = 3600,
+                       limit: int = RATE_LIMIT) -> None:
+        """Leave ``remaining`` requests in the installation's hour, which resets in ``reset_in`` s."""
+        with self.lock:
+            self.rate_limits[installation_id] = {"limit": limit, "used": limit - remaining,
+                                                 "reset": int(time.time() + reset_in)}
 
     # ---------------------------------------------------------------- faults
 

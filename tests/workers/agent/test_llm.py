@@ -26,6 +26,18 @@ def test_complete_returns_text_native_calls_usage_and_latency(fake_model):
     assert body["temperature"] == 0.2 and body["max_tokens"] == 100 and "tools" not in body
 
 
+def test_cached_prompt_tokens_are_read_from_the_usage_details(fake_model):
+    fake_model.script([text("one"), text("two")])
+    client = client_for(fake_model)
+    first = client.complete(MESSAGES)
+    second = client.complete(MESSAGES + [{"role": "assistant", "content": "one"}, {"role": "user", "content": "go"}])
+    assert first.usage.cached_tokens == 0
+    assert 0 < second.usage.cached_tokens < second.usage.prompt_tokens  # the first request's prompt, served again
+    assert (first.usage + second.usage).cached_tokens == second.usage.cached_tokens
+    fake_model.prefix_cache = False  # an endpoint that reports no cache: counted as none
+    assert client.complete(MESSAGES).usage.cached_tokens == 0
+
+
 def test_a_429_then_a_200_is_retried_by_the_client(fake_model):
     fake_model.script([error(429), text("hello")])
     reply = client_for(fake_model).complete(MESSAGES)

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from tests.support.fake_openai import call, error, finish, text
+from tests.support.fake_openai import call, error, finish, last_observation, rendered, text
 from workers.agent.budget import Budget
-from workers.agent.llm import ModelClient
+from workers.agent.llm import ModelClient, Usage
 from workers.agent.loop import run_agent
 from workers.agent.task import AgentTask
 from workers.agent.toolcalls import CORRECTION
@@ -57,8 +57,9 @@ def test_each_tool_call_shape_edits_the_file_and_finishes(repo, client, fake_mod
     assert "pkg/calc.py: lines 1-2 of 2" in second and "2      return a - b" in second
     assert [s.tool for s in result.steps] == ["read_file", "edit_file", "finish"]
     assert toolbox.edits == ["edited pkg/calc.py"]
-    # the edit list rides along in the task message of every later request
-    assert "- edited pkg/calc.py" in fake_model.chat_requests()[2].messages[1]["content"]
+    # the edit list rides along as the last message of every later request; the task stays as it was
+    later = fake_model.chat_requests()[2].messages
+    assert "- edited pkg/calc.py" in later[-1]["content"] and later[1] == fake_model.chat_requests()[0].messages[1]
     assert result.usage.prompt_tokens > 0 and result.usage.completion_tokens > 0
 
 
@@ -207,12 +208,35 @@ def test_untrusted_text_is_fenced_as_data():
 def test_observation_window_bounds_the_prompt(repo, client, fake_model):
     (repo / "big.txt").write_text("\n".join(f"line {i} " + "x" * 60 for i in range(200)))
     fake_model.script([call("read_file", path="big.txt")] * 12 + [finish("x")])
-    result, _ = agent(repo, client, Budget(max_steps=13, observation_window=2))
+    result, _ = agent(repo, client, Budget(max_steps=13, observation_window=2, compaction_block=1))
     sizes = [len(json.dumps(r.messages)) for r in fake_model.chat_requests()]
     assert max(sizes[4:]) < sizes[2] * 1.3  # bounded: not growing with every step
     last = json.dumps(fake_model.chat_requests()[-1].messages)
     assert last.count("[elided: read_file output") == 10
     assert len(result.steps[0].observation) > 10_000  # the trajectory keeps what was sent at the time
+
+
+def test_older_steps_are_compacted_in_blocks_so_most_requests_extend_the_previous(repo, client, fake_model):
+    (repo / "big.txt").write_text("\n".join(f"line {i} " + "x" * 60 for i in range(200)))
+    fake_model.script([call("read_file", path="big.txt")] * 12 + [finish("x")])
+    result, _ = agent(repo, client, Budget(max_steps=13, observation_window=2, compaction_block=4))
+    prompts = [rendered(r.body) for r in fake_model.chat_requests()]
+    extends = [later.startswith(earlier) for earlier, later in zip(prompts, prompts[1:], strict=False)]
+    # 2 + 4 steps in full, then 4 are shortened at once: only requests 7 and 11 rewrite older steps
+    assert [i + 2 for i, ok in enumerate(extends) if not ok] == [7, 11]
+    assert json.dumps(fake_model.chat_requests()[-1].messages).count("[elided: read_file output") == 8
+    sizes = [len(p) for p in prompts]
+    assert max(sizes) < sizes[1] * 7  # still bounded
+    # the endpoint's cache report is kept per step and in the total
+    assert result.steps[1].cached_tokens > 0.9 * result.steps[0].prompt_tokens
+    assert result.usage.cached_tokens == sum(s.cached_tokens for s in result.steps) > 0
+
+
+def test_cached_prompt_tokens_are_priced_separately():
+    usage = Usage(prompt_tokens=10_000, completion_tokens=1_000, cached_tokens=8_000)
+    budget = Budget(price_per_1k_prompt=1.0, price_per_1k_cached=0.1, price_per_1k_completion=2.0)
+    assert budget.cost(usage) == pytest.approx(2.0 + 0.8 + 2.0)
+    assert Budget(price_per_1k_prompt=1.0).cost(usage) == pytest.approx(10.0)  # no cached price: full price
 
 
 def test_rate_limits_and_server_errors_are_retried(repo, client, fake_model):
@@ -236,7 +260,7 @@ def test_an_unreachable_endpoint_ends_the_run_with_a_model_error(repo):
 
 def test_a_scripted_agent_can_react_to_what_it_sees(repo, client, fake_model):
     def respond(body):
-        last = body["messages"][-1]["content"] or ""
+        last = last_observation(body["messages"])
         if "return a - b" in last:
             return call("edit_file", path="pkg/calc.py", old="a - b", new="a + b")
         return finish("fixed") if "replaced 1 occurrence" in last else call("read_file", path="pkg/calc.py")

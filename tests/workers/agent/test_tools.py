@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -112,6 +113,40 @@ def test_paths_outside_the_workspace_are_refused_by_every_file_tool(box, tmp_pat
         out = box.call(name, {"path": path, **args})
         assert out.startswith("error:") and message in out, (name, out)
     assert (tmp_path / "outside.txt").read_text() == "host secret\n" and not (tmp_path / "not-yet").exists()
+
+
+def test_links_and_special_files_the_sandbox_left_are_never_followed_or_opened(box, tmp_path):
+    """A sandbox (or the pull request) leaves a hard link to a host file, a fifo, and symlinks that
+    stay inside. Fails on main: read_file showed the host file through the hard link, edit_file
+    rewrote the host file in place, and read_file on the fifo blocked the worker forever."""
+    (tmp_path / "outside.txt").write_text("host secret\n")
+    os.link(tmp_path / "outside.txt", box.workspace / "hard.txt")
+    os.mkfifo(box.workspace / "fifo")
+    (box.workspace / "docs").symlink_to("pkg")
+    (box.workspace / "calc.py").symlink_to("pkg/calc.py")
+    out = box.call("read_file", {"path": "hard.txt"})
+    assert out.startswith("error:") and "hard-linked" in out and "host secret" not in out
+    out = box.call("edit_file", {"path": "hard.txt", "old": "host", "new": "pwned"})
+    assert out.startswith("error:") and "hard-linked" in out
+    out = box.call("create_file", {"path": "hard.txt", "content": "replaced\n", "overwrite": True})
+    assert out.startswith("error:")
+    assert "not a regular file" in box.call("read_file", {"path": "fifo"})
+    assert box.call("search", {"pattern": "secret"}) == "no matches"
+    assert box._python_search(re.compile("secret"), box.workspace) == []
+    out = box.call("read_file", {"path": "docs/calc.py"})
+    assert out == "error: docs/calc.py: docs is a symlink to pkg; refused, use pkg/calc.py"
+    out = box.call("edit_file", {"path": "calc.py", "old": "a - b", "new": "a + b"})
+    assert out == "error: calc.py: calc.py is a symlink to pkg/calc.py; refused, use pkg/calc.py"
+    assert "docs -> pkg" in box.call("list_dir", {}) and "fifo" in box.call("list_dir", {})
+    assert (tmp_path / "outside.txt").read_text() == "host secret\n"
+
+
+def test_edits_replace_the_file_keeping_its_mode(box):
+    script = box.workspace / "run.sh"
+    script.write_text("echo one\n")
+    script.chmod(0o755)
+    assert "replaced 1 occurrence" in box.call("edit_file", {"path": "run.sh", "old": "one", "new": "two"})
+    assert script.read_text() == "echo two\n" and script.stat().st_mode & 0o777 == 0o755
 
 
 def test_bad_calls_come_back_as_text(box):

@@ -1,4 +1,4 @@
-"""What a candidate patch may touch: CI configuration, test deletion, ignored paths."""
+"""What a candidate patch may touch: CI configuration and the rest of .github/, test deletion, ignored paths."""
 
 from __future__ import annotations
 
@@ -60,6 +60,24 @@ def test_deleting_a_test_file_is_refused_unless_allowed(repo, path):
 def test_renaming_a_test_away_counts_as_deleting_it(repo):
     p = patch(repo, lambda r: (r / "tests/test_calc.py").rename(r / "calc_check.py"))
     assert check_paths(p).reasons == ["deletes a test file (tests/test_calc.py)"]
+
+
+def test_renaming_a_test_so_it_is_not_collected_counts_as_deleting_it(repo):
+    p = patch(repo, lambda r: (r / "tests/test_calc.py").rename(r / "tests/test_calc.py.off"))
+    assert check_paths(p).reasons == ["deletes a test file (tests/test_calc.py)"]
+    assert check_paths(p, allow_test_deletion=True).ok
+    kept = patch(repo, lambda r: (r / "tests/test_calc.py.off").rename(r / "tests/test_calc_more.py"))
+    assert check_paths(kept).ok
+
+
+@pytest.mark.parametrize("path", [".github/CODEOWNERS", ".github/dependabot.yml", ".github/ISSUE_TEMPLATE/bug.md"])
+def test_everything_under_github_is_protected_like_ci_configuration(repo, path):
+    def change(root):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text("* @contributor\n")
+    p = patch(repo, change)
+    assert check_paths(p).reasons == [f"changes repository configuration under .github/ ({path})"]
+    assert check_paths(p, allow_ci_changes=True).ok
 
 
 def test_ignored_paths_are_refused(repo):

@@ -9,6 +9,7 @@ import pytest
 
 from core.config import Settings
 from core.github import GitHubApp
+from tests.support.fake_github import BOT_LOGIN
 from workers.github.checks import Annotation, upsert_check_run
 from workers.github.comments import permission, react, upsert_comment
 from workers.github.messages import marker, patch_comment
@@ -72,7 +73,7 @@ def test_suggestions_land_on_the_right_lines(world):
     fixed = edit(HEAD, {6: "line six (fixed)\n", 19: "line 19 fixed\n", 21: "line 21 fixed\n"})
     patch = diff("app.py", HEAD, fixed)
 
-    review_id = suggestion_review(gh, REPO, 12, head, patch, "Two fixes for the build.", job_id=41)
+    review_id = suggestion_review(gh, REPO, 12, head, patch, "Two fixes for the build.", job_id=41, bot=BOT_LOGIN)
 
     assert review_id is not None
     (call,) = fake.calls("POST", "/repos/octo/app/pulls/12/reviews")
@@ -96,7 +97,7 @@ def test_a_hunk_outside_the_pr_diff_posts_nothing(world):
     fake, gh, head = world
     fixed = edit(HEAD, {6: "line six (fixed)\n", 14: "line 14 is not in the PR diff\n"})
     patch = diff("app.py", HEAD, fixed)
-    assert suggestion_review(gh, REPO, 12, head, patch, "body", job_id=42) is None
+    assert suggestion_review(gh, REPO, 12, head, patch, "body", job_id=42, bot=BOT_LOGIN) is None
     assert posts(fake) == []
     assert fake.reviews(REPO, 12) == []
 
@@ -104,7 +105,7 @@ def test_a_hunk_outside_the_pr_diff_posts_nothing(world):
 def test_a_file_outside_the_pr_posts_nothing(world):
     fake, gh, head = world
     patch = diff("other.py", "x = 1\n", "x = 2\n")
-    assert suggestion_review(gh, REPO, 12, head, patch, "body", job_id=43) is None
+    assert suggestion_review(gh, REPO, 12, head, patch, "body", job_id=43, bot=BOT_LOGIN) is None
     assert posts(fake) == []
 
 
@@ -112,15 +113,15 @@ def test_a_moved_head_posts_nothing(world):
     fake, gh, head = world
     fake.push(REPO, "feature", {"app.py": HEAD + "more\n"})
     patch = diff("app.py", HEAD, edit(HEAD, {6: "fixed\n"}))
-    assert suggestion_review(gh, REPO, 12, head, patch, "body", job_id=44) is None
+    assert suggestion_review(gh, REPO, 12, head, patch, "body", job_id=44, bot=BOT_LOGIN) is None
     assert posts(fake) == []
 
 
 def test_review_posted_once_when_the_job_runs_twice(world):
     fake, gh, head = world
     patch = diff("app.py", HEAD, edit(HEAD, {20: "line twenty (fixed)\n"}))
-    first = suggestion_review(gh, REPO, 12, head, patch, "Fix", job_id=45)
-    second = suggestion_review(gh, REPO, 12, head, patch, "Fix", job_id=45)
+    first = suggestion_review(gh, REPO, 12, head, patch, "Fix", job_id=45, bot=BOT_LOGIN)
+    second = suggestion_review(gh, REPO, 12, head, patch, "Fix", job_id=45, bot=BOT_LOGIN)
     assert first == second is not None
     assert len(fake.calls("POST", "/repos/octo/app/pulls/12/reviews")) == 1
     assert len(fake.reviews(REPO, 12)) == 1
@@ -157,9 +158,9 @@ def _pr_patch() -> str:
 
 def test_comment_posted_once_and_edited_in_place(world):
     fake, gh, _ = world
-    first = upsert_comment(gh, REPO, 12, 50, "Working on it…")
-    second = upsert_comment(gh, REPO, 12, 50, "Done: pushed a fix.")
-    third = upsert_comment(gh, REPO, 12, 50, "Done: pushed a fix.")
+    first = upsert_comment(gh, REPO, 12, 50, "Working on it…", bot=BOT_LOGIN)
+    second = upsert_comment(gh, REPO, 12, 50, "Done: pushed a fix.", bot=BOT_LOGIN)
+    third = upsert_comment(gh, REPO, 12, 50, "Done: pushed a fix.", bot=BOT_LOGIN)
     assert first == second == third
     (comment,) = fake.comments(REPO, 12)
     assert comment["body"] == "Done: pushed a fix.\n\n<!-- qwenfix:job:50 -->"
@@ -171,16 +172,30 @@ def test_comment_posted_once_and_edited_in_place(world):
 def test_a_person_quoting_the_marker_is_not_edited(world):
     fake, gh, _ = world
     fake.add_comment(REPO, 12, f"look at this {marker(51)}", user="alice")
-    cid = upsert_comment(gh, REPO, 12, 51, "Hello")
+    cid = upsert_comment(gh, REPO, 12, 51, "Hello", bot=BOT_LOGIN)
     bodies = [c["body"] for c in fake.comments(REPO, 12)]
     assert bodies == [f"look at this {marker(51)}", "Hello\n\n<!-- qwenfix:job:51 -->"]
     assert fake.comments(REPO, 12)[1]["id"] == cid
 
 
+def test_another_apps_bot_quoting_the_marker_is_not_taken_for_ours(world):
+    """A bot that echoes pull request text (a changelog or coverage bot) carries our marker. Fails
+    on main: every bot counted as this app, so the job tried to edit that bot's comment (GitHub
+    answers 403) instead of posting its own."""
+    fake, gh, _ = world
+    fake.add_comment(REPO, 12, f"Changelog entry: {marker(53)}", user="echo-bot[bot]", user_type="Bot")
+    cid = upsert_comment(gh, REPO, 12, 53, "Hello", bot=BOT_LOGIN)
+    bodies = [(c["user"]["login"], c["body"]) for c in fake.comments(REPO, 12)]
+    assert bodies == [("echo-bot[bot]", f"Changelog entry: {marker(53)}"),
+                      (BOT_LOGIN, "Hello\n\n<!-- qwenfix:job:53 -->")]
+    assert fake.comments(REPO, 12)[1]["id"] == cid
+    assert not fake.calls("PATCH", f"re:/repos/{REPO}/issues/comments/\\d+")
+
+
 def test_other_jobs_comments_are_left_alone(world):
     fake, gh, _ = world
-    a = upsert_comment(gh, REPO, 12, 1, "job one")
-    b = upsert_comment(gh, REPO, 12, 2, "job two")
+    a = upsert_comment(gh, REPO, 12, 1, "job one", bot=BOT_LOGIN)
+    b = upsert_comment(gh, REPO, 12, 2, "job two", bot=BOT_LOGIN)
     assert a != b and len(fake.comments(REPO, 12)) == 2
 
 
@@ -198,7 +213,7 @@ def test_fallback_body_survives_backticks(world):
     assert "git apply" in body and "http://q/jobs/9" in body
     assert "<details>" in body and "</details>" in body
     assert "1 file, +7 −1" in body
-    cid = upsert_comment(gh, REPO, 12, 52, body)
+    cid = upsert_comment(gh, REPO, 12, 52, body, bot=BOT_LOGIN)
     assert fake.comments(REPO, 12)[0]["body"].startswith(body)
     assert fake.comments(REPO, 12)[0]["id"] == cid
 
@@ -297,11 +312,11 @@ def test_react_and_permission(world):
 
 def test_a_known_comment_or_check_run_id_is_edited_without_a_lookup(world):
     fake, gh, head = world
-    comment = upsert_comment(gh, REPO, 12, 51, "Reproducing…")
+    comment = upsert_comment(gh, REPO, 12, 51, "Reproducing…", bot=BOT_LOGIN)
     run = upsert_check_run(gh, REPO, head, 51, "in_progress", title="Reproducing", summary="…",
                            details_url="http://q/jobs/51")
     before = len(fake.requests)
-    assert upsert_comment(gh, REPO, 12, 51, "Validating…", known_id=comment) == comment
+    assert upsert_comment(gh, REPO, 12, 51, "Validating…", bot=BOT_LOGIN, known_id=comment) == comment
     assert upsert_check_run(gh, REPO, head, 51, "completed", "success", title="Fixed", summary="ok",
                             details_url="http://q/jobs/51", known_id=run) == run
     calls = [(r.method, r.path) for r in fake.requests[before:] if "access_tokens" not in r.path]
@@ -310,5 +325,5 @@ def test_a_known_comment_or_check_run_id_is_edited_without_a_lookup(world):
     assert fake.check_runs(REPO, head)[0]["conclusion"] == "success"
     # a comment deleted meanwhile is posted again rather than lost
     fake.issue_comments.pop(comment)
-    again = upsert_comment(gh, REPO, 12, 51, "Done.", known_id=comment)
+    again = upsert_comment(gh, REPO, 12, 51, "Done.", bot=BOT_LOGIN, known_id=comment)
     assert again != comment and "Done." in fake.comments(REPO, 12)[0]["body"]

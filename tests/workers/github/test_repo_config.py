@@ -18,6 +18,7 @@ repair:
   max_attempts_per_day: 5
   allow_ci_changes: true
   allow_test_deletion: false
+  allow_test_changes: true
   branches: [main, "release/*", "feature/**"]
   exclude_branches: ["release/legacy-*"]
   rerun_flaky: true
@@ -45,6 +46,7 @@ def test_missing_or_empty_file_gives_defaults_without_error():
     assert config.repair.exclude_branches == []
     assert config.repair.allow_ci_changes is False
     assert config.repair.allow_test_deletion is False
+    assert config.repair.allow_test_changes is False
     assert config.repair.rerun_flaky is False
     assert config.repair.command is None and config.repair.regression_command is None
     assert config.sandbox.image is None and config.sandbox.network is False
@@ -62,6 +64,7 @@ def test_every_key_is_read():
     assert r.setup == "pip install -e .[test]"
     assert (r.candidates, r.max_attempts_per_day) == (4, 5)
     assert r.allow_ci_changes is True and r.allow_test_deletion is False and r.rerun_flaky
+    assert r.allow_test_changes is True
     assert config.sandbox.image == "ghcr.io/acme/ci-sandbox:3.12"
     assert config.paths.ignore == ["migrations/**", "vendor/*"]
     assert (config.model.temperature, config.model.max_steps, config.model.max_tokens) == (
@@ -199,7 +202,7 @@ def test_describe_shows_effective_values_as_a_markdown_table():
     lines = table.strip().splitlines()
     assert lines[0] == "| key | value | source |"
     assert lines[1] == "| --- | --- | --- |"
-    assert len(lines) == 2 + 20  # every key has a row
+    assert len(lines) == 2 + 21  # every key has a row
     rows = {line.split(" | ")[0].strip("| `"): line for line in lines[2:]}
     assert "`3`" in rows["repair.candidates"] and ".github/qwen.yml" in rows["repair.candidates"]
     assert "suggest on pull requests, pull_request on the default branch" in rows["repair.mode"]
@@ -208,3 +211,12 @@ def test_describe_shows_effective_values_as_a_markdown_table():
     assert "npm ci; npm test \\| tee out.txt" in rows["repair.command"]
     assert rows["repair.command"].count(" | ") == 2
     assert "`false`" in rows["sandbox.network"]
+    assert "`false`" in rows["repair.forks"] and rows["repair.forks"].endswith("| default |")
+
+
+def test_forks_are_not_repaired_unless_the_base_branch_says_so():
+    assert load_repo_config(None)[0].repair.forks is False
+    config, error = load_repo_config("repair:\n  forks: true\n")
+    assert error is None and config.repair.forks is True
+    _, error = load_repo_config("repair:\n  forks: sure\n")
+    assert error and error.startswith("repair.forks:")

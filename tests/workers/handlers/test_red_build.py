@@ -3,6 +3,9 @@ verified fix on the fake GitHub, asserting the exact GitHub calls."""
 
 from __future__ import annotations
 
+import subprocess
+import time
+
 import pytest
 import yaml
 
@@ -241,3 +244,154 @@ def test_a_github_outage_mid_job_is_retried_and_posts_once(stack):
     assert job.state == "succeeded", job.outcome
     assert job.attempts >= 2  # the first attempt gave the job back to the queue
     assert len(gh.bot_comments(REPO, 7)) == 1 and len(gh.check_runs(REPO, head)) == 1
+
+
+def test_a_sandbox_image_the_operator_does_not_list_is_refused_on_the_check_run(stack):
+    """`sandbox.image` in `.github/qwen.yml` names an image the operator never listed in
+    QWENFIX_SANDBOX_IMAGES. Fails on main: the worker went to pull and run it (here the pull fails
+    for want of a registry, and the job crashed with Docker's error instead of saying why)."""
+    gh = stack.github
+    image = "docker.io/attacker/miner:latest"
+    head = setup_pr(gh, {"repair": {"mode": "commit"}, "sandbox": {"image": image}})
+    stack.model.script(AGENT_FIX)
+    since = str(int(time.time()) - 1)
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "failed" and "QWENFIX_SANDBOX_IMAGES" in job.outcome, job.outcome
+    [check] = gh.check_runs(REPO, head)
+    assert check["conclusion"] == "neutral" and check["output"]["title"] == "Sandbox image not allowed"
+    assert f"`{image}`" in check["output"]["summary"] and "QWENFIX_SANDBOX_IMAGES" in check["output"]["summary"]
+    [comment] = gh.bot_comments(REPO, 7)
+    assert "sandbox image not allowed" in comment["body"]
+    assert stack.model.requests == [] and gh.ref(REPO, "refs/heads/feature") == head
+    events = subprocess.run(["docker", "events", "--since", since, "--until", str(int(time.time()) + 1),
+                             "--filter", "type=container", "--filter", f"label=qwenfix.job={job.id}"],
+                            capture_output=True, text=True, timeout=30).stdout
+    assert events == "", "a sandbox was started"
+
+
+def setup_broken_main(gh, config: dict | None = None):
+    """`main` itself has the bug; the pull request only touches the README."""
+    base = dict(BASE_FILES, **{"calc.py": BROKEN_CALC})
+    if config is not None:
+        base[".github/qwen.yml"] = yaml.safe_dump(config)
+    gh.add_repo(REPO, base)
+    head = gh.push(REPO, "feature", {"README.md": "# calc\n\nBetter docs.\n"}, "Docs", parent_branch="main")
+    gh.add_pull(REPO, 7, head_ref="feature", base_ref="main")
+    return head
+
+
+def test_a_failure_that_main_has_too_is_not_blamed_on_the_pull_request(stack):
+    gh = stack.github
+    head = setup_broken_main(gh, {"repair": {"mode": "commit"}})
+    stack.model.script(AGENT_FIX)
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "succeeded" and job.outcome == "fails on main too: not caused by this pull request"
+    assert stack.model.requests == []  # decided before the model saw anything
+    assert gh.ref(REPO, "refs/heads/feature") == head and gh.reviews(REPO, 7) == [] and gh.pulls(REPO)[1:] == []
+    [comment] = gh.bot_comments(REPO, 7)
+    assert "fails on `main` too — not caused by this pull request" in comment["body"]
+    assert "No patch was pushed to this pull request" in comment["body"] and "repair.fix_base" in comment["body"]
+    [check] = gh.check_runs(REPO, head)
+    assert check["conclusion"] == "neutral" and check["output"]["title"] == "Fails on main too"
+    assert "FAILED tests/test_calc.py::test_add" in job.result["base"]["output"]
+
+
+def test_with_fix_base_the_fix_goes_to_main_as_a_pull_request(stack):
+    gh = stack.github
+    head = setup_broken_main(gh, {"repair": {"mode": "commit", "fix_base": True}})
+    main_before = gh.ref(REPO, "refs/heads/main")
+    stack.model.script(AGENT_FIX)
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "succeeded", job.outcome
+    assert gh.ref(REPO, "refs/heads/feature") == head  # nothing pushed to the pull request
+    [_, fix] = gh.pulls(REPO)
+    assert fix["base"]["ref"] == "main" and fix["head"]["ref"].startswith("qwenfix/fix-")
+    assert gh.file_at(REPO, fix["head"]["sha"], "calc.py") == FIXED_CALC
+    assert gh.file_at(REPO, fix["head"]["sha"], "README.md") == BASE_FILES["README.md"]  # made on main, not the PR
+    assert gh.ref(REPO, "refs/heads/main") == main_before
+    [comment] = gh.bot_comments(REPO, 7)
+    assert "not caused by this pull request" in comment["body"]
+    assert f"A verified fix for `main` is proposed as pull request #{fix['number']}" in comment["body"]
+
+
+def test_a_candidate_that_adds_a_shell_call_on_pull_request_text_is_rejected_and_named(stack):
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "commit", "candidates": 1}})
+    stack.model.script([
+        call("edit_file", path="calc.py", old="def add(a, b):\n    return a - b",
+             new="import subprocess\n\n\ndef add(a, b):\n    return a + b\n\n\ndef announce(title):\n"
+                 "    return subprocess.call(f\"echo {title}\", shell=True)"),
+        finish("Fixed add() and announce the PR title."),
+    ])
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "failed" and "no verified fix" in job.outcome
+    assert gh.ref(REPO, "refs/heads/feature") == head  # nothing delivered
+    [candidate] = job.result["candidates"]
+    assert "adds a high-severity security finding: B602 subprocess_popen_with_shell_equals_true" in candidate["reasons"][0]
+    [comment] = gh.bot_comments(REPO, 7)
+    assert "B602 subprocess_popen_with_shell_equals_true (high severity) at calc.py:9" in comment["body"]
+
+
+def test_a_lower_finding_rides_along_in_the_delivered_post(stack):
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "commit", "candidates": 1}})
+    stack.model.script([
+        call("edit_file", path="calc.py", old="def add(a, b):\n    return a - b",
+             new="def add(a, b):\n    return a + b\n\n\ndef settings(text):\n    import yaml\n\n"
+                 "    return yaml.load(text)"),
+        finish("Fixed add()."),
+    ])
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "succeeded", job.outcome
+    new_head = gh.ref(REPO, "refs/heads/feature")
+    assert new_head != head
+    [comment] = gh.bot_comments(REPO, 7)
+    assert "The security scan found in this change" in comment["body"]
+    assert "B506 yaml_load (medium severity) at calc.py:8" in comment["body"]
+    assert "B506 yaml_load" in gh.commit_message(REPO, new_head)
+
+
+def test_a_patch_that_only_skips_the_failing_test_is_not_delivered(stack):
+    """Green by cheating. Fails on main: there this patch passed validation (the command exits 0
+    once the test is skipped) and was delivered as a verified fix, in a comment."""
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "comment", "candidates": 1}})
+    stack.model.script([
+        call("edit_file", path="tests/test_calc.py", old="from calc import add\n",
+             new="import pytest\n\nfrom calc import add\n"),
+        call("edit_file", path="tests/test_calc.py", old="def test_add():",
+             new='@pytest.mark.skip(reason="flaky on CI")\ndef test_add():'),
+        call("run", command="python3 -m pytest -q"),
+        finish("test_add is flaky on CI, so it is skipped there."),
+    ])
+    job = stack.wait(fail_run(stack, head))
+    assert job.state == "failed" and "no verified fix" in job.outcome
+    [comment] = gh.bot_comments(REPO, 7)
+    body = comment["body"]
+    assert "could not find a verified fix" in body
+    assert "tests/test_calc.py::test_add" in body and '@pytest.mark.skip(reason="flaky on CI")' in body
+    assert "repair.allow_test_changes" in body  # and how a repository allows it
+    assert "Proposed patch" not in body and "```diff" not in body  # nothing delivered
+    assert gh.ref(REPO, "refs/heads/feature") == head and gh.reviews(REPO, 7) == [] and gh.pulls(REPO)[1:] == []
+    [check] = gh.check_runs(REPO, head)
+    assert check["conclusion"] == "neutral"
+    [candidate] = job.result["candidates"]
+    assert not candidate["verified"] and "skip" in candidate["reasons"][0]
+
+
+def test_a_failing_setup_is_reported_with_its_own_output_and_no_model_call(stack):
+    """`repair.setup` whose script is missing at the PR's head: the PR is told the setup failed, with the
+    setup's output — not "no candidate patch passed validation" with no candidates."""
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "commit", "setup": "./scripts/bootstrap.sh"}})
+    stack.model.script(AGENT_FIX)
+    job = stack.wait(fail_run(stack, head, run_id=909))
+    assert job.state == "failed" and job.outcome.startswith("setup failed: the setup (repair.setup) fails (exit 127)")
+    assert stack.model.requests == []
+    [check] = gh.check_runs(REPO, head)
+    assert check["conclusion"] == "neutral" and check["output"]["title"] == "Setup failed"
+    [comment] = gh.bot_comments(REPO, 7)
+    assert "the setup failed" in comment["body"] and "./scripts/bootstrap.sh" in comment["body"]
+    assert "bootstrap.sh: not found" in comment["body"]  # the setup's own output
+    assert "No candidate patch passed validation" not in comment["body"]
+    assert job.result["setup_output"] and job.result["candidates"] == []

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.test_sandbox_docker import ROOT, SMALL, SandboxContract, _ws
+from tests.workers.sandbox.test_docker import ROOT, SMALL, SandboxContract, _ws
 
 
 class TestBwrapSandbox(SandboxContract):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.git_http import set_ref
+from workers.workspace.confined import Refused
 from workers.workspace.git import (
     AuthenticationError,
     CommitNotFound,
@@ -23,7 +24,7 @@ from workers.workspace.git import (
     PushRejected,
     validate_branch_name,
 )
-from workers.workspace.mirrors import MirrorCache
+from workers.workspace.mirrors import MirrorCache, mirror_key
 from workers.workspace.patches import apply_patch, export_patch, patch_files
 from workers.workspace.push import commit_and_push
 from workers.workspace.worktrees import Worktree
@@ -123,7 +124,8 @@ def test_first_checkout_clones_then_fetches_only_what_is_new(git_server, cache, 
         assert (wt.path / "data/big.bin").read_bytes() == BIG
     clone = git_server.fetches(REPO)
     assert len(clone) == 1 and clone[0].bytes_out > len(BIG)
-    assert [p.name for p in cache.root.glob("*.git")] == ["octo__widgets.git"]
+    [mirror] = cache.root.glob("*.git")
+    assert mirror.name == f"{mirror_key(url)}.git" and mirror.name.startswith("octo__widgets-")
 
     # the same sha again: the mirror has it, no network at all
     seen = len(git_server.requests)
@@ -378,31 +380,75 @@ def test_lru_eviction_over_budget_spares_mirrors_in_use(git_server, tmp_path):
         )
         == "octo/a"
     )
+    a, b, c = (mirror_key(git_server.clone_url(n)) for n in names)
     usage = cache.disk_usage()
-    assert set(usage) == {"octo__a", "octo__b", "octo__c"}
+    assert set(usage) == {a, b, c}
 
-    cache.disk_budget_bytes = usage["octo__a"] + usage["octo__c"] + 1000
+    cache.disk_budget_bytes = usage[a] + usage[c] + 1000
     assert cache.slots(git_server.clone_url("octo/b"))
-    assert cache.evict() == ["octo__b"]
-    assert set(cache.disk_usage()) == {"octo__a", "octo__c"}
+    assert cache.evict() == [b]
+    assert set(cache.disk_usage()) == {a, c}
     assert cache.slots(git_server.clone_url("octo/b")) == []  # its worktree slots went with it
 
     # a mirror in use (a live worktree) is never evicted, even with a zero budget
     wt = cache.checkout(git_server.clone_url("octo/c"), shas["octo/c"], git_server.token)
     try:
         cache.disk_budget_bytes = 0
-        assert cache.evict() == ["octo__a"]
-        assert set(cache.disk_usage()) == {"octo__c"}
+        assert cache.evict() == [a]
+        assert set(cache.disk_usage()) == {c}
         assert wt.head() == shas["octo/c"]
     finally:
         wt.release()
-    assert cache.evict() == ["octo__c"]
+    assert cache.evict() == [c]
 
     # a checkout enforces the budget itself and keeps the mirror it just used
     cache.disk_budget_bytes = 1
     for n in names:
         cache.checkout(git_server.clone_url(n), shas[n], git_server.token).release()
-    assert set(cache.disk_usage()) == {"octo__c"}
+    assert set(cache.disk_usage()) == {c}
+
+
+def test_a_released_slot_keeps_nothing_a_sandbox_left_and_eviction_counts_slots(git_server, tmp_path):
+    """A sandbox fills its worktree and the job ends. Fails on main: the released slot kept the 3 MB
+    (and a fifo the reset never removed), and eviction counted only the mirrors."""
+    names = ["octo/a", "octo/b"]
+    shas = {n: git_server.make_repo(n, {"f.txt": n, "tracked.bin": os.urandom(400_000)}) for n in names}
+    cache = MirrorCache(tmp_path / "m", 1 << 30, worktree_dir=tmp_path / "w")
+    for n in names:
+        with cache.checkout(git_server.clone_url(n), shas[n], git_server.token) as wt:
+            slot = wt.path
+            (wt.path / "junk").mkdir()
+            (wt.path / "junk" / "fill.bin").write_bytes(b"\1" * (3 << 20))
+            (wt.path / ".gitignore").write_text("*.log\n")
+            (wt.path / "out.log").write_bytes(b"\1" * (1 << 20))
+            os.mkfifo(wt.path / "fifo")
+            in_use = cache.disk_usage()[mirror_key(git_server.clone_url(n))]
+            assert in_use > (4 << 20)  # a slot in use counts with its mirror
+        assert sorted(p.name for p in slot.iterdir()) == [".git", "f.txt", "tracked.bin"]
+    # the idle slots hold the commits' 400 KB files: counted too, so the older repository goes
+    usage = cache.disk_usage()
+    a, b = (mirror_key(git_server.clone_url(n)) for n in names)
+    mirrors_only = sum(sum(f.stat().st_size for f in (cache.root / f"{k}.git").rglob("*") if f.is_file()) for k in (a, b))
+    assert usage[a] + usage[b] > mirrors_only + 2 * 400_000
+    cache.disk_budget_bytes = mirrors_only + 400_000
+    assert cache.evict() == [a]
+
+
+def test_distinct_repositories_never_share_a_mirror(git_server, tmp_path):
+    """`octo/.github` and `octo/github` (or the same name on two hosts) sanitized to one key, so a
+    job for one repository could check out a commit only the other has without asking its server.
+    Fails on main: the second checkout was served from the other repository's mirror."""
+    private = git_server.make_repo("octo/.github", {"workflow-secrets.md": "only for octo/.github\n"})
+    git_server.make_repo("octo/github", {"README.md": "# github\n"})
+    cache = MirrorCache(tmp_path / "m", 1 << 30, worktree_dir=tmp_path / "w")
+    cache.checkout(git_server.clone_url("octo/.github"), private, git_server.token).release()
+    with pytest.raises(CommitNotFound):
+        cache.checkout(git_server.clone_url("octo/github"), private, git_server.token)
+    keys = {mirror_key(u) for u in ("https://github.com/octo/.github", "https://github.com/octo/github",
+                                    "https://github.com/octo/_github", "https://ghe.example/octo/github",
+                                    "https://github.com/octo/a__b", "https://github.com/octo__a/b")}
+    assert len(keys) == 6 and all(k.startswith("octo__") for k in keys if "a__b" not in k)
+    assert mirror_key("https://github.com/octo/calc.git") == mirror_key("https://github.com/octo/calc/")
 
 
 def test_read_file_at_reads_the_given_commit_without_a_worktree(git_server, cache, repo):
@@ -641,6 +687,24 @@ def test_export_and_apply_round_trip(git_server, cache, repo):
         assert info.value.details
         assert _files(b.path) == before
         apply_patch(b, "")  # empty patch: nothing to do
+
+
+def test_export_never_reads_through_what_the_sandbox_left(git_server, cache, repo, tmp_path):
+    """A hard link to a host file would put the host file's content into the patch (and the PR).
+    Fails on main: `git add -A` read it. Symlinks are exported as links; fifos and sockets are skipped."""
+    url, sha = repo
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "id_rsa").write_text("-----BEGIN HOST KEY-----\n")
+    with cache.checkout(url, sha, git_server.token) as wt:
+        (wt.path / "key-link").symlink_to(host / "id_rsa")
+        os.mkfifo(wt.path / "fifo")
+        (wt.path / "src/util.py").write_text("def helper():\n    return 2\n")
+        patch = export_patch(wt, sha)
+        assert "new file mode 120000" in patch and "BEGIN HOST KEY" not in patch and "fifo" not in patch
+        os.link(host / "id_rsa", wt.path / "stolen.txt")
+        with pytest.raises(Refused, match="stolen.txt: hard-linked to a file outside the worktree"):
+            export_patch(wt, sha)
 
 
 def test_patch_files_summary(git_server, cache, repo):

@@ -1,7 +1,7 @@
 """fix outcomes, model usage, append-only audit trail
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0005
+Revises: 0004
 
 The database itself refuses changes to audit records, beside the app's own SQLAlchemy hooks:
 on PostgreSQL a trigger refuses every UPDATE, and every DELETE except retention's (a DELETE of
@@ -12,8 +12,8 @@ any record less than a day old.
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0002'
-down_revision = '0001'
+revision = '0005'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from workers.sandbox import Limits
+from workers.sandbox import Limits, Mount
 from workers.sandbox.output import OutputCap
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 SMALL = Limits(memory_mb=256, cpus=1.0, pids=64, timeout_s=30.0, output_bytes=4000)
 
 
@@ -88,6 +88,21 @@ class SandboxContract:
         assert r.ok and "ok" in r.output, r
 
     # -- network -------------------------------------------------------------------------
+    def test_mounts_are_read_only_unless_made_writable(self, make, tmp_path):
+        ro, rw = tmp_path / "packages", tmp_path / "env"
+        ro.mkdir()
+        rw.mkdir()
+        (ro / "f").write_text("data")
+        sb = make(_ws(tmp_path), mounts=(Mount(ro, "/opt/qwenfix/packages"),
+                                         Mount(rw, "/opt/qwenfix/env", read_only=False)))
+        r = sb.exec("cat /opt/qwenfix/packages/f; touch /opt/qwenfix/packages/x 2>/dev/null || echo ro-refused; "
+                    "echo w > /opt/qwenfix/env/w && echo rw-ok")
+        assert "data" in r.output and "ro-refused" in r.output and "rw-ok" in r.output, r.output
+        assert (rw / "w").read_text() == "w\n" and not (ro / "x").exists()
+        for bad in ("/workspace/x", "relative", "/", "/opt/../workspace"):
+            with pytest.raises(ValueError, match="outside the workspace"):
+                Mount(ro, bad)
+
     def test_no_network_to_host_loopback_or_dns(self, make, tmp_path):
         listener = _Listener()
         try:
@@ -260,7 +275,8 @@ class TestDockerSandbox(SandboxContract):
         worker.wait(10)
         c = docker_engine.client.containers.get(cid)
         assert c.status == "running"  # left behind by the crash
-        removed = sweep_orphans(labels={"qwenfix.test": marker})
+        # its job runs on (taken over by another worker), but its creator is dead: an orphan
+        removed = sweep_orphans(alive_job_ids={f"crash-{marker}"}, labels={"qwenfix.test": marker})
         assert removed == [cid]
         left = docker_engine.client.containers.list(
             all=True, filters={"label": f"qwenfix.test={marker}"}
@@ -292,3 +308,246 @@ def test_output_cap_unit():
     assert text.startswith("A" * 100) and text.endswith("THE-END")
     assert len(cap.tail) <= 2 * cap.tail_cap + 997  # memory stays bounded
     assert f"{cap.dropped} bytes of output omitted" in text
+
+
+# -- the default image: what GitHub's setup-python / setup-node provide ----------------------
+
+_TINY_PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "{name}"
+version = "1.0"
+
+[project.scripts]
+{name} = "{module}:main"
+
+[tool.setuptools]
+py-modules = ["{module}"]
+"""
+
+
+def _tiny_project(path: Path, name: str) -> None:
+    module = name.replace("-", "_")
+    path.mkdir(parents=True)
+    (path / "pyproject.toml").write_text(_TINY_PYPROJECT.format(name=name, module=module))
+    (path / f"{module}.py").write_text(f"def main():\n    print('{name} runs')\n")
+
+
+@pytest.mark.docker
+def test_image_python_pip_node_like_setup_actions(sandbox_factory, tmp_path):
+    """Run the way the app runs commands (its exec PATH, read-only rootfs, network none, uid 1000):
+    `python`/`pip` are the image's venv and `pip install` works, offline, into $HOME/.local."""
+    ws = _ws(tmp_path)
+    _tiny_project(ws / "tiny", "qwenfix-tiny")
+    _tiny_project(ws / "edit", "qwenfix-edit")
+    sb = sandbox_factory(ws)
+
+    def ok(cmd: str) -> str:
+        r = sb.exec(cmd)
+        assert r.ok, (cmd, r)
+        assert "externally-managed-environment" not in r.output, (cmd, r)
+        return r.output
+
+    assert ok("python --version").startswith("Python 3.")
+    for py in ("python", "python3"):
+        out = ok(f'{py} -c "import sys; print(sys.prefix, sys.executable)"')
+        prefix, executable = out.split()
+        assert prefix == "/opt/venv" and executable.startswith("/opt/venv/bin/python"), (py, out)
+    assert ok("pip --version").startswith("pip ")
+    assert ok("python -m pip --version").startswith("pip ")
+    assert "pytest" in ok("python -m pytest --version")
+    assert "pytest" in ok("pytest --version")
+    assert ok("ruff --version").startswith("ruff ")
+    assert ok("python -m ruff --version").startswith("ruff ")
+    assert "black" in ok("black --version")
+    assert "isort" in ok("python -m isort --version").lower()
+    node = ok("node --version").strip()
+    assert node.startswith("v"), node
+    assert ok("npm --version").strip()[:1].isdigit()
+    # the root filesystem (and so the venv) is read-only
+    r = sb.exec("touch /opt/venv/x")
+    assert r.exit_code != 0 and "Read-only file system" in r.output, r
+
+    # a wheel built offline from a local project, installed from a local directory
+    ok("pip wheel --no-deps --no-index --no-build-isolation -w /workspace/wheels ./tiny")
+    out = ok("pip install --no-index --find-links /workspace/wheels qwenfix-tiny")
+    assert "Successfully installed qwenfix-tiny-1.0" in out, out
+    out = ok('python -c "import qwenfix_tiny; print(qwenfix_tiny.__file__)"')
+    assert out.strip().startswith("/home/sandbox/.local/lib/python3"), out
+    # its script is there; the app mounts $HOME noexec, so run it through python
+    assert "qwenfix-tiny runs" in ok("python $HOME/.local/bin/qwenfix-tiny")
+    # an editable install of a project with no dependencies
+    out = ok("pip install --no-index --no-build-isolation -e ./edit")
+    assert "Successfully installed qwenfix-edit-1.0" in out, out
+    out = ok('python -c "import qwenfix_edit; print(qwenfix_edit.__file__)"')
+    assert out.strip() == "/workspace/edit/qwenfix_edit.py", out
+    # reinstalling / upgrading something the image has (`pip install -U pip`) goes to the user
+    # site, which comes first on sys.path
+    out = ok(
+        "python -m pip install --no-index --find-links /usr/share/python-wheels "
+        "--force-reinstall pip"
+    )
+    assert "Successfully installed pip-" in out, out
+    assert "/home/sandbox/.local/lib/python3" in ok("python -m pip --version")
+    # a venv the project makes itself works too
+    out = ok("python -m venv .venv && .venv/bin/pip --version")
+    assert "/workspace/.venv/lib/python3" in out, out
+
+
+@pytest.mark.docker
+def test_image_own_path_and_toolchains(docker_engine, sandbox_factory, tmp_path):
+    """The image's own environment (plain `docker run`, here with an exec $HOME tmpfs) puts the
+    scripts of user installs and the venv first on PATH; /etc/qwenfix/toolchains.json, the
+    qwenfix.toolchains label and the versions actually on PATH agree."""
+    import json
+    import os
+
+    from tests.support.docker import SANDBOX_IMAGE
+    from workers.sandbox.docker import chown_tree, sandbox_user_for
+    from workers.sandbox.image import TOOLCHAINS_LABEL, image_toolchains
+
+    client = docker_engine.client
+    ws = _ws(tmp_path)
+    _tiny_project(ws / "tiny", "qwenfix-tiny")
+    uid, gid = sandbox_user_for(ws)  # as DockerEngine.start does
+    if os.geteuid() == 0:
+        chown_tree(ws, uid, gid)
+    script = (
+        "set -e; echo PATH=$PATH; for c in python pip pytest; do command -v $c; done; "
+        "pip install -q --no-index --no-build-isolation ./tiny >/dev/null 2>&1; "
+        "command -v qwenfix-tiny; qwenfix-tiny"
+    )
+    out = client.containers.run(
+        SANDBOX_IMAGE,
+        ["sh", "-c", script],
+        remove=True,
+        network_mode="none",
+        read_only=True,
+        user=f"{uid}:{gid}",
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        tmpfs={"/tmp": "rw,mode=1777", "/home/sandbox": f"rw,exec,mode=0700,uid={uid},gid={gid}"},
+        volumes={str(ws): {"bind": "/workspace", "mode": "rw"}},
+        working_dir="/workspace",
+    ).decode()
+    lines = out.splitlines()
+    assert lines[0].startswith("PATH=/home/sandbox/.local/bin:/opt/venv/bin:"), out
+    assert lines[1:4] == ["/opt/venv/bin/python", "/opt/venv/bin/pip", "/opt/venv/bin/pytest"], out
+    assert lines[4:] == ["/home/sandbox/.local/bin/qwenfix-tiny", "qwenfix-tiny runs"], out
+
+    label = client.images.get(SANDBOX_IMAGE).labels[TOOLCHAINS_LABEL]
+    sb = sandbox_factory(ws)
+    r = sb.exec("cat /etc/qwenfix/toolchains.json")
+    assert r.ok and r.output.strip() == label, (r, label)
+    data = json.loads(label)
+    assert set(data) >= {"python", "pip", "node", "npm", "go"} and data["go"] is None, data
+    tc = image_toolchains(SANDBOX_IMAGE)
+    assert tc == {k: v for k, v in data.items() if v is not None}, tc
+    assert sb.exec("python -V").output.strip() == f"Python {tc['python']}"
+    assert sb.exec("node -v").output.strip() == f"v{tc['node']}"
+    assert sb.exec("npm -v").output.strip() == tc["npm"]
+
+
+@pytest.mark.docker
+def test_image_version_label_and_dockerfile_in_sync(docker_engine):
+    """The built image is current, and deploy/sandbox/Dockerfile builds the same thing: same
+    version label, packages, PATH, the three build scripts verbatim, the same toolchains."""
+    from tests.support.docker import SANDBOX_IMAGE
+    from workers.sandbox import image as im
+
+    assert im.image_version(SANDBOX_IMAGE) == im.IMAGE_VERSION
+    assert im.image_is_current(SANDBOX_IMAGE)
+    dockerfile = (ROOT / "deploy/sandbox/Dockerfile").read_text()
+    assert f'qwenfix.sandbox-image-version="{im.IMAGE_VERSION}"' in dockerfile
+    for script in (im.SHIMS_SCRIPT, im.WRAPPERS_SH, im.PROBE_SCRIPT):
+        assert script in dockerfile, script[:60]
+    apt = dockerfile[dockerfile.index("apt-get install") : dockerfile.index("rm -rf /var/lib/apt")]
+    assert set(im.PACKAGES) <= set(apt.replace("\\", " ").split()), apt
+    assert f"PATH={im.ENV['PATH']} " in dockerfile
+    for pkg in im.PIP_PACKAGES:
+        assert f"pip install --no-cache-dir --break-system-packages {pkg}" in dockerfile
+    default = dockerfile.split("ARG TOOLCHAINS='", 1)[1].split("'", 1)[0]
+    assert default == docker_engine.client.images.get(SANDBOX_IMAGE).labels[im.TOOLCHAINS_LABEL]
+
+
+@pytest.mark.docker
+def test_image_exists_reports_outdated_images(docker_engine, capsys):
+    """`python -m workers.sandbox.image exists` (what scripts/ensure-docker asks): 0 current,
+    1 absent, 2 outdated — an image of an older version, or one made before the label existed."""
+    import io
+    import tarfile
+
+    import docker
+
+    from workers.sandbox import image as im
+
+    client = docker_engine.client
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("marker")
+        tar.addfile(info, io.BytesIO(b""))
+    repo = f"qwenfix-test-image-{uuid.uuid4().hex[:8]}"
+    made = []
+    try:
+        for name, changes in {
+            "old": [f'LABEL {im.VERSION_LABEL}="{im.IMAGE_VERSION - 1}"'],
+            "unlabelled": [],
+            "current": [
+                f'LABEL {im.VERSION_LABEL}="{im.IMAGE_VERSION}"',
+                f'LABEL {im.TOOLCHAINS_LABEL}="{{\\"node\\":null,\\"python\\":\\"3.9.1\\"}}"',
+            ],
+        }.items():
+            client.api.import_image(src=buf.getvalue(), repository=repo, tag=name, changes=changes)
+            made.append(f"{repo}:{name}")
+        assert im.main(["exists", "--tag", f"{repo}:old"]) == 2
+        assert "outdated" in capsys.readouterr().out
+        assert im.main(["exists", "--tag", f"{repo}:unlabelled"]) == 2
+        assert im.image_version(f"{repo}:unlabelled") == 1
+        assert im.image_toolchains(f"{repo}:unlabelled") == {}
+        assert im.main(["exists", "--tag", f"{repo}:current"]) == 0
+        assert im.image_toolchains(f"{repo}:current") == {"python": "3.9.1"}
+        assert im.main(["exists", "--tag", f"{repo}:absent"]) == 1
+        assert im.image_version(f"{repo}:absent") is None and not im.image_exists(f"{repo}:absent")
+        with pytest.raises(docker.errors.ImageNotFound):
+            im.image_toolchains(f"{repo}:absent")
+        r = subprocess.run(
+            [sys.executable, "-m", "workers.sandbox.image", "exists", "--tag", f"{repo}:old"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 2, r
+    finally:
+        for tag in made:
+            try:
+                client.images.remove(tag, force=True)
+            except docker.errors.DockerException:
+                pass
+
+
+_CEXT_C = """\
+#include <Python.h>
+static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "qwenfix_cext", NULL, -1, NULL};
+PyMODINIT_FUNC PyInit_qwenfix_cext(void) { return PyModule_Create(&mod); }
+"""
+
+
+@pytest.mark.docker
+def test_image_pip_installed_compiled_extension_imports(sandbox_factory, tmp_path):
+    ws = _ws(tmp_path)
+    proj = ws / "cext"
+    proj.mkdir()
+    (proj / "qwenfix_cext.c").write_text(_CEXT_C)
+    (proj / "setup.py").write_text(
+        "from setuptools import Extension, setup\n"
+        "setup(name='qwenfix-cext', version='1.0',\n"
+        "      ext_modules=[Extension('qwenfix_cext', ['qwenfix_cext.c'])])\n"
+    )
+    sb = sandbox_factory(ws)
+    r = sb.exec("pip install --no-index --no-build-isolation ./cext")
+    assert r.ok and "Successfully installed qwenfix-cext-1.0" in r.output, r  # builds, installs
+    r = sb.exec('python -c "import qwenfix_cext; print(qwenfix_cext.__file__)"')
+    assert r.ok and r.output.startswith("/home/sandbox/.local/lib/python3"), r

@@ -1,0 +1,124 @@
+"""The job's environment in its sandboxes: the step's shell, the workflow's setup as one script,
+where packages come from, and the setup environment mounted writable once, read-only after."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support.docker import TEST_LIMITS
+from workers.engine.environment import ENV_MOUNT, JobEnvironment, JobSandboxes, as_shell
+from workers.engine.setup_cache import SetupCache
+from workers.engine.workflow_setup import job_environment, setup_script
+from workers.failure.ci_job import read_failing_job
+from workers.failure.workflow import locate_step, parse_workflow
+
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "workflows" / "corpus"
+
+
+@pytest.mark.parametrize("script,shell,expected", [
+    ("pytest -q", None, "pytest -q"),
+    ("pytest a\npytest b", None, "bash -e -c 'pytest a\npytest b'"),
+    ("pytest | tee log", "bash", "bash --noprofile --norc -eo pipefail -c 'pytest | tee log'"),
+    ("make test", "sh", "sh -e -c 'make test'"),
+    ("print(1)", "python", "python -c 'print(1)'"),
+    ("pytest", "bash -l {0}", "bash -l -c pytest"),
+    ("Invoke-Pester", "pwsh", "Invoke-Pester"),
+])
+def test_a_step_runs_in_its_shell(script, shell, expected):
+    assert as_shell(script, shell) == expected
+
+
+def ci_job(name, job_name, step_name):
+    workflow = parse_workflow((CORPUS / name).read_text())
+    return read_failing_job(workflow, job_name, locate_step(workflow, job_name, step_name, None).step)
+
+
+def test_the_workflow_setup_script_keeps_order_directories_and_step_env():
+    workflow = parse_workflow("""
+on: push
+jobs:
+  t:
+    defaults: {run: {working-directory: web}}
+    steps:
+      - uses: astral-sh/setup-uv@v5
+        with: {version: "0.5.4"}
+      - run: npm ci
+        env: {NODE_ENV: "test"}
+      - run: ./seed.sh
+        working-directory: .
+        continue-on-error: true
+      - run: npm test
+""")
+    job = read_failing_job(workflow, "t", locate_step(workflow, "t", "Run npm test", None).step)
+    script = setup_script(job)
+    assert script.splitlines() == [
+        "set -e",
+        "command -v uv >/dev/null 2>&1 || python -m pip install uv==0.5.4",
+        "echo '--- Run npm ci'",
+        "( cd /workspace/web && export NODE_ENV=test; npm ci )",
+        "echo '--- Run ./seed.sh'",
+        "( cd /workspace && ./seed.sh ) || true",
+    ]
+    assert setup_script(ci_job("pre-commit.yml", "pre-commit", "Run pre-commit/action@v3.0.1")).splitlines()[-1] == \
+        "( cd /workspace && pip install pre-commit )"
+    assert setup_script(ci_job("go.yml", "build", "Build")) is None  # nothing before the failing step but actions
+
+
+def test_where_packages_come_from_in_the_setup_sandbox(tmp_path):
+    job = ci_job("python-app.yml", "build", "Test with pytest")
+    offline = job_environment(job, package_cache=tmp_path)
+    assert offline.package_variables == {
+        "PIP_FIND_LINKS": "/opt/qwenfix/packages/wheels", "UV_FIND_LINKS": "/opt/qwenfix/packages/wheels",
+        "npm_config_cache": "/opt/qwenfix/packages/npm", "PIP_NO_INDEX": "1", "UV_NO_INDEX": "1", "UV_OFFLINE": "1",
+        "npm_config_offline": "true"}
+    index = job_environment(job, pip_index_url="https://pypi.internal/simple", npm_registry="https://npm.internal/",
+                            network=True)
+    assert index.package_variables == {"PIP_INDEX_URL": "https://pypi.internal/simple",
+                                     "UV_DEFAULT_INDEX": "https://pypi.internal/simple",
+                                     "npm_config_registry": "https://npm.internal/"}
+    assert "export PIP_INDEX_URL=https://pypi.internal/simple\n" in index.prelude(with_env_dir=True)
+    assert index.prelude(with_env_dir=True).endswith(
+        'export VIRTUAL_ENV=/opt/qwenfix/env/python PATH="/opt/qwenfix/env/python/bin:$PATH"\n')
+
+
+@pytest.mark.docker
+def test_setup_writes_the_environment_once_and_later_sandboxes_only_read_it(docker_engine, tmp_path):
+    package_cache = tmp_path / "packages"
+    (package_cache / "wheels").mkdir(parents=True)
+    started = []
+
+    def start(workspace, network=False, mounts=()):
+        sandbox = docker_engine.start(workspace, docker_engine.image, TEST_LIMITS, {"qwenfix.job": "test:env"},
+                                      mounts=mounts)
+        started.append(sandbox)
+        return sandbox
+
+    environment = JobEnvironment(variables={"APP_MODE": "ci test"}, package_variables={"PIP_NO_INDEX": "1"},
+                                 package_cache=package_cache)
+    worktree = tmp_path / "wt"
+    worktree.mkdir()
+    try:
+        with JobSandboxes(environment, start, SetupCache(tmp_path / "cache", "octo/calc", keep=0)) as sandboxes:
+            result = sandboxes.setup_runner(
+                "echo made > $VIRTUAL_ENV/made && ls /opt/qwenfix/packages && touch built.txt && echo $APP_MODE",
+                ".")(worktree)
+            assert result.ok, result.output
+            assert "wheels" in result.output and "ci test" in result.output
+            assert (sandboxes.env_dir / "python" / "made").read_text() == "made\n"
+            later = sandboxes.start(worktree)
+            seen = later.exec("command -v python; command -v pip; python -c 'import pytest'; cat $VIRTUAL_ENV/made; "
+                              "echo $APP_MODE $PIP_NO_INDEX; ls /opt/qwenfix/packages; "
+                              "touch $VIRTUAL_ENV/x 2>&1 || echo env read-only; "
+                              "touch /opt/qwenfix/packages/x 2>&1 || echo cache read-only")
+            assert f"{ENV_MOUNT}/python/bin/python" in seen.output and f"{ENV_MOUNT}/python/bin/pip" in seen.output
+            assert "made" in seen.output and "ci test 1" in seen.output and "wheels" in seen.output
+            assert "env read-only" in seen.output and "cache read-only" in seen.output
+            env_dir = sandboxes.env_dir
+        assert not env_dir.exists()  # not kept: keep=0 (the setup cache is off)
+    finally:
+        for sandbox in started:
+            sandbox.stop()
+    assert os.path.exists(worktree / "built.txt")

@@ -1,0 +1,102 @@
+"""The workflow corpus end to end: for each workflow shape (tests/data/workflows/corpus/), a pull
+request breaks a test, the run goes red, and red-build repair reproduces it the way CI ran it —
+the job's setup steps, its toolchains, its env — through webhook → Redis → Celery worker → Docker
+sandboxes → scripted model → a commit on the fake GitHub. Rows whose toolchain the sandbox image
+lacks, or whose failure depends on something the sandbox cannot have, end "not reproduced:
+environment" (or with the setup's own failure) naming what is missing, with no model call.
+
+Dependencies install with no network, from the package cache an air-gapped operator would give
+(QWENFIX_SANDBOX_PACKAGE_CACHE; tests/support/packages.py). The table printed at the end is the one
+in the README."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from tests.repos import workflow_run_event
+from tests.support.fake_openai import call, finish
+from tests.support.packages import npm_lock
+from tests.workflow_corpus import BROKEN_CALC, Row, rows
+
+pytestmark = pytest.mark.docker
+
+QWEN_YML = "repair:\n  mode: commit\n  candidates: 1\n"
+
+
+@pytest.fixture
+def stack_overrides(package_cache):
+    return {"sandbox_package_cache": package_cache}
+
+
+def run_row(stack, row: Row, run_id: int, branch: str = "feature", number: int = 7, new_repo: bool = True):
+    gh = stack.github
+    if new_repo:
+        gh.add_repo(row.repo, {**row.base_files(), ".github/qwen.yml": QWEN_YML})
+    head = gh.push(row.repo, branch, row.broken, "Refactor", parent_branch="main")
+    gh.add_pull(row.repo, number, head_ref=branch, base_ref="main")
+    if row.fix:
+        path, old, new = row.fix
+        stack.model.script([call("edit_file", path=path, old=old, new=new), finish(f"{path}: {new.strip()}")])
+    before = len(stack.model.chat_requests())
+    gh.add_workflow_run(row.repo, run_id, head, path=row.workflow_path, jobs=[row.actions_job(run_id * 10)],
+                        pull_numbers=(number,), head_branch=branch)
+    payload = workflow_run_event(row.repo, {"id": run_id, "head_sha": head}, (number,), head_branch=branch,
+                                 path=row.workflow_path, workflow_id=run_id)
+    job = stack.wait(stack.deliver("workflow_run", payload).json()["job"], timeout=900)
+    model_calls = len(stack.model.chat_requests()) - before
+    new_head = gh.ref(row.repo, f"refs/heads/{branch}")
+    delivered = bool(row.fix) and new_head != head and row.fix[2] in gh.file_at(row.repo, new_head, row.fix[0])
+    [check] = gh.check_runs(row.repo, head)
+    return job, model_calls, delivered, check
+
+
+def outcome(row: Row, job, delivered: bool) -> str:
+    if delivered and job.state == "succeeded":
+        return "fixed and delivered"
+    said = job.outcome.split(" — ")[0].split(":")[0] if job.outcome else job.state
+    missing = ((job.result or {}).get("environment_problem") or "").split(";")[0]
+    if said == "not reproduced":
+        said = "not reproduced: environment"
+    return f"{said}: {missing}" if missing else said
+
+
+@pytest.mark.timeout(1800)
+def test_the_workflow_corpus(stack, package_cache):
+    table = ["| workflow | file | reproduced | fixed and delivered? |", "| --- | --- | --- | --- |"]
+    problems = []
+    for i, row in enumerate(rows(npm_lock("jest", package_cache))):
+        clock = time.monotonic()
+        job, model_calls, delivered, check = run_row(stack, row, 2000 + i)
+        result = job.result or {}
+        print(f"{row.key}: {job.outcome} ({time.monotonic() - clock:.1f} s)", file=sys.stderr, flush=True)
+        table.append(f"| {row.title} | `{row.workflow}` | {result.get('reproduced') or '—'} | "
+                     f"{outcome(row, job, delivered)} |")
+        said = check["output"]["title"] + "\n" + check["output"]["summary"]
+        if row.expect == "fixed":
+            if not (job.state == "succeeded" and delivered and result.get("reproduced") == "exact"
+                    and "reproduced: exact" in said):
+                problems.append(f"{row.key}: {job.state} {job.outcome} reproduced={result.get('reproduced')}\n"
+                                f"{(result.get('setup_output') or result.get('reproduction') or '')[-1500:]}")
+        elif row.expect == "environment":
+            if not (job.outcome.startswith("not reproduced: environment") and model_calls == 0
+                    and check["output"]["title"] == "Not reproduced: environment"):
+                problems.append(f"{row.key}: expected not reproduced: environment, got {job.outcome} "
+                                f"after {model_calls} model calls\n{(result.get('reproduction') or '')[-1500:]}")
+        elif row.expect == "setup":
+            if not (job.outcome.startswith("setup failed") and model_calls == 0
+                    and check["output"]["title"] == "Setup failed" and "Setup output" in said):
+                problems.append(f"{row.key}: expected the setup's failure, got {job.outcome}")
+        problems += [f"{row.key}: the report does not say {word!r}" for word in row.needs if word not in said]
+    print("\n" + "\n".join(table))
+    assert not problems, "\n".join(problems) + "\n" + "\n".join(table)
+
+    # A second job of the same repository with the same lock files restores the setup from the cache.
+    [first] = [r for r in rows("") if r.key == "python-app"]
+    second = Row(**{**first.__dict__, "broken": {"calc.py": BROKEN_CALC + "\n# again\n"}})
+    job, _, delivered, check = run_row(stack, second, 2999, branch="feature-2", number=8, new_repo=False)
+    assert job.state == "succeeded" and delivered, job.outcome
+    assert job.result["setup_cached"] is True
+    assert "setup restored from the setup cache" in check["output"]["summary"]
