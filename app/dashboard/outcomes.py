@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
-from app.access import ReadableJob, SignedIn
+from app.access import MaybeViewer, ReadableJob, SignedIn
 from app.dashboard.render import render, templates
 from app.deps import SessionDep, SettingsDep
 from app.report import duration, fix_table, parse_since
@@ -51,7 +51,7 @@ def outcomes_api(session: SessionDep, settings: SettingsDep, viewer: SignedIn,
 
 
 @router.get("/jobs/{job_id}/audit", response_class=HTMLResponse, include_in_schema=False)
-def audit_page(request: Request, session: SessionDep, job: ReadableJob, viewer: SignedIn):
+def audit_page(request: Request, session: SessionDep, job: ReadableJob, viewer: MaybeViewer):
     records = list(audit.export(session, EPOCH, job_id=job.id))
     outcome = session.scalar(select(FixOutcome).where(FixOutcome.job_id == job.id))
     return render(request, "audit.html", viewer=viewer, job=job, records=records, outcome=outcome)
