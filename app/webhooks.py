@@ -84,7 +84,7 @@ async def receive(request: Request, settings: SettingsDep, _: Public) -> JSONRes
         return _answer(200, event, "ping", ok=True, zen=payload.get("zen"))
 
     action = payload.get("action") if isinstance(payload.get("action"), str) else None
-    own_bot = f"{settings.app_slug}[bot]"
+    own_bot = f"{settings.app_slug}[bot]" if settings.app_slug else ""  # empty: not known yet
     try:
         routed = route(event, payload, delivery_id, settings.app_id, own_bot)
         observed = observe(event, payload, settings.app_id, own_bot)
