@@ -13,7 +13,9 @@ from core import audit
 from core.db.models import ModelCall, utcnow
 from core.db.session import session_scope
 from tests.repos import BROKEN_CALC, REPO, comment_event
+from tests.support.fake_openai import rendered
 from tests.workers.handlers.test_red_build import AGENT_FIX, fail_run, setup_pr
+from workers.agent.tools import TOOL_SCHEMAS
 
 pytestmark = pytest.mark.docker
 ORG_FILE = {"budgets": {"repository": {"tokens_per_day": 1},  # lowers: the operator set no limit
@@ -31,6 +33,9 @@ def test_a_tiny_daily_budget_set_by_the_organization_stops_one_job_and_refuses_t
     head8 = gh.push(REPO, "other", {"calc.py": BROKEN_CALC}, "Break add elsewhere", parent_branch="main")
     gh.add_pull(REPO, 8, head_ref="other", base_ref="main")
     stack.model.script(AGENT_FIX)
+    # another client's request left the tool definitions in the endpoint's prefix cache: the one
+    # request of this test then has cached prompt tokens, priced at their own price
+    stack.model.seen_prompts.append(rendered({"tools": TOOL_SCHEMAS}))
 
     # the first job makes one request (nothing is spent yet), then the budget is used up
     first = stack.wait(fail_run(stack, head8, run_id=910, pr_numbers=(8,), head_branch="other"))
