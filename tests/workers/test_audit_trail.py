@@ -83,8 +83,13 @@ def test_a_repairs_records_match_github_the_sandbox_and_the_model_in_order(stack
     # every command the Docker engine ran in the job's sandboxes, in order, with its exit code
     ran = [(" ".join(r["data"]["argv"]), r["data"]["exit_code"]) for r in records if r["kind"] == "sandbox"]
     assert ran == docker_commands(stack, since)
-    assert ran[0] == ("sh -c python3 -m pytest -q", 1)  # the reproduction, red
-    assert ran[-1] == ("sh -c python3 -m pytest -q", 0)  # the validation, green
+    # the failing command as CI ran it: with the job's environment (no package index: setup has no network)
+    offline = "export PIP_NO_INDEX=1\nexport UV_NO_INDEX=1\nexport UV_OFFLINE=1\nexport npm_config_offline=true\n"
+    assert ran[0] == (f"sh -c {offline}python3 -m pytest -q", 1)  # the reproduction, red
+    # the validation, green: measured (its tests counted through a JUnit report, so none are dropped)
+    validation, code = ran[-1]
+    assert code == 0 and validation.startswith(f"sh -c {offline}export PYTEST_ADDOPTS='--junitxml=/workspace/")
+    assert validation.endswith("\npython3 -m pytest -q")
 
     # every model request: its hash is that of the redacted text kept, which is what the model received
     models = [r["data"] for r in records if r["kind"] == "model"]
