@@ -1,4 +1,5 @@
-"""The `qwenfix` command: serve, worker, db upgrade, setup, doctor, replay, sandbox build, repair, bench."""
+"""The `qwenfix` command: serve, worker, db upgrade, setup, doctor, replay, sandbox build, repair, bench,
+report, audit export."""
 
 from __future__ import annotations
 
@@ -174,6 +175,38 @@ def cmd_bench(args) -> int:
     return run_bench(tasks, Path(args.out), settings, options, console)
 
 
+def cmd_report(args) -> int:
+    from app.report import fix_table, parse_since, render
+    from core.db.session import session_scope
+
+    try:
+        since = parse_since(args.since)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    with session_scope(get_settings().database_url) as session:
+        sys.stdout.write(render(fix_table(session, since, args.repo), args.format))
+    return 0
+
+
+def cmd_audit_export(args) -> int:
+    import json
+
+    from app.report import parse_since
+    from core.audit import export
+    from core.db.session import session_scope
+
+    try:
+        since = parse_since(args.since)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    with session_scope(get_settings().database_url) as session:
+        for record in export(session, since, args.repo, args.job):
+            sys.stdout.write(json.dumps(record, sort_keys=True) + "\n")
+    return 0
+
+
 def _safe_url(url: str) -> str:
     """A database URL without its password, for printing."""
     if "@" in url and "://" in url:
@@ -246,6 +279,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="no model: build each first prompt and measure context recall against the gold patch")
     bench.add_argument("--max-steps", type=int, help="agent steps per candidate (default 30)")
     bench.set_defaults(func=cmd_bench)
+
+    report = sub.add_parser("report", help="delivered fixes per repository and model: accepted, rejected, CI, cost")
+    report.add_argument("--since", default="30d", help="a span (30d, 12h, 2w) or a date (2026-01-31); default 30d")
+    report.add_argument("--repo", help="only this repository (owner/name)")
+    report.add_argument("--format", choices=("md", "json", "csv"), default="md")
+    report.set_defaults(func=cmd_report)
+
+    audit = sub.add_parser("audit", help="the audit trail")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    export = audit_sub.add_parser("export", help="write audit records as JSON lines")
+    export.add_argument("--since", required=True, help="a span (7d, 12h) or a date (2026-01-31)")
+    export.add_argument("--repo", help="only this repository (owner/name)")
+    export.add_argument("--job", type=int, help="only this job")
+    export.set_defaults(func=cmd_audit_export)
     return parser
 
 

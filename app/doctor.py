@@ -36,6 +36,11 @@ def _github(settings: Settings) -> Check:
         from core.github import GitHubApp
 
         name = GitHubApp(settings).describe_app()
+        if name != settings.app_slug:
+            return Check("GitHub App", False,
+                         f"authenticated as app '{name}', but QWENFIX_APP_SLUG is '{settings.app_slug}': events its "
+                         "own bot causes would not be recognised as the app's own",
+                         f"set QWENFIX_APP_SLUG={name}")
         return Check("GitHub App", True, f"authenticated as app '{name}' at {settings.github_api_url}")
     except Exception as exc:  # noqa: BLE001 — report, don't crash
         return Check("GitHub App", False, f"cannot authenticate at {settings.github_api_url}: {exc}",

@@ -1,4 +1,6 @@
-"""Intake: a routed delivery becomes a Delivery row and, for an intent, one durable Job row."""
+"""Intake: a routed delivery becomes a Delivery row and, for an intent, one durable Job row; what it says
+about delivered fixes is recorded (a CI result at once, anything else by a `follow_up` job that reads
+GitHub)."""
 
 from __future__ import annotations
 
@@ -6,8 +8,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.intents import Ignored, Intent
-from core import installations
+from app.intents import Ignored, Intent, Observation
+from core import installations, outcomes
 from core.db.models import Delivery, Job, utcnow
 from core.jobs import new_token
 
@@ -49,6 +51,37 @@ def record_delivery(
         session.rollback()
         delivery = session.get(Delivery, delivery_id)
     return delivery, job, False
+
+
+def record_observation(session: Session, observed: Observation, delivery: Delivery) -> Job | None:
+    """A CI result goes straight onto the fixes it is about; a push, a closed pull request or a resolved
+    thread that concerns a fix still waiting for its verdict becomes a `follow_up` job (new: returned)."""
+    if observed.kind == "ci":
+        if outcomes.record_ci(session, observed.repo, observed.sha, observed.conclusion, observed.detail):
+            session.commit()
+        return None
+    if installations.refusal(session, observed.installation_id):  # suspended or uninstalled: no new jobs
+        return None
+    waiting = outcomes.unsettled(session, observed.repo, pr_number=observed.pr_number, branch=observed.branch)
+    if not waiting:
+        return None
+    # one job per new head of a branch, whether GitHub tells through `push` or `synchronize`
+    about = f"branch:{observed.branch}" if observed.kind == "push" else (
+        f"closed:{observed.pr_number}" if observed.kind == "closed" else f"thread:{delivery.id}")
+    intent = Intent(kind="follow_up", installation_id=observed.installation_id, repo=observed.repo, trigger=about,
+                    pr_number=observed.pr_number, head_sha=observed.sha, params=observed.as_params())
+    job = _new_job(intent, delivery.id)
+    session.add(job)
+    try:
+        session.commit()  # the delivery is committed already: only this job is at stake
+    except IntegrityError:  # the same head told twice (push and synchronize), or a redelivery
+        session.rollback()
+        session.refresh(delivery)  # the caller still reads it
+        return None
+    if delivery.status == "ignored":  # the event made no other job: this one is its job
+        delivery.status, delivery.reason, delivery.job_id = "accepted", None, job.id
+        session.commit()
+    return job
 
 
 def _new_job(intent: Intent, delivery_id: str) -> Job:

@@ -1,6 +1,10 @@
-"""Route a verified webhook payload to an intent (a job to write) or to a recorded reason to ignore it.
+"""Route a verified webhook payload to an intent (a job to write) or to a recorded reason to ignore it,
+and read from it what it says about delivered fixes (an Observation: a CI result, a push, a pull
+request closed, a review thread resolved).
 
 Pure functions over the payload: read only the fields an intent needs, never assume optional ones.
+What the app's own bot caused (its pushes, pull requests, comments, check runs) never makes a job;
+the CI result of its own fix is only observed (and repaired within repair.max_attempts_per_day).
 """
 
 from __future__ import annotations
@@ -36,6 +40,29 @@ class Ignored:
     reason: str
 
 
+@dataclass(frozen=True)
+class Observation:
+    """What an event says that may settle a delivered fix's outcome."""
+
+    kind: str  # ci | push | closed | thread
+    installation_id: int
+    repo: str
+    sha: str | None = None  # ci: the commit CI ran on; push: the new head; closed: the final head
+    conclusion: str | None = None  # ci
+    detail: str = ""  # ci: which workflow or check suite
+    pr_number: int | None = None
+    branch: str | None = None
+    merged: bool = False  # closed
+    resolved: bool = False  # thread
+    comments: tuple[dict, ...] = ()  # thread: {id, review_id, path, line}
+    by: str | None = None  # who did it
+
+    def as_params(self) -> dict[str, Any]:
+        return {"observation": self.kind, "sha": self.sha, "pr_number": self.pr_number, "branch": self.branch,
+                "merged": self.merged, "resolved": self.resolved, "comments": list(self.comments),
+                "actor": self.by, "source": self.kind}
+
+
 def _obj(payload: Any, key: str) -> dict:
     """payload[key] when it is an object, else {}: older servers and odd senders omit or reshape fields."""
     value = payload.get(key) if isinstance(payload, dict) else None
@@ -50,7 +77,7 @@ def _get(payload: Any, *path: str) -> Any:
     return payload
 
 
-def route(event: str, payload: dict, delivery_id: str, own_app_id: str = "") -> Intent | Ignored:
+def route(event: str, payload: dict, delivery_id: str, own_app_id: str = "", own_bot: str = "") -> Intent | Ignored:
     action = payload.get("action")
     if event in ("installation", "installation_repositories"):
         return _installation(event, payload, delivery_id)
@@ -61,7 +88,55 @@ def route(event: str, payload: dict, delivery_id: str, own_app_id: str = "") -> 
     repo = _get(payload, "repository", "full_name")
     if not isinstance(installation_id, int) or not isinstance(repo, str):
         return Ignored(f"{event}.{action}: payload has no installation id or repository")
+    if own_bot and _get(payload, "sender", "login") == own_bot and event != "workflow_run":
+        # its own pushes, pull requests, comments and check runs; a workflow run on its fix is CI's verdict
+        return Ignored(f"{event}.{action} was caused by {own_bot} itself")
     return handler(payload, action, installation_id, repo, own_app_id)
+
+
+def observe(event: str, payload: dict, own_app_id: str = "", own_bot: str = "") -> Observation | None:
+    """What the event says about delivered fixes, if anything: a CI result (even on the app's own
+    fix commit), a push or a closed pull request by someone else, a resolved review thread."""
+    action = payload.get("action")
+    installation_id = _get(payload, "installation", "id")
+    repo = _get(payload, "repository", "full_name")
+    if not isinstance(installation_id, int) or not isinstance(repo, str):
+        return None
+    sender = _get(payload, "sender", "login")
+    base = {"installation_id": installation_id, "repo": repo, "by": sender if isinstance(sender, str) else None}
+    if event == "workflow_run" and action == "completed":
+        run = _obj(payload, "workflow_run")
+        if isinstance(run.get("head_sha"), str):
+            return Observation("ci", sha=run["head_sha"], conclusion=run.get("conclusion"),
+                               detail=f"{run.get('name') or 'workflow'} run {run.get('id')}", **base)
+    if event == "check_suite" and action == "completed":
+        suite = _obj(payload, "check_suite")
+        app = _obj(suite, "app")
+        own = own_app_id and str(app.get("id")) == str(own_app_id)
+        if app.get("slug") != ACTIONS_APP_SLUG and not own and isinstance(suite.get("head_sha"), str):
+            return Observation("ci", sha=suite["head_sha"], conclusion=suite.get("conclusion"),
+                               detail=f"{app.get('slug') or 'check suite'} suite {suite.get('id')}", **base)
+    if own_bot and sender == own_bot:
+        return None  # what the app did itself settles nothing
+    if event == "pull_request" and action in ("synchronize", "closed"):
+        pr = _obj(payload, "pull_request")
+        number, sha = pr.get("number"), _get(pr, "head", "sha")
+        if isinstance(number, int) and isinstance(sha, str):
+            return Observation("push" if action == "synchronize" else "closed", sha=sha, pr_number=number,
+                               branch=_get(pr, "head", "ref"), merged=bool(pr.get("merged")), **base)
+    if event == "push" and not payload.get("deleted"):
+        ref, after = payload.get("ref"), payload.get("after")
+        if isinstance(ref, str) and ref.startswith("refs/heads/") and isinstance(after, str):
+            return Observation("push", sha=after, branch=ref.removeprefix("refs/heads/"), **base)
+    if event == "pull_request_review_thread" and action in ("resolved", "unresolved"):
+        number = _get(payload, "pull_request", "number")
+        comments = tuple(
+            {"id": c.get("id"), "review_id": c.get("pull_request_review_id"), "path": c.get("path"),
+             "line": c.get("line") or c.get("original_line")}
+            for c in _obj(payload, "thread").get("comments") or [] if isinstance(c, dict))
+        if isinstance(number, int) and comments:
+            return Observation("thread", pr_number=number, resolved=action == "resolved", comments=comments, **base)
+    return None
 
 
 def _pull_request(payload, action, installation_id, repo, _own) -> Intent | Ignored:

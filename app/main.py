@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import api, auth, docs, health, setup, tokens, webhooks
 from app.access import SignInRequired
-from app.dashboard import actions, pages
+from app.dashboard import actions, outcomes, pages
 from app.dashboard.render import render
 from app.sweep import sweep_forever
 from core import logs
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, sweep: bool = True) -> FastAPI:
     # /docs and /openapi.json are routes of app/docs.py, for signed-in people only
     app = FastAPI(title="qwenfix", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
-    for module in (webhooks, health, setup, auth, tokens, docs, api, pages, actions):
+    for module in (webhooks, health, setup, auth, tokens, docs, api, pages, actions, outcomes):
         app.include_router(module.router)
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(StarletteHTTPException, _error_page)

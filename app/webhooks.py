@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from app import intake, metrics
 from app.access import Public
 from app.deps import SettingsDep
-from app.intents import Ignored, route
+from app.intents import Ignored, observe, route
 from core import jobs
 from core.config import Settings
 from core.db.session import session_scope
@@ -84,13 +84,16 @@ async def receive(request: Request, settings: SettingsDep, _: Public) -> JSONRes
         return _answer(200, event, "ping", ok=True, zen=payload.get("zen"))
 
     action = payload.get("action") if isinstance(payload.get("action"), str) else None
+    own_bot = f"{settings.app_slug}[bot]" if settings.app_slug else ""  # empty: not known yet
     try:
-        routed = route(event, payload, delivery_id, settings.app_id)
+        routed = route(event, payload, delivery_id, settings.app_id, own_bot)
+        observed = observe(event, payload, settings.app_id, own_bot)
     except Exception as exc:  # noqa: BLE001 — a signed payload of an unexpected shape is never a 5xx
         log.warning("payload not understood", delivery=delivery_id, error=repr(exc))
-        routed = Ignored(f"{event} payload has an unexpected shape ({type(exc).__name__})")
+        routed, observed = Ignored(f"{event} payload has an unexpected shape ({type(exc).__name__})"), None
     try:
-        delivery, job, created = await run_in_threadpool(_record_and_enqueue, settings, delivery_id, event, action, routed)
+        delivery, job, created = await run_in_threadpool(
+            _record_and_enqueue, settings, delivery_id, event, action, routed, observed)
     except (OperationalError, InterfaceError, DBAPIError) as exc:
         log.error("database unavailable", delivery=delivery_id, error=type(exc).__name__)
         return _answer(503, event, "db_down", error="database unavailable; GitHub will show a failed delivery")
@@ -105,13 +108,17 @@ async def receive(request: Request, settings: SettingsDep, _: Public) -> JSONRes
     )
 
 
-def _record_and_enqueue(settings: Settings, delivery_id: str, event: str, action: str | None, routed):
+def _record_and_enqueue(settings: Settings, delivery_id: str, event: str, action: str | None, routed, observed):
     """Commit the job first (durable hand-off), then give it to the broker."""
     with session_scope(settings.database_url) as session:
         delivery, job, created = intake.record_delivery(session, delivery_id, event, action, routed)
-        if created and job is not None and not enqueue(settings, job.id, job.enqueue_token):
-            log.warning("broker unavailable; job stays queued for the sweep", job=job.id)
-            jobs.mark_enqueued(session, job.id, enqueued=False)
+        follow_up = intake.record_observation(session, observed, delivery) if observed else None
+        for new in (job if created else None, follow_up):
+            if new is not None and not enqueue(settings, new.id, new.enqueue_token):
+                log.warning("broker unavailable; job stays queued for the sweep", job=new.id)
+                jobs.mark_enqueued(session, new.id, enqueued=False)
+        if job is None and follow_up is not None:
+            job, created = follow_up, True
     return delivery, job, created
 
 

@@ -5,10 +5,20 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, PrivateAttr, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core import stored_app
+
+
+class ModelPrice(BaseModel):
+    """What one model costs, per million tokens, in the operator's currency."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: float = Field(ge=0)
+    cached_input: float | None = Field(None, ge=0)  # unset: the input price
+    output: float = Field(ge=0)
 
 
 class Settings(BaseSettings):
@@ -25,7 +35,8 @@ class Settings(BaseSettings):
     github_url: str = ""  # web pages (App registration, sign-in); empty: from github_api_url
     github_api_version: str = ""  # X-GitHub-Api-Version; empty: what the server supports
     public_url: str = "http://127.0.0.1:8000"  # where job links in comments point
-    app_slug: str = ""
+    # its bot is `<slug>[bot]`: what that bot causes starts no job; setup stores the registered one
+    app_slug: str = "qwenfix"
     client_id: str = ""  # the App's OAuth client, for signing people in
     client_secret: SecretStr = SecretStr("")
     store_app_credentials: bool = True  # False: setup shows them once instead of writing them
@@ -69,6 +80,28 @@ class Settings(BaseSettings):
     llm_max_retries: int = 3
     # per model, per million tokens: {"qwen3-coder-plus": {"prompt": 1.0, "cached": 0.2, "completion": 5.0}}
     llm_token_prices: dict[str, dict[str, float]] = {}
+    # {"model": {"input": 0.8, "cached_input": 0.08, "output": 3.2}}, per million tokens
+    llm_prices: dict[str, ModelPrice] = Field(default_factory=dict)
+
+    # budgets: operator defaults, per installation (organization) and per repository; 0 = no limit.
+    # An organization may lower them (never raise them) in its `.github` repository's qwen.yml.
+    budget_org_tokens_per_day: int = Field(0, ge=0)
+    budget_org_tokens_per_month: int = Field(0, ge=0)
+    budget_org_cost_per_day: float = Field(0, ge=0)
+    budget_org_cost_per_month: float = Field(0, ge=0)
+    budget_org_concurrent_jobs: int = Field(0, ge=0)
+    budget_org_repair_jobs_per_day: int = Field(0, ge=0)
+    budget_repo_tokens_per_day: int = Field(0, ge=0)
+    budget_repo_tokens_per_month: int = Field(0, ge=0)
+    budget_repo_cost_per_day: float = Field(0, ge=0)
+    budget_repo_cost_per_month: float = Field(0, ge=0)
+    budget_repo_concurrent_jobs: int = Field(0, ge=0)
+    budget_repo_repair_jobs_per_day: int = Field(0, ge=0)
+
+    # audit trail and fix outcomes
+    audit_retention_days: int = Field(365, ge=0)  # 0: keep every record
+    audit_dir: Path | None = None  # default: data_dir / "audit" (redacted model requests)
+    outcome_open_days: int = Field(14, ge=1)  # a fix pull request still open this long is reported so
 
     # sandbox
     sandbox_engine: str = "auto"  # auto | docker | bwrap
@@ -107,6 +140,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{(self.data_dir / 'qwenfix.db').resolve()}"
         if self.mirror_dir is None:
             self.mirror_dir = self.data_dir / "mirrors"
+        if self.audit_dir is None or str(self.audit_dir) in ("", "."):  # an empty line in .env
+            self.audit_dir = self.data_dir / "audit"
         self._apply_stored_app()
         return self
 

@@ -19,6 +19,10 @@ Keep the client in a variable while using it: githubkit's ``gh.rest`` namespaces
 weakly, so ``app.installation_client(...).rest.x.y()`` on one line fails with "GitHub client has
 already been collected".
 
+A client may report every write it makes (``on_write``): the method, the path below the API root,
+the status and the id, number or sha GitHub answered with, one write at a time and in the order sent
+(the audit trail relies on that order).
+
 Tokens and the private key are never logged.
 """
 
@@ -61,6 +65,7 @@ __all__ = [
     "GitHub",
     "GitHubApp",
     "GitHubAppError",
+    "GitHubWrite",
     "RateLimited",
     "is_transient",
     "retry_after",
@@ -136,14 +141,19 @@ class GitHubApp:
         """A client authenticated as the app (JWT): /app/... routes only."""
         return VersionedGitHub(AppAuthStrategy(self._app_id(), self._key()), **self._options(RetryPolicy(self.settings)))
 
-    def installation_client(self, installation_id: int, repository: str | None = None) -> GitHub:
+    def installation_client(self, installation_id: int, repository: str | None = None,
+                            on_write: Callable[[GitHubWrite], None] | None = None) -> GitHub:
         """A client acting as one installation, its token narrowed to ``repository``
-        ("owner/name") when given. The token is exchanged on first use and kept fresh."""
+        ("owner/name") when given. The token is exchanged on first use and kept fresh.
+        ``on_write`` hears of every request that is not a GET or HEAD, once it is answered."""
         self._key()  # fail early on a bad key, not on the first request
+        options = self._options(RetryPolicy(self.settings, waits_in_throttler=True))
+        if on_write is not None:
+            options["transport"] = _WriteReporter(on_write, httpx.URL(self.base_url).path)
         return VersionedGitHub(
             _InstallationAuthStrategy(self, installation_id, repository),
             throttler=self.limits.throttler(int(installation_id)),
-            **self._options(RetryPolicy(self.settings, waits_in_throttler=True)),
+            **options,
         )
 
     def describe_app(self) -> str:
@@ -482,6 +492,70 @@ def _parse_time(value: str | datetime) -> float:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.timestamp()
+
+
+# ---------------------------------------------------------------------- writes
+
+
+@dataclass(frozen=True)
+class GitHubWrite:
+    """One write to GitHub as it was answered."""
+
+    method: str
+    path: str  # below the API root, e.g. /repos/octo/calc/issues/7/comments
+    status: int | None  # None: no answer (connection failed)
+    result: dict  # what identifies what it made or changed: id, number, sha (those GitHub returned)
+
+
+class _WriteReporter(httpx.BaseTransport):
+    """Sends like the default transport; a write waits for the one before it, and is reported, with
+    what it produced, before the next one goes out."""
+
+    RESULT_KEYS = ("id", "number", "sha")
+
+    def __init__(self, on_write: Callable[[GitHubWrite], None], api_path: str) -> None:
+        self._on_write = on_write
+        self._api_path = api_path.rstrip("/")
+        self._inner: httpx.HTTPTransport | None = None
+        self._lock = threading.Lock()
+        self._writes = threading.Lock()
+
+    def _transport(self) -> httpx.HTTPTransport:
+        with self._lock:  # githubkit closes its client (and so this) after each call outside `with`
+            if self._inner is None:
+                self._inner = httpx.HTTPTransport(verify=tls_context())
+            return self._inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method in ("GET", "HEAD"):
+            return self._transport().handle_request(request)
+        path = request.url.path
+        if self._api_path and path.startswith(self._api_path + "/"):
+            path = path[len(self._api_path):]
+        with self._writes:
+            try:
+                response = self._transport().handle_request(request)
+            except Exception:
+                self._on_write(GitHubWrite(request.method, path, None, {}))
+                raise
+            response.read()
+            self._on_write(GitHubWrite(request.method, path, response.status_code, self._result(response)))
+            return response
+
+    def _result(self, response: httpx.Response) -> dict:
+        try:
+            data = response.json()
+        except ValueError:
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {k: data[k] for k in self.RESULT_KEYS if isinstance(data.get(k), (int, str))}
+
+    def close(self) -> None:
+        with self._lock:
+            inner, self._inner = self._inner, None
+        if inner is not None:
+            inner.close()
 
 
 # ---------------------------------------------------------------------- installation auth

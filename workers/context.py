@@ -12,9 +12,11 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from core import jobs
+from core.audit import Trail
 from core.config import Settings
 from core.db.models import Job
 from core.db.session import session_scope
@@ -70,6 +72,12 @@ class JobContext:
     def lock_owner(self) -> str:
         """The PR lock belongs to the job, not the worker: a takeover of this job holds it again."""
         return f"job:{self.job.id}"
+
+    @cached_property
+    def trail(self) -> Trail:
+        """The job's audit trail: what it ran, asked the model and wrote to GitHub."""
+        job = self.job
+        return Trail(self.settings.database_url, job.id, job.installation_id, job.repo, self.settings.secrets())
 
     def progress(self, text: str) -> bool:
         """Record progress; False once the job was cancelled (`/qwen stop`, newer push) or taken over."""

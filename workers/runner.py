@@ -14,7 +14,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from core import jobs
+from core import audit, jobs, outcomes
 from core.config import Settings, get_settings
 from core.db.models import Job
 from core.db.session import session_scope
@@ -33,7 +33,7 @@ from workers.context import (
 )
 from workers.github import messages
 from workers.github.job import open_job, report_failure
-from workers.handlers import commands, installations, red_build, review
+from workers.handlers import commands, follow_up, installations, red_build, review
 from workers.lease import Lease
 from workers.sandbox import bwrap, docker
 
@@ -50,6 +50,7 @@ HANDLERS: dict[str, Handler] = {
     **commands.HANDLERS,
     **red_build.HANDLERS,
     **review.HANDLERS,
+    **follow_up.HANDLERS,
 }
 
 
@@ -103,6 +104,7 @@ def _run_claimed(ctx: JobContext) -> float | None:
         outcome = Outcome("skipped", f"no runner for job kind '{job.kind}' yet")
     else:
         log.info("job started", kind=job.kind, repo=job.repo, pr=job.pr_number, attempt=job.attempts)
+        _record_trigger(ctx)
         try:
             with ctx.resources:
                 try:
@@ -127,6 +129,15 @@ def _run_claimed(ctx: JobContext) -> float | None:
     _record_end(ctx, outcome.state, outcome.message, timings=timings, **fields)
     log.info("job finished", state=outcome.state, outcome=outcome.message)
     return None
+
+
+def _record_trigger(ctx: JobContext) -> None:
+    """Who or what made this job: the person (or bot) behind it, the event and its delivery."""
+    job, params = ctx.job, ctx.job.params or {}
+    ctx.trail.record("trigger", job_kind=job.kind, actor=params.get("actor"), event=job.trigger,
+                     source=params.get("source") or params.get("event"), delivery=job.delivery_id,
+                     pull_request=job.pr_number, head_sha=job.head_sha, attempt=job.attempts,
+                     retry_of=params.get("retry_of"), retried_by=params.get("retried_by"))
 
 
 def _reached_time_limit(ctx: JobContext, exc: Exception) -> bool:
@@ -180,6 +191,8 @@ def _remove_sandboxes(job_id: int) -> None:
         docker.sweep_orphans(alive_job_ids=set(), labels={docker.LABEL_JOB: str(job_id)})
     except Exception as exc:  # noqa: BLE001 — no Docker engine on this worker
         log.debug("sandbox removal skipped", error=str(exc))
+
+
 def _requeue(ctx: JobContext, wait_s: float, reason: str) -> float | None:
     """Back to the queue after a backoff that doubles with each retry, or — retries used up — failed,
     saying why on the pull request."""
@@ -237,8 +250,10 @@ def _remove_lost_sandboxes(job_id: int) -> None:
 
 
 def sweep() -> None:
-    """Worker-side housekeeping: remove sandboxes whose job is no longer running or whose worker died."""
+    """Worker-side housekeeping: remove sandboxes whose job is no longer running or whose worker died,
+    audit records past their retention, and report fix pull requests left open too long."""
     settings = get_settings()
+    keep_records(settings)
     with session_scope(settings.database_url) as session:
         alive = {str(i) for i in session.scalars(select(Job.id).where(Job.state == "running"))}
     for name, sweep_engine in (("docker", lambda: docker.sweep_orphans(alive_job_ids=alive)), ("bwrap", bwrap.sweep_orphans)):
@@ -248,3 +263,15 @@ def sweep() -> None:
                 log.info("removed orphaned sandboxes", engine=name, count=len(removed))
         except Exception as exc:  # noqa: BLE001 — that engine is absent on this worker
             log.debug("sandbox sweep skipped", engine=name, error=str(exc))
+
+
+def keep_records(settings: Settings) -> None:
+    try:
+        with session_scope(settings.database_url) as session:
+            removed = audit.purge(session, settings.audit_retention_days, settings.audit_dir)
+            expired = outcomes.expire_open(session, settings.outcome_open_days)
+    except Exception as exc:  # noqa: BLE001 — database down: next sweep
+        log.warning("record keeping skipped", error=type(exc).__name__)
+        return
+    if removed or expired:
+        log.info("records kept", audit_records_removed=removed, fix_pull_requests_open_too_long=expired)

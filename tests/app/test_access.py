@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from app.access import route_rules
 from app.main import create_app
 from core import installations
-from core.db.models import Job
+from core.db.models import FixOutcome, Job
 from core.db.session import session_scope
 from tests.support.people import BASE, csrf_of, sign_in
 
@@ -107,6 +107,10 @@ MATRIX = {
     ("GET", "/api/budgets"): ("/api/budgets", expect(401, 404, 404, 200)),
     ("GET", "/api/jobs/{job_id}"): ("/api/jobs/{readable}", expect(401, 404, 200, 200)),
     ("GET", "/api/jobs/{job_id}/trajectory"): ("/api/jobs/{readable}/trajectory", expect(401, 404, 200, 200)),
+    ("GET", "/outcomes"): ("/outcomes", SIGNED_IN_PAGE),  # each sees the fixes of what they may read
+    ("GET", "/api/outcomes"): ("/api/outcomes", expect(401, 200, 200, 200)),
+    ("GET", "/jobs/{job_id}/audit"): ("/jobs/{readable}/audit", expect(LOGIN, 404, 200, 200)),
+    ("GET", "/api/jobs/{job_id}/audit"): ("/api/jobs/{readable}/audit", expect(401, 404, 200, 200)),
 }
 
 
@@ -139,7 +143,8 @@ def test_who_gets_what(world):
     assert wrong == {}
 
 
-@pytest.mark.parametrize("path", ["/jobs/{id}", "/api/jobs/{id}", "/api/jobs/{id}/trajectory"])
+@pytest.mark.parametrize("path", ["/jobs/{id}", "/api/jobs/{id}", "/api/jobs/{id}/trajectory", "/jobs/{id}/audit",
+                                  "/api/jobs/{id}/audit"])
 def test_a_hidden_job_answers_like_a_missing_one(world, path):
     for name in ("stranger", "reader"):
         hidden = call(world.clients[name], "GET", path.format(id=world.hidden))
@@ -166,6 +171,23 @@ def test_lists_show_each_person_only_their_jobs(world):
     assert f'href="/jobs/{world.readable}"' in reader_page and f'href="/jobs/{world.hidden}"' not in reader_page
     installations = world.clients["reader"].get("/installations").text
     assert "octo/app" in installations and "octo/secret" not in installations
+
+
+def test_fix_outcomes_show_each_person_only_their_repositories(world):
+    with session_scope(world.settings.database_url) as session:
+        for job_id, repo in ((world.readable, "octo/app"), (world.hidden, "octo/secret")):
+            session.add(FixOutcome(job_id=job_id, repo=repo, model="qwen3-coder-test", how="commit",
+                                   verdict="accepted"))
+
+    def repos(name):
+        return sorted(row["repo"] for row in world.clients[name].get("/api/outcomes").json()["rows"])
+
+    assert repos("stranger") == []
+    assert repos("reader") == ["octo/app"]
+    assert repos("admin") == ["octo/app", "octo/secret"]
+    page = world.clients["reader"].get("/outcomes").text
+    assert f'href="/jobs/{world.readable}"' in page and "octo/secret" not in page
+    assert "octo/secret" in world.clients["admin"].get("/outcomes").text
 
 
 def test_metrics_open_to_the_metrics_token_only(world):

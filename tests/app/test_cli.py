@@ -90,7 +90,8 @@ def test_db_upgrade_creates_the_schema_on_postgresql(postgres_url, tmp_path):
     result = qwenfix("db", "upgrade", env=clean_env(QWENFIX_DATABASE_URL=postgres_url), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert set(inspect(engine).get_table_names()) >= {"deliveries", "jobs", "installations", "locks", "people",
-                                                      "web_sessions", "api_tokens"}
+                                                      "web_sessions", "api_tokens", "github_budgets", "redeliveries",
+                                                      "fix_outcomes", "model_calls", "audit_records"}
 
 
 def test_doctor_names_what_is_missing_and_how_to_fix_it(tmp_path):
@@ -111,6 +112,39 @@ def test_env_example_lists_every_setting():
 
     listed = set(re.findall(r"^QWENFIX_([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert listed == {name.upper() for name in Settings.model_fields}
+
+
+def test_report_prints_the_fix_table_in_each_format(postgres_url, tmp_path):
+    from tests.app.test_report import seed
+
+    seed(postgres_url)
+    env = clean_env(QWENFIX_DATABASE_URL=postgres_url)
+    md = qwenfix("report", "--since", "30d", env=env, cwd=tmp_path)
+    assert md.returncode == 0, md.stderr
+    assert "| octo/calc | qwen3-coder-plus | 3 | 1 | 1 | 1 | 1 | 6 min | 10,000 | 0.1000 |" in md.stdout
+    one = qwenfix("report", "--since", "30d", "--repo", "octo/lint", "--format", "json", env=env, cwd=tmp_path)
+    assert [row["repo"] for row in json.loads(one.stdout)] == ["octo/lint"]
+    csv_out = qwenfix("report", "--format", "csv", env=env, cwd=tmp_path).stdout.splitlines()
+    assert csv_out[0].startswith("repo,model,delivered,accepted,rejected,green_in_ci,red_in_ci") and len(csv_out) == 3
+    bad = qwenfix("report", "--since", "soon", env=env, cwd=tmp_path)
+    assert bad.returncode == 2 and "use a span such as 30d" in bad.stderr
+
+
+def test_audit_export_writes_json_lines(postgres_url, tmp_path):
+    from core import audit
+    from core.db.session import session_scope
+
+    with session_scope(postgres_url) as session:
+        audit.add(session, "trigger", {"actor": "alice", "delivery": "d-1"}, job_id=1, repo="octo/calc")
+        audit.add(session, "github", {"method": "POST", "path": "/repos/octo/other/pulls", "id": 9}, job_id=2,
+                  repo="octo/other")
+    env = clean_env(QWENFIX_DATABASE_URL=postgres_url)
+    out = qwenfix("audit", "export", "--since", "1d", env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(r["kind"], r["repo"]) for r in lines] == [("trigger", "octo/calc"), ("github", "octo/other")]
+    only = qwenfix("audit", "export", "--since", "1d", "--repo", "octo/other", env=env, cwd=tmp_path)
+    assert [json.loads(line)["data"]["id"] for line in only.stdout.splitlines()] == [9]
 
 
 def test_doctor_checks_the_toolchain_image_mapping(tmp_path, docker_engine):

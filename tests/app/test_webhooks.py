@@ -9,11 +9,20 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.main import create_app
-from core.db.models import Delivery, Job
+from core.db.models import Delivery, FixOutcome, Job
 from core.db.session import session_scope
 from tests.support.db import SECRET
 from tests.support.people import api_token
-from tests.webhook_payloads import encode, headers, issue_comment, pull_request, sign, workflow_run
+from tests.webhook_payloads import (
+    REPO,
+    base,
+    encode,
+    headers,
+    issue_comment,
+    pull_request,
+    sign,
+    workflow_run,
+)
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
@@ -38,6 +47,11 @@ def post(client, payload, event, delivery=None, secret=SECRET):
 def count(url, model) -> int:
     with session_scope(url) as session:
         return session.scalar(select(func.count()).select_from(model))
+
+
+def deliveries(url) -> list[Delivery]:
+    with session_scope(url) as session:
+        return list(session.scalars(select(Delivery)))
 
 
 def jobs(url) -> list[Job]:
@@ -271,3 +285,56 @@ def test_jobs_api_lists_and_shows_jobs(client, settings):
     assert detail["kind"] == "repair" and detail["params"]["workflow_name"] == "CI"
     assert client.get("/api/jobs/999", headers=admin).status_code == 404
     assert client.get(f"/jobs/{job_id}", headers=admin).status_code == 200
+
+
+def test_what_the_apps_own_bot_caused_starts_no_job(client, settings):
+    """Its pushes (push, synchronize), its fix pull request being opened, its comments and its check
+    suite never make a job; only the CI result of its fix is taken (and repaired within the cap)."""
+    own = {"sender": "qwenfix[bot]", "sender_type": "Bot"}
+    post(client, pull_request(action="synchronize", sha="3" * 40, **own), "pull_request")
+    post(client, pull_request(action="opened", number=2, sha="4" * 40, **own), "pull_request")
+    post(client, {**base(**own), "ref": "refs/heads/feature", "before": "3" * 40, "after": "5" * 40, "commits": []},
+         "push")
+    post(client, issue_comment("/qwen fix", **own), "issue_comment")
+    suite = {"id": 8, "head_sha": "5" * 40, "conclusion": "failure", "app": {"id": 424242, "slug": "qwenfix"}}
+    post(client, {**base(**own), "action": "completed", "check_suite": suite}, "check_suite")
+    assert count(settings.database_url, Job) == 0
+    reasons = {d.reason for d in deliveries(settings.database_url)}
+    assert "pull_request.synchronize was caused by qwenfix[bot] itself" in reasons
+    # a red run on its own fix commit is CI's verdict on the fix: a repair job (capped per day)
+    post(client, workflow_run(sha="5" * 40, sender="qwenfix[bot]", sender_type="Bot"),
+         "workflow_run")
+    [job] = jobs(settings.database_url)
+    assert job.kind == "repair" and job.head_sha == "5" * 40
+
+
+def test_a_ci_result_on_a_fix_commit_is_recorded_as_its_outcome(client, settings):
+
+    with session_scope(settings.database_url) as session:
+        session.add(FixOutcome(job_id=1, repo=REPO, model="m", how="commit", delivered_sha="6" * 40, ci_sha="6" * 40))
+    post(client, workflow_run(conclusion="success", sha="6" * 40), "workflow_run")
+    with session_scope(settings.database_url) as session:
+        assert session.scalar(select(FixOutcome.ci)) == "green"
+    post(client, workflow_run(sha="6" * 40, run_id=102, workflow_id=56), "workflow_run")  # another workflow, red
+    with session_scope(settings.database_url) as session:
+        assert session.scalar(select(FixOutcome.ci)) == "red"
+
+
+def test_a_push_on_a_branch_with_a_fix_awaiting_its_verdict_makes_one_follow_up_job(client, settings):
+
+    with session_scope(settings.database_url) as session:
+        session.add(FixOutcome(job_id=1, repo=REPO, model="m", how="suggest", pr_number=1, branch="feature",
+                               base_sha="1" * 40))
+    post(client, {**base(), "ref": "refs/heads/other", "before": "0" * 40, "after": "9" * 40, "commits": []}, "push")
+    assert count(settings.database_url, Job) == 0  # no fix lives on that branch
+    post(client, pull_request(action="synchronize", sha="7" * 40), "pull_request", delivery="sync")
+    post(client, {**base(), "ref": "refs/heads/feature", "before": "1" * 40, "after": "7" * 40, "commits": []},
+         "push", delivery="push")
+    post(client, {**base(), "ref": "refs/heads/feature", "before": "1" * 40, "after": "7" * 40, "commits": []},
+         "push", delivery="push")  # redelivered
+    follow_ups = [j for j in jobs(settings.database_url) if j.kind == "follow_up"]
+    assert [(j.head_sha, j.params["observation"], j.params["branch"]) for j in follow_ups] == [("7" * 40, "push", "feature")]
+    with session_scope(settings.database_url) as session:
+        push = session.get(Delivery, "push")
+        assert push.status == "ignored"  # the synchronize delivery made the job; the push adds nothing
+        assert session.get(Delivery, "sync").job_id != follow_ups[0].id  # that delivery's own job is its review

@@ -91,12 +91,13 @@ def make_settings(tmp_path):
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a child process these settings."""
     env = {}
+    as_json = settings.model_dump(mode="json")
     for name, value in settings.model_dump().items():
         if value is None:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
-        env[f"QWENFIX_{name.upper()}"] = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        env[f"QWENFIX_{name.upper()}"] = json.dumps(as_json[name]) if isinstance(value, (dict, list)) else str(value)
     return env
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import openai
 
@@ -26,6 +27,10 @@ class ModelError(RuntimeError):
     """The endpoint answered with an error that retries did not cure."""
 
 
+class OverBudget(ModelUnavailable):
+    """A spending limit refused the request before it was sent (the message says which)."""
+
+
 @dataclass(frozen=True)
 class ToolCall:
     name: str
@@ -35,9 +40,10 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class Usage:
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # cached ones included, as the endpoints report them
     completion_tokens: int = 0
     cached_tokens: int = 0  # of the prompt tokens, those the endpoint served from its prefix cache
+    estimated: bool = False  # the endpoint reported no usage: counted from the text's length
 
     @property
     def total(self) -> int:
@@ -45,7 +51,7 @@ class Usage:
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens,
-                     self.cached_tokens + other.cached_tokens)
+                     self.cached_tokens + other.cached_tokens, self.estimated or other.estimated)
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,15 @@ class ModelReply:
         return self.usage.cached_tokens
 
 
+class Meter(Protocol):
+    """Watches a job's model requests: may refuse one before it is sent (raising OverBudget), and
+    hears of each one answered, with the request as sent and the usage reported."""
+
+    def before_request(self, model: str) -> None: ...
+
+    def after_request(self, model: str, request: dict, reply: ModelReply) -> None: ...
+
+
 class ModelClient:
     """One model on one endpoint. ``complete`` is safe to call from several threads at once."""
 
@@ -76,6 +91,7 @@ class ModelClient:
             raise ModelUnavailable("no model endpoint configured (set QWENFIX_LLM_BASE_URL)")
         self.model = model
         self.base_url = base_url
+        self.meter: Meter | None = None
         # local endpoints often need no key, but the client insists on one
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "none", timeout=timeout_s,
                                      max_retries=max_retries,
@@ -86,6 +102,12 @@ class ModelClient:
         return cls(settings.llm_base_url, settings.llm_api_key.get_secret_value(), settings.llm_model,
                    settings.llm_timeout_s, settings.llm_max_retries)
 
+    def metered(self, meter: Meter) -> ModelClient:
+        """The same model and connection, each request watched by ``meter``."""
+        clone = object.__new__(ModelClient)
+        clone.__dict__.update(self.__dict__, meter=meter)
+        return clone
+
     def complete(self, messages: list[dict], tools: list[dict] | None = None, temperature: float = 0.0,
                  max_tokens: int | None = None) -> ModelReply:
         kwargs: dict = {"model": self.model, "messages": messages, "temperature": temperature}
@@ -93,6 +115,14 @@ class ModelClient:
             kwargs["tools"] = tools
         if max_tokens:
             kwargs["max_tokens"] = max_tokens
+        if self.meter is not None:
+            self.meter.before_request(self.model)
+        reply = self._complete(kwargs)
+        if self.meter is not None:
+            self.meter.after_request(self.model, kwargs, reply)
+        return reply
+
+    def _complete(self, kwargs: dict) -> ModelReply:
         started = time.monotonic()
         try:
             response = self._client.chat.completions.create(**kwargs)
@@ -109,12 +139,8 @@ class ModelClient:
             fn = getattr(call, "function", None)
             if fn is not None:
                 calls.append(ToolCall(fn.name, _arguments(fn.arguments), call.id))
-        return ModelReply(
-            text=(message.content or "") if message else "",
-            tool_calls=calls,
-            usage=_usage(response.usage),
-            latency_s=latency,
-        )
+        reply = ModelReply(text=(message.content or "") if message else "", tool_calls=calls, latency_s=latency)
+        return replace(reply, usage=_usage(response.usage, kwargs, reply))
 
     def list_models(self) -> list[str]:
         """The endpoint's models; [] when it does not list them (reaching it is enough)."""
@@ -128,14 +154,16 @@ class ModelClient:
             raise ModelUnavailable(f"model endpoint answered {exc.status_code}") from exc
 
 
-def _usage(usage) -> Usage:
-    """Token counts as the endpoint reports them; `prompt_tokens_details.cached_tokens` (OpenAI,
-    DashScope, vLLM with prefix caching) is absent on endpoints that do not cache."""
-    if usage is None:
-        return Usage()
-    details = getattr(usage, "prompt_tokens_details", None)
-    cached = getattr(details, "cached_tokens", None) if details is not None else None
-    return Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0, cached or 0)
+def _usage(reported, request: dict, reply: ModelReply) -> Usage:
+    """The usage the endpoint reported (`prompt_tokens_details.cached_tokens` from OpenAI, DashScope,
+    vLLM with prefix caching; absent on endpoints that do not cache); only when it reports none,
+    about 4 characters a token."""
+    if reported is not None:
+        details = getattr(reported, "prompt_tokens_details", None)
+        cached = getattr(details, "cached_tokens", None) or 0
+        return Usage(reported.prompt_tokens or 0, reported.completion_tokens or 0, cached)
+    answer = reply.text + json.dumps([c.arguments for c in reply.tool_calls])
+    return Usage(len(json.dumps(request.get("messages", []))) // 4, len(answer) // 4 + 1, 0, estimated=True)
 
 
 def _message(exc: openai.APIStatusError) -> str:

@@ -14,12 +14,13 @@ from dataclasses import asdict, dataclass, field
 from core.logs import redact
 from workers.agent.budget import Budget
 from workers.agent.history import Turn, window
-from workers.agent.llm import ModelClient, ModelError, ModelUnavailable, Usage
+from workers.agent.llm import ModelClient, ModelError, ModelUnavailable, OverBudget, Usage
 from workers.agent.task import PROMPTS, AgentTask
 from workers.agent.toolcalls import CORRECTION, parse_tool_calls
 from workers.agent.tools import TOOL_SCHEMAS, Toolbox, shorten
 
-OUTCOMES = ("finished", "budget_steps", "budget_tokens", "budget_time", "budget_cost", "model_error", "cancelled")
+OUTCOMES = ("finished", "budget_steps", "budget_tokens", "budget_time", "budget_cost", "model_error", "cancelled",
+            "over_budget")  # over_budget: a spending limit of the organization or repository
 
 
 @dataclass
@@ -83,6 +84,9 @@ def run_agent(task: AgentTask | str, toolbox: Toolbox, client: ModelClient, budg
         try:
             reply = client.complete(_redacted(messages, secrets), tools=TOOL_SCHEMAS, temperature=temperature,
                                     max_tokens=budget.max_tokens_per_reply)
+        except OverBudget as exc:
+            result.outcome, result.error = "over_budget", redact(str(exc), secrets)
+            break
         except (ModelUnavailable, ModelError) as exc:
             result.outcome, result.error = "model_error", redact(str(exc), secrets)
             break

@@ -349,7 +349,8 @@ def _agent_candidate(candidate: Candidate, task: RepairTask, agent_task: AgentTa
     candidate.verdict = validate(task, candidate.patch, stations, baseline)
     candidate.validation_s = round(time.monotonic() - clock, 3)
     if candidate.verdict.ok and result.outcome != "finished":
-        candidate.verdict = Verdict(True, [f"verified, although the agent stopped with {result.outcome}"])
+        candidate.verdict = replace(candidate.verdict,
+                                    reasons=[f"verified, although the agent stopped with {result.outcome}"])
     return _security_gate(task, candidate, stations, base_sha)
 
 

@@ -13,6 +13,8 @@ from workers.sandbox import ExecResult
 class Verdict:
     ok: bool
     reasons: list[str] = field(default_factory=list)
+    after: ExecResult | None = None  # the command, run with the patch (the evidence of a fix)
+    regression: ExecResult | None = None  # the regression command, run with the patch
 
 
 @dataclass(frozen=True)

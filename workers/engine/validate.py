@@ -163,7 +163,9 @@ def validate(task: RepairTask, patch: str, stations: Stations, baseline: Baselin
                                              fewer_allowed=task.allow_test_deletion)]
         if reasons:
             return Verdict(False, reasons)
-    return Verdict(True, [])
+    ran = {command: result for command, (result, _run) in after.items()}
+    return Verdict(True, [], after=ran.get(task.command),
+                   regression=ran.get(task.regression_command) if task.regression_command else None)
 
 
 def _run(sandbox: Sandbox, root: Path, task: RepairTask, command: str, measure: bool

@@ -7,17 +7,28 @@ token that is valid right now, for each fetch or push (:meth:`GitHubJob.fresh_to
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from core.audit import Trail
 from core.config import Settings
-from core.github import GitHubApp, GitHubAppError, RateLimited, is_transient, retry_after
+from core.github import (
+    GitHubApp,
+    GitHubAppError,
+    GitHubWrite,
+    RateLimited,
+    is_transient,
+    retry_after,
+)
 from workers.context import JobContext, JobFailed, Transient
 from workers.engine.task import CONTEXT_FILES
 from workers.github import checks, comments, messages, pulls
 from workers.github.neutralize import github_host, neutralize
 from workers.github.progress import ProgressPublisher
-from workers.github.repo_config import RepoConfig, load_repo_config
+from workers.github.repo_config import CONFIG_PATH, RepoConfig, load_repo_config
 from workers.github.target import Target, file_names, read_text, resolve_target
 
 log = logging.getLogger(__name__)
@@ -76,6 +87,7 @@ class GitHubJob:
             self.app.invalidate(job.installation_id, job.repo)
         token = call(self.app.installation_token, job.installation_id, job.repo)
         self.tokens.add(token)
+        self.ctx.trail.add_secret(token)  # never on the audit trail either
         return token
 
     def stage(self, stage: str, detail: str = "", comment: bool = True) -> bool:
@@ -160,15 +172,31 @@ def call(fn, *args, **kwargs):
         raise
 
 
+def audit_writes(trail: Trail) -> Callable[[GitHubWrite], None]:
+    """Every write the job's client makes goes on its audit trail, with what GitHub made of it."""
+    def record(write: GitHubWrite) -> None:
+        trail.record("github", method=write.method, path=write.path, status=write.status, **write.result)
+    return record
+
+
+def config_record(text: str | None, config: RepoConfig, error: str | None, ref: str) -> dict:
+    """What configuration applied: hashes of the file as read and of the effective values."""
+    effective = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    return {"path": CONFIG_PATH, "ref": ref, "found": text is not None,
+            "file_sha256": hashlib.sha256(text.encode()).hexdigest() if text is not None else None,
+            "effective_sha256": hashlib.sha256(effective.encode()).hexdigest(), "error": error}
+
+
 def open_job(ctx: JobContext, head_sha: str | None = None, head_branch: str | None = None,
              head_repo: str | None = None) -> GitHubJob:
     job = ctx.job
     app = github_app(ctx.settings)
-    gh = call(app.installation_client, job.installation_id, job.repo)
+    gh = call(app.installation_client, job.installation_id, job.repo, audit_writes(ctx.trail))
     ctx.resources.enter_context(gh)  # one keep-alive connection for the job's requests from this thread
     target = call(resolve_target, gh, job.repo, job.pr_number, head_sha or job.head_sha, head_branch, head_repo)
-    text = call(read_text, gh, job.repo, ".github/qwen.yml", target.base_ref)
+    text = call(read_text, gh, job.repo, CONFIG_PATH, target.base_ref)
     config, error = load_repo_config(text)
+    ctx.trail.record("config", **config_record(text, config, error, target.base_ref))
     bot = call(app.bot_login)
     gj = GitHubJob(ctx=ctx, gh=gh, app=app, target=target, config=config, config_error=error, bot=bot)
     ctx.resources.callback(gj.publisher.close)  # no stale progress after the job has ended

@@ -161,6 +161,8 @@ def time_limit(limit_s: float) -> tuple[str, str]:
             "(`QWENFIX_JOB_TIME_LIMIT_S`), and was stopped: its sandboxes were removed and nothing was "
             "delivered. A maintainer can try again with `/qwen retry`.")
     return headline, body
+
+
 def fails_on_base(branch: str, base_sha: str, command: str | None, excerpt: str, fix: str | None) -> tuple[str, str]:
     """A failure that the base branch has too: not the pull request's fault. `fix` says what was
     done about the base (a fix pull request, or why none), None when `repair.fix_base` is off."""
@@ -194,9 +196,65 @@ def base_fix(branch: str, how: str | None = None, passes_at: str | None = None) 
     return f"qwenfix found no verified fix for `{branch}`."
 
 
-def fixed(how: str, summary: str, fixer: str | None) -> tuple[str, str]:
+def fixed(how: str, summary: str, fixer: str | None, evidence: str) -> tuple[str, str]:
     source = f"the `{fixer}` fixer (no model calls)" if fixer else "the coding agent"
-    return f"verified fix delivered as {how}", f"Made by {source} and verified by re-running the failing command.\n\n{summary}"
+    return f"verified fix delivered as {how}", f"Made by {source}.\n\n{summary}\n\n{evidence}"
+
+
+def code_span(text: str, limit: int = 200, in_table: bool = False) -> str:
+    """Inline code that nothing inside can break out of (backticks, new lines, a table's pipes)."""
+    text = " ".join(text.split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    ticks = fence_for(text, minimum=1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    span = f"{ticks}{pad}{text}{pad}{ticks}"
+    return span.replace("|", "\\|") if in_table else span
+
+
+def run_cell(exit_code: int | None, counts: str, ok: bool | None = None) -> str:
+    if exit_code is None:
+        return "not run"
+    mark = "✅" if (exit_code == 0 if ok is None else ok) else "❌"
+    return f"{mark} exit {exit_code}" + (f" · {counts}" if counts else "")
+
+
+def cost_line(calls: int, tokens: int, prompt: int, completion: int, cost: float | None, seconds: float) -> str:
+    spent = "no model calls" if not calls else (
+        f"{calls} model call{'s' if calls != 1 else ''}, {tokens:,} tokens ({prompt:,} in, {completion:,} out)"
+        + (f", cost {cost:.4f}" if cost is not None else ""))
+    return f"Cost: {spent}; {seconds:.0f} s."
+
+
+def evidence(command: str, before: str, after: str, regression_command: str | None, regression: str,
+             now_passing: list[str], cost: str) -> str:
+    """Why the fix can be trusted without opening the dashboard: the failing command before and after,
+    the tests it turned green, the regression command, and what it cost."""
+    rows = ["| | command | result |", "| --- | --- | --- |",
+            f"| before the fix | {code_span(command, in_table=True)} | {before} |",
+            f"| with the fix | {code_span(command, in_table=True)} | {after} |"]
+    if regression_command:
+        rows.append(f"| regression check | {code_span(regression_command, in_table=True)} | {regression} |")
+    else:
+        rows.append("| regression check | — | none separate from the command above |")
+    parts = ["**Evidence** (each run in a clean sandbox at this commit)", "\n".join(rows)]
+    if now_passing:
+        shown = ", ".join(code_span(name) for name in now_passing[:20])
+        more = f" and {len(now_passing) - 20} more" if len(now_passing) > 20 else ""
+        parts.append(f"Now passing ({len(now_passing)}): {shown}{more}")
+    parts.append(cost)
+    return "\n\n".join(parts)
+
+
+def over_budget(what: str, resets: str | None, stopped: bool) -> tuple[str, str]:
+    """A budget stopped the job: which one, its limit (in ``what``) and when it resets."""
+    done = ("so this job stopped before its next model request" if stopped
+            else "so this job did not start; no model request was made")
+    when = f"It resets at {resets}." if resets else "A job waits for one of the running jobs to end."
+    body = (f"{what[0].upper()}{what[1:]} is used up, {done}. {when}\n\n"
+            "Budgets are set by the operator of this qwenfix installation; an organization admin may lower "
+            "them in `qwen.yml` of the organization's `.github` repository. This notice appears once a day "
+            "on a pull request.")
+    return "over budget", body
 
 
 def failed(reason: str) -> tuple[str, str]:

@@ -12,6 +12,7 @@ from unidiff.errors import UnidiffParseError
 
 from core.github import split_repo, status_code
 from workers.github.comments import is_own
+from workers.github.fix_blocks import hunk_replacement
 from workers.github.messages import fence_for, marker, with_marker
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def plan_suggestions(patch: str, pull_files: Sequence[PullFile]) -> list[dict[st
         if right_hunks is None:
             return None
         for hunk in pf:
-            placed = _suggestion_for_hunk(list(hunk))
+            placed = hunk_replacement(list(hunk))
             if placed is None:
                 return None
             start, end, new_text = placed
@@ -129,30 +130,6 @@ def right_side_lines(path: str, pr_patch: str) -> list[set[int]] | None:
          and (ln.is_context or ln.is_added)}
         for hunk in parsed[0]
     ]
-
-
-def _suggestion_for_hunk(lines: list[Any]) -> tuple[int, int, str] | None:
-    """(first head line replaced, last head line replaced, replacement text) for one hunk of the
-    candidate patch, trimmed to the span between its first and last change."""
-    lines = [ln for ln in lines if ln.is_added or ln.is_removed or ln.is_context]
-    changed = [i for i, ln in enumerate(lines) if ln.is_added or ln.is_removed]
-    if not changed:
-        return None
-    first, last = changed[0], changed[-1]
-    segment = lines[first : last + 1]
-    old = [ln.source_line_no for ln in segment if ln.is_removed or ln.is_context]
-    new = [ln.value for ln in segment if ln.is_added or ln.is_context]
-    if not old:  # a pure insertion: anchor on a neighbouring unchanged line
-        if first > 0 and lines[first - 1].is_context:
-            anchor = lines[first - 1]
-            old, new = [anchor.source_line_no], [anchor.value, *new]
-        elif last + 1 < len(lines) and lines[last + 1].is_context:
-            anchor = lines[last + 1]
-            old, new = [anchor.source_line_no], [*new, anchor.value]
-        else:
-            return None
-    text = "".join(v if v.endswith("\n") else v + "\n" for v in new)
-    return old[0], old[-1], text
 
 
 def suggestion_review(

@@ -112,11 +112,11 @@ def resolve_target(gh, repo: str, pr_number: int | None, head_sha: str | None, h
     )
 
 
-def read_text(gh, repo: str, path: str, ref: str) -> str | None:
-    """A file's text at a ref through the contents API; None when absent."""
+def read_text(gh, repo: str, path: str, ref: str | None) -> str | None:
+    """A file's text at a ref (None: the default branch) through the contents API; None when absent."""
     owner, name = repo.split("/", 1)
     try:
-        data = _json(gh.rest.repos.get_content(owner, name, path, ref=ref))
+        data = _json(gh.rest.repos.get_content(owner, name, path, **({"ref": ref} if ref else {})))
     except RequestFailed as exc:
         if exc.response.status_code == 404:
             return None

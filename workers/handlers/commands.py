@@ -17,7 +17,6 @@ from core.db.session import session_scope
 from core.github import FAILING
 from core.queue import enqueue
 from workers.agent.explain import explain_failure
-from workers.agent.llm import model_client
 from workers.context import JobContext, Outcome
 from workers.engine.task import RepairTask
 from workers.engine.test_command import detect_test_command
@@ -36,6 +35,7 @@ from workers.handlers.fixing import (
     run_engine,
     task_options,
 )
+from workers.spending import JobSpending
 
 REFUSAL_MEMORY = timedelta(days=365)
 HELP = """Commands (a comment whose line starts with `/qwen`):
@@ -125,7 +125,8 @@ def retry_command(ctx: JobContext) -> Outcome:
         if last is None:
             gj.say("retry", "There is no earlier job on this pull request to run again.")
             return Outcome("skipped", "nothing to retry")
-        again = made or jobs.rerun(session, last, trigger, ctx.job.delivery_id)
+        again = made or jobs.rerun(session, last, trigger, ctx.job.delivery_id,
+                                     retried_by=ctx.job.params.get("actor"))
         again_id, again_token = again.id, None if made else again.enqueue_token
     if again_token:  # (a lost message is sent again by the sweep)
         enqueue(ctx.settings, again_id, again_token)
@@ -162,6 +163,10 @@ def fix_command(ctx: JobContext) -> Outcome:
     refused = refuse_unlisted_image(gj)
     if refused is not None:
         return refused
+    spending = JobSpending(gj)
+    refused = spending.refuse_start(repair=True)
+    if refused is not None:
+        return refused
     instructions = (ctx.job.params.get("text") or "").strip() or None
     focus = ctx.job.params.get("path")
     if focus and instructions:
@@ -186,12 +191,13 @@ def fix_command(ctx: JobContext) -> Outcome:
             return Outcome("failed", "no test command to validate with")
         task = RepairTask(command=command, require_failure=False, **common)
         title, excerpt, toolchains = "Apply requested change", "", ()
-    result = run_engine(gj, task, toolchains)
+    result = run_engine(gj, task, spending, toolchains)
     if evidence is not None and evidence.report.command:
         result.notes += evidence.report.notes
     mode = "commit" if gj.target.can_push_to_head else "suggest"
-    return conclude(gj, result, command, excerpt, record(result, setup=task.setup, setup_source=task.setup_source),
-                    title=title, mode=mode)
+    return conclude(gj, result, spending, command, excerpt,
+                    record(result, setup=task.setup, setup_source=task.setup_source),
+                    title=title, mode=mode, regression_command=task.regression_command)
 
 
 def _detected_test_command(gj: GitHubJob) -> str | None:
@@ -208,8 +214,14 @@ def explain_command(ctx: JobContext) -> Outcome:
         gj.say("explain", f"No check is failing on `{gj.target.head_sha[:7]}`.")
         return Outcome("succeeded", "no failing checks to explain")
     report = evidence.report
-    client = model_client(ctx.settings)
+    spending = JobSpending(gj)
+    refused = spending.refuse_start(repair=False)
+    if refused is not None:
+        return refused
+    client = spending.client()
     explanation = explain_failure(client, as_prompt(report), gj.secrets) if client else None
+    if spending.refusal is not None:
+        return spending.stopped()
     explanation = gj.neutralize(explanation) if explanation else None  # the model read the PR's logs
     body = "\n\n".join(p for p in (explanation or "", messages.failure_section(report.command, report.error_excerpt)) if p)
     gj.say(f"why `{report.job_name}` fails", body)

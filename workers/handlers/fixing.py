@@ -17,22 +17,29 @@ import threading
 import time
 from dataclasses import dataclass
 
+from core import outcomes
+from core.audit import Trail
 from core.config import Settings
-from workers.agent.llm import model_client
+from core.db.models import utcnow
+from core.db.session import session_scope
+from core.jobs import as_aware
 from workers.context import JobFailed, JobTimedOut, Outcome
 from workers.engine.repair import repair
 from workers.engine.setup_cache import SetupCache
 from workers.engine.task import RepairResult, RepairTask, RepoContext
+from workers.engine.test_results import TestRun, now_passing, read_test_run
 from workers.engine.workflow_setup import WORKFLOW_SETUP, job_environment, setup_script
 from workers.failure.report import FailureReport, as_prompt
 from workers.failure.reproduction import TOOLCHAIN_SETTING, environment_problem
 from workers.github import messages, pulls
+from workers.github.fix_blocks import fix_blocks
 from workers.github.job import GitHubJob, call
 from workers.github.target import Target
-from workers.sandbox import Limits
+from workers.sandbox import ExecResult, Limits
 from workers.sandbox.disk import DiskBudget
 from workers.sandbox.engines import select_engine
 from workers.sandbox.policy import SetupNetworkRefused, image_allowed
+from workers.sandbox.recorded import OnExec, RecordedSandbox
 from workers.sandbox.toolchains import (
     ImagePlan,
     ToolchainImagesError,
@@ -40,12 +47,11 @@ from workers.sandbox.toolchains import (
     parse_toolchain_images,
     plan_image,
 )
+from workers.spending import JobSpending
 from workers.workspace.git import AuthenticationError, PushRejected, WorkspaceError
 from workers.workspace.mirrors import MirrorCache
 from workers.workspace.patches import apply_patch
 from workers.workspace.push import commit_and_push, remote_tip_carrying
-
-log = logging.getLogger(__name__)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,7 @@ log = logging.getLogger(__name__)
 class Delivered:
     how: str  # "a commit on the pull request branch", "a suggestion review", …
     details: dict
+    mode: str = "comment"  # what it became: commit | pull_request | suggest | comment
 
 
 def mirror_cache(settings: Settings) -> MirrorCache:
@@ -72,6 +79,18 @@ def checkout_commit(gj: GitHubJob, sha: str):
     target = gj.target
     cache = mirror_cache(gj.ctx.settings)
     return with_token(gj, lambda token: cache.checkout(target.clone_url, sha, token, target.fetch_refs))
+
+
+def audit_commands(trail: Trail, engine: str) -> OnExec:
+    """Every command a sandbox runs goes on the job's audit trail."""
+    def record(argv: list[str], cwd: str, result: ExecResult | None) -> None:
+        if result is None:
+            trail.record("sandbox", engine=engine, argv=argv, cwd=cwd, exit_code=None, error="could not run")
+            return
+        trail.record("sandbox", engine=engine, argv=argv, cwd=cwd, exit_code=result.exit_code,
+                     duration_s=round(result.duration_s, 3), timed_out=result.timed_out,
+                     oom_killed=result.oom_killed)
+    return record
 
 
 def with_token(gj: GitHubJob, git_call):
@@ -125,11 +144,11 @@ def choose_image(gj: GitHubJob, engine, toolchains: tuple = ()) -> ImagePlan:
     return plan_image(list(toolchains), settings.sandbox_image, mapping, image_toolchains)
 
 
-def run_engine(gj: GitHubJob, task: RepairTask, toolchains: tuple = (), at: str | None = None,
-               compare_with: str | None = None) -> RepairResult:
+def run_engine(gj: GitHubJob, task: RepairTask, spending: JobSpending, toolchains: tuple = (),
+               at: str | None = None, compare_with: str | None = None) -> RepairResult:
     """Repair the job's head (or the commit `at`) in the image that provides the workflow's
-    toolchains; with `compare_with`, a failure that happens there too ends the repair as
-    `fails_on_base` before any model call."""
+    toolchains, the model metered by ``spending``; with `compare_with`, a failure that happens there
+    too ends the repair as `fails_on_base` before any model call."""
     settings, target = gj.ctx.settings, gj.target
     sha = at or target.head_sha
     named = gj.config.sandbox.image
@@ -145,6 +164,7 @@ def run_engine(gj: GitHubJob, task: RepairTask, toolchains: tuple = (), at: str 
         return RepairResult("not_reproduced", None, reason=f"not reproduced: environment — {problem}",
                             reproduced="no", environment_problem=problem, notes=notes)
     labels = {"qwenfix.job": str(gj.job_id)}
+    on_exec = audit_commands(gj.ctx.trail, engine.name)
     disk = DiskBudget.from_settings(settings)  # one budget for all of the job's sandboxes
     # A fork's setup runs code nobody with write access has seen: what it made is reused by that pull
     # request's later jobs only, never by the repository's other jobs.
@@ -162,18 +182,21 @@ def run_engine(gj: GitHubJob, task: RepairTask, toolchains: tuple = (), at: str 
             sandbox = engine.start(workspace, image, Limits.from_settings(settings, False), labels=labels,
                                    disk=disk, mounts=mounts)
         live.append(sandbox)
-        return sandbox
+        return RecordedSandbox(sandbox, on_exec)
 
     def progress(stage: str, detail: str = "") -> None:
         gj.stage(stage, detail)
+
+    def stop() -> bool:  # `/qwen stop`, a newer push, or a budget used up
+        return watch.is_set() or spending.refusal is not None
 
     context = RepoContext(files=gj.context_files())
     with CancelWatch(gj.ctx.cancelled, live, deadline=gj.ctx.deadline) as watch:
         try:
             result = repair(
                 task, checkout=lambda: checkout_commit(gj, sha), base_sha=sha, start_sandbox=start_sandbox,
-                client=model_client(settings), context=context, progress=progress, secrets=gj.secrets,
-                cancelled=watch.is_set,
+                client=spending.client(), context=context, progress=progress, secrets=gj.secrets,
+                cancelled=stop,
                 base_checkout=(lambda: checkout_commit(gj, compare_with)) if compare_with else None,
                 setup_cache=cache, image=image,
             )
@@ -248,9 +271,11 @@ def delivery_mode(mode: str, target: Target) -> str:
     return mode
 
 
-def deliver_patch(gj: GitHubJob, patch: str, summary: str, mode: str, title: str) -> Delivered:
-    """Deliver a verified patch: a commit, a suggestion review, a fix pull request, or a comment."""
+def deliver_patch(gj: GitHubJob, patch: str, summary: str, mode: str, title: str, evidence: str = "") -> Delivered:
+    """Deliver a verified patch: a commit, a suggestion review, a fix pull request, or a comment; the
+    posts carry the ``evidence``, the commit message only the summary."""
     target = gj.target
+    described = f"{summary}\n\n{evidence}".strip()
     mode = delivery_mode(mode, target)
     if mode == "commit":
         remote = target.head_clone_url if target.fork else target.clone_url
@@ -258,19 +283,20 @@ def deliver_patch(gj: GitHubJob, patch: str, summary: str, mode: str, title: str
             raise JobFailed(f"{target.head_repo or 'the head repository'} has no clone URL to push to")
         sha = _push(gj, patch, f"{title}\n\n{summary}".strip(), target.head_ref, remote, force=False,
                     onto_base=not target.fork)
-        return Delivered("a commit on the pull request branch", {"commit_sha": sha, "branch": target.head_ref})
+        return Delivered("a commit on the pull request branch", {"commit_sha": sha, "branch": target.head_ref}, mode)
     if mode == "pull_request":
         branch = f"qwenfix/fix-{target.head_sha[:7]}-{gj.job_id}"
         sha = _push(gj, patch, f"{title}\n\n{summary}".strip(), branch, target.clone_url, force=True)
         base = target.head_ref or target.default_branch
-        body = messages.outcome(gj.job_id, gj.url, title, summary)
+        body = messages.outcome(gj.job_id, gj.url, title, described)
         number, url = call(pulls.open_fix_pull_request, gj.gh, target.repo, base, branch, title, body, gj.job_id)
-        return Delivered(f"pull request #{number}", {"commit_sha": sha, "branch": branch, "pull_request": number, "url": url})
+        return Delivered(f"pull request #{number}", {"commit_sha": sha, "branch": branch, "pull_request": number,
+                                                      "url": url}, mode)
     if mode == "suggest":
         review = call(pulls.suggestion_review, gj.gh, target.repo, target.pr_number, target.head_sha, patch,
-                      messages.outcome(gj.job_id, gj.url, title, summary), gj.job_id, bot=gj.bot)
+                      messages.outcome(gj.job_id, gj.url, title, described), gj.job_id, bot=gj.bot)
         if review is not None:
-            return Delivered("a suggestion review", {"review_id": review})
+            return Delivered("a suggestion review", {"review_id": review}, mode)
     return Delivered("a patch in this comment", {"comment": True})
 
 
@@ -308,7 +334,10 @@ def _push(gj: GitHubJob, patch: str, message: str, branch: str, remote: str, for
                     raise
                 return ours
 
-    return with_token(gj, push)
+    sha = with_token(gj, push)
+    gj.ctx.trail.record("github", method="git push", path=f"{remote}:refs/heads/{branch}", status=None,
+                        sha=sha, force=force)
+    return sha
 
 
 def task_options(gj: GitHubJob, **extra) -> dict:
@@ -355,12 +384,15 @@ def failure_task(gj: GitHubJob, report: FailureReport, regression: str | None, *
     )
 
 
-def conclude(gj: GitHubJob, result: RepairResult, command: str | None, excerpt: str, fields: dict, title: str,
-             mode: str | None = None) -> Outcome:
+def conclude(gj: GitHubJob, result: RepairResult, spending: JobSpending, command: str | None, excerpt: str,
+             fields: dict, title: str, mode: str | None = None, regression_command: str | None = None) -> Outcome:
     """Turn an engine result into what the user sees: delivery, comment, check run and job outcome."""
     candidates = fields["result"].get("candidates", [])
+    fields["usage"] = {**fields.get("usage", {}), **spending.totals()}
     if gj.ctx.lease_lost.is_set():  # another worker took the job over: it speaks for the job now
         return Outcome("cancelled", "taken over by another worker", fields)
+    if spending.refusal is not None:
+        return spending.stopped(fields)
     notes = messages.reproduction_notes(result.notes)
     if result.status == "setup_failed":
         output = result.setup_output or ""
@@ -392,9 +424,11 @@ def conclude(gj: GitHubJob, result: RepairResult, command: str | None, excerpt: 
     chosen = result.chosen
     # the model wrote the summary: neutralized; the security scan's lower findings ride along
     summary = gj.neutralize(chosen.summary) + messages.security_notes(chosen.security_notes)
+    proof, fields["result"]["evidence"] = evidence(gj, result, spending, command or "", regression_command)
     fields["result"]["verified"] = {
         "patch": chosen.patch, "summary": summary, "fixer": result.fixer_used, "title": title,
         "mode": mode or gj.config.effective_mode(gj.target.on_default_branch), "notes": notes,
+        "evidence": proof, "spent": spending.totals(),
     }
     # stored before delivery: a retry after a transient failure delivers it without the model
     gj.ctx.update(result=fields["result"], trajectory=fields.get("trajectory", []), usage=fields.get("usage", {}))
@@ -417,17 +451,68 @@ def deliver_verified(gj: GitHubJob, fields: dict) -> Outcome:
     result, verified = fields["result"], fields["result"]["verified"]
     gj.stage("delivering")
     if not result.get("delivery"):
-        delivered = deliver_patch(gj, verified["patch"], verified["summary"], verified["mode"], verified["title"])
-        result["delivery"] = {"how": delivered.how, **delivered.details}
+        delivered = deliver_patch(gj, verified["patch"], verified["summary"], verified["mode"], verified["title"],
+                                  verified.get("evidence", ""))
+        result["delivery"] = {"how": delivered.how, **delivered.details, "mode": delivered.mode}
         result.update({k: v for k, v in delivered.details.items() if k == "commit_sha"})
         gj.ctx.update(result=result)  # a retry of the final posts does not deliver twice
     delivery = result["delivery"]
-    headline, body = messages.fixed(delivery["how"], verified["summary"], verified.get("fixer"))
+    record_outcome(gj, delivery, verified)  # once per job, also when a retry finished the delivery
+    headline, body = messages.fixed(delivery["how"], verified["summary"], verified.get("fixer"),
+                                    verified.get("evidence", ""))
     if delivery.get("comment"):
         body = f"{body}\n\n{messages.patch_comment('', verified['patch'], gj.url)}"
     body = _with(body, verified.get("notes", ""))
     gj.finish(headline, body, "success", f"Verified fix: {delivery['how']}", text=messages.fence(verified["patch"], "diff"))
     return Outcome("succeeded", f"fixed: delivered as {delivery['how']}", fields)
+
+
+def record_outcome(gj: GitHubJob, delivery: dict, verified: dict) -> None:
+    """The delivered fix's outcome row, followed from now on through GitHub's events (workers/handlers/
+    follow_up.py): its blocks of changed lines, and the commit whose CI tells whether it is green."""
+    job, target = gj.ctx.job, gj.target
+    totals = {"tokens": 0, "cost": None, "model_calls": 0, **verified.get("spent", {})}
+    fixer, patch = verified.get("fixer"), verified["patch"]
+    sha = delivery.get("commit_sha")
+    with session_scope(gj.ctx.settings.database_url) as session:
+        outcomes.record_delivery(
+            session, job_id=job.id, installation_id=job.installation_id, repo=target.repo, pr_number=target.pr_number,
+            branch=delivery.get("branch") or target.head_ref,
+            model=f"fixer:{fixer}" if fixer else gj.ctx.settings.llm_model, how=delivery.get("mode", "comment"),
+            base_sha=target.head_sha, delivered_sha=sha, ci_sha=sha, fix_pr_number=delivery.get("pull_request"),
+            review_id=delivery.get("review_id"), blocks=fix_blocks(patch),
+            red_at=as_aware(job.created_at) or utcnow(), tokens=totals["tokens"], cost=totals["cost"],
+            model_calls=totals["model_calls"])
+
+
+def evidence(gj: GitHubJob, result: RepairResult, spending: JobSpending, command: str,
+             regression_command: str | None) -> tuple[str, dict]:
+    """The evidence a delivered fix carries (as text for the posts, and as data for the job row): the
+    command before and with the fix, the tests it turned green, the regression check, and its cost."""
+    verdict = result.chosen.verdict
+    before, after, regression = result.reproduction, verdict.after, verdict.regression
+    runs = {name: read_test_run(r.output) if r is not None else TestRun()
+            for name, r in (("before", before), ("after", after), ("regression", regression))}
+    turned = now_passing(runs["before"], runs["after"], bool(after and after.ok))
+    totals = spending.totals()
+    started = as_aware(gj.ctx.job.started_at) or utcnow()
+    seconds = (utcnow() - started).total_seconds()
+
+    def cell(name: str, run) -> str:
+        return messages.run_cell(run.exit_code if run else None, runs[name].counts(), run.ok if run else None)
+
+    text = messages.evidence(
+        command, cell("before", before), cell("after", after), regression_command if regression else None,
+        cell("regression", regression), turned,
+        messages.cost_line(totals["model_calls"], totals["tokens"], totals["prompt_tokens"],
+                           totals["completion_tokens"], totals["cost"], seconds))
+    data = {"command": command, "regression_command": regression_command if regression else None,
+            **{f"{name}_exit_code": (r.exit_code if r else None) for name, r in
+               (("before", before), ("after", after), ("regression", regression))},
+            **{f"{name}_counts": run.counts() for name, run in runs.items()},
+            "failing_before": list(runs["before"].failing), "now_passing": turned,
+            "seconds": round(seconds, 1), **totals}
+    return text, data
 
 
 def finish_without_fix(gj, command, excerpt, candidates, reason, fields=None, state="failed", notes="") -> Outcome:

@@ -26,6 +26,7 @@ from workers.handlers.fixing import (
     resume_delivery,
     run_engine,
 )
+from workers.spending import JobSpending
 
 ATTEMPT_STATES = ("succeeded", "failed")  # jobs that actually tried (not skipped or cancelled)
 LOCK_RETRY_S = 5.0  # a pull request found only now may be busy with another job: come back then
@@ -64,6 +65,10 @@ def repair_red_build(ctx: JobContext) -> Outcome:
     if len(_attempts_today(earlier)) >= cap:
         return Outcome("skipped", f"attempt cap reached: {cap} repair attempts on this pull request today "
                                   "(repair.max_attempts_per_day)")
+    spending = JobSpending(gj)
+    refused = spending.refuse_start(repair=True)
+    if refused is not None:
+        return refused
 
     gj.stage("reproducing", "reading the failed run")
     evidence = call(collect, gj.gh, target, job.params, gj.config.repair.command)
@@ -85,18 +90,18 @@ def repair_red_build(ctx: JobContext) -> Outcome:
     task = failure_task(gj, report, evidence.regression_command)
     base = merge_base(gj)  # before the model sees anything: does the base fail the same way?
     toolchains = report.ci_job.toolchains if report.ci_job else ()
-    result = run_engine(gj, task, toolchains, compare_with=base)
+    result = run_engine(gj, task, spending, toolchains, compare_with=base)
     result.notes += report.notes
     fields = record(result, signature=report.signature, failure=as_prompt(report), setup=task.setup,
                     setup_source=task.setup_source)
     if result.status == "fails_on_base":
-        return _fails_on_base(gj, task, result, report, base, fields)
-    return conclude(gj, result, report.command, report.error_excerpt, fields,
-                    title=f"Fix {report.job_name or 'the failing check'}")
+        return _fails_on_base(gj, task, result, report, base, fields, spending)
+    return conclude(gj, result, spending, report.command, report.error_excerpt, fields,
+                    title=f"Fix {report.job_name or 'the failing check'}", regression_command=task.regression_command)
 
 
 def _fails_on_base(gj: GitHubJob, task: RepairTask, result: RepairResult, report: FailureReport, base: str,
-                   fields: dict) -> Outcome:
+                   fields: dict, spending: JobSpending) -> Outcome:
     """Not the pull request's fault: say so, push nothing to it; with `repair.fix_base`, repair the
     base branch's tip and offer that fix as a pull request into the base branch."""
     target, branch = gj.target, gj.target.base_ref
@@ -104,7 +109,7 @@ def _fails_on_base(gj: GitHubJob, task: RepairTask, result: RepairResult, report
                                 "output": result.base_reproduction.output[-4000:] if result.base_reproduction else None}
     fix = None
     if gj.config.repair.fix_base and target.base_sha:
-        fixed = run_engine(gj, task, report.ci_job.toolchains if report.ci_job else (), at=target.base_sha)
+        fixed = run_engine(gj, task, spending, report.ci_job.toolchains if report.ci_job else (), at=target.base_sha)
         fields["result"]["base"]["repair"] = record(fixed)["result"]
         if fixed.status == "fixed" and fixed.chosen is not None:
             gj.stage("delivering")

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from workers.agent.llm import ModelError, ModelUnavailable, model_client
+from workers.agent.llm import ModelError, ModelUnavailable
 from workers.context import JobContext, Outcome
 from workers.github import messages, pulls
 from workers.github.job import GitHubJob, call, open_job
 from workers.review.diff import place, review_diff
 from workers.review.findings import Review, UnreadableReview, ask_for_review
+from workers.spending import JobSpending
 
 
 def review_pull_request(ctx: JobContext) -> Outcome:
@@ -32,7 +33,11 @@ def review_pull_request(ctx: JobContext) -> Outcome:
     if earlier is not None:  # this job ran before, or a draft's review already covers this commit
         return Outcome("skipped", f"{target.head_sha[:7]} is already reviewed (review {earlier})",
                        {"result": {"review_id": earlier}})
-    client = model_client(ctx.settings)
+    spending = JobSpending(gj)
+    refused = spending.refuse_start(repair=False)
+    if refused is not None:
+        return refused
+    client = spending.client()
     if client is None:
         return _failed(gj, "no model endpoint is configured (QWENFIX_LLM_BASE_URL)")
 
@@ -44,6 +49,8 @@ def review_pull_request(ctx: JobContext) -> Outcome:
         review = ask_for_review(client, target.pr_title or "", target.pr_body or "", diff.text, gj.secrets,
                                 temperature=gj.config.model.temperature or 0.0)
     except (ModelUnavailable, ModelError, UnreadableReview) as exc:
+        if spending.refusal is not None:
+            return spending.stopped()
         return _failed(gj, f"the model could not review it: {exc}")
     # the model read untrusted text: no mentions of strangers, no links elsewhere in what it wrote
     review = Review(gj.neutralize(review.summary),

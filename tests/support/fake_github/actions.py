@@ -52,8 +52,8 @@ def workflow_run_json(fake: State, run: dict[str, Any]) -> dict[str, Any]:
         "check_suite_node_id": node_id("CheckSuite", run["check_suite_id"]),
         "url": base, "html_url": fake.html(f"/{repo}/actions/runs/{rid}"),
         "pull_requests": prs, "created_at": CREATED_AT, "updated_at": CREATED_AT,
-        "run_started_at": CREATED_AT, "actor": user_json(fake, "contributor"),
-        "triggering_actor": user_json(fake, "contributor"),
+        "run_started_at": CREATED_AT, "actor": _actor(fake, run.get("actor", "contributor")),
+        "triggering_actor": _actor(fake, run.get("actor", "contributor")),
         "jobs_url": base + "/jobs", "logs_url": base + "/logs",
         "check_suite_url": fake.api(f"/repos/{repo}/check-suites/{run['check_suite_id']}"),
         "artifacts_url": base + "/artifacts", "cancel_url": base + "/cancel",
@@ -64,6 +64,10 @@ def workflow_run_json(fake: State, run: dict[str, Any]) -> dict[str, Any]:
         "repository": repo_json(fake, repo),
         "head_repository": repo_json(fake, run.get("head_repository") or repo),
     }
+
+
+def _actor(fake: State, login: str) -> dict[str, Any]:
+    return user_json(fake, login, "Bot" if login.endswith("[bot]") else "User")
 
 
 def job_json(fake: State, job: dict[str, Any]) -> dict[str, Any]:

@@ -9,10 +9,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.support.fake_github import hooks
+from tests.support.fake_github import events, hooks
 from tests.support.fake_github.checks import annotation, check_run_json
 from tests.support.fake_github.issues import issue_comment_json
 from tests.support.fake_github.pulls import (
+    current_head_sha,
     pull_json,
     review_comment_json,
     review_json,
@@ -20,8 +21,16 @@ from tests.support.fake_github.pulls import (
 )
 from tests.support.fake_github.repos import ROLE_OF
 from tests.support.fake_github.server import build_app
-from tests.support.fake_github.state import APP_SLUG, CREATED_AT, Pull, Repo, State, stable_id
-from tests.support.git_http import _git, bare_repo_path, make_bare_repo, push_commit
+from tests.support.fake_github.state import (
+    APP_SLUG,
+    CREATED_AT,
+    Pull,
+    Repo,
+    State,
+    now_iso,
+    stable_id,
+)
+from tests.support.git_http import _git, bare_repo_path, make_bare_repo, push_commit, set_ref
 
 
 class FakeGitHub(State):
@@ -135,6 +144,47 @@ class FakeGitHub(State):
             self.pulls_by_key[(repo, number)] = pull
         return pull_json(self, pull)
 
+    def merge_pull(self, repo: str, number: int, user: str = "maintainer") -> str:
+        """Merge pull request ``number`` like GitHub's merge button (a merge commit on the base
+        branch); it becomes closed and merged. Returns the merge commit's sha."""
+        p = self.pulls_by_key[(repo, number)]
+        head = current_head_sha(self, p)
+        git_dir = str(self.repos[repo].git_dir)
+        base = self.ref(repo, f"refs/heads/{p.base_ref}")
+        tree = _git("--git-dir", git_dir, "merge-tree", "--write-tree", base, head).splitlines()[0]
+        merge = _git("--git-dir", git_dir, "commit-tree", tree, "-p", base, "-p", head, "-m",
+                     f"Merge pull request #{number} from {p.head_repo.split('/')[0]}/{p.head_ref}")
+        set_ref(self.repos_root, repo, f"refs/heads/{p.base_ref}", merge)
+        with self.lock:
+            p.state, p.merged, p.merged_by, p.merge_commit_sha = "closed", True, user, merge
+            p.closed_at = p.merged_at = now_iso()
+        return merge
+
+    def close_pull(self, repo: str, number: int) -> None:
+        """Close pull request ``number`` without merging it."""
+        p = self.pulls_by_key[(repo, number)]
+        current_head_sha(self, p)
+        with self.lock:
+            p.state, p.closed_at = "closed", now_iso()
+
+    # ---------------------------------------------------------------- webhook payloads (events.py)
+
+    def pull_request_event(self, repo: str, number: int, action: str, sender: str = "contributor",
+                           before: str | None = None, sender_type: str = "User") -> dict[str, Any]:
+        return events.pull_request(self, repo, number, action, sender, before, sender_type)
+
+    def push_event(self, repo: str, branch: str, before: str, after: str, sender: str = "contributor",
+                   sender_type: str = "User", forced: bool = False) -> dict[str, Any]:
+        return events.push(self, repo, branch, before, after, sender, sender_type, forced)
+
+    def review_thread_event(self, repo: str, number: int, comment_ids: Iterable[int], action: str = "resolved",
+                            sender: str = "maintainer") -> dict[str, Any]:
+        return events.review_thread(self, repo, number, list(comment_ids), action, sender)
+
+    def workflow_run_event(self, run_id: int, sender: str = "contributor",
+                           sender_type: str = "User") -> dict[str, Any]:
+        return events.workflow_run(self, run_id, sender, sender_type)
+
     def add_issue(self, repo: str, number: int) -> None:
         """A plain issue (so comments can be posted on it)."""
         with self.lock:
@@ -214,7 +264,7 @@ class FakeGitHub(State):
                          head_branch: str | None = None, event: str = "pull_request",
                          status: str = "completed", conclusion: str | None = "failure",
                          pull_numbers: Iterable[int] = (), run_attempt: int = 1,
-                         check_suite_id: int | None = None,
+                         check_suite_id: int | None = None, actor: str = "contributor",
                          head_repository: str | None = None) -> dict[str, Any]:
         """A GitHub Actions workflow run.
 
@@ -234,7 +284,7 @@ class FakeGitHub(State):
                 "repo": repo, "id": run_id, "name": name, "path": path, "head_sha": head_sha,
                 "head_branch": head_branch, "event": event, "status": status,
                 "conclusion": conclusion, "pull_numbers": list(pull_numbers),
-                "run_attempt": run_attempt, "check_suite_id": suite, "job_ids": [],
+                "run_attempt": run_attempt, "check_suite_id": suite, "job_ids": [], "actor": actor,
                 "head_repository": head_repository or repo,
             }
             self.workflow_runs[run_id] = run

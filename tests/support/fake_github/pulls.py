@@ -77,8 +77,8 @@ def pull_json(fake: State, p: Pull, simple: bool = False) -> dict[str, Any]:
         "statuses_url": fake.api(f"/repos/{p.repo}/statuses/{head_sha}"),
         "number": p.number, "state": p.state, "locked": False, "title": p.title,
         "user": user_json(fake, p.user), "body": p.body, "labels": [], "milestone": None,
-        "active_lock_reason": None, "created_at": p.created_at, "updated_at": p.created_at,
-        "closed_at": None, "merged_at": None, "merge_commit_sha": None, "assignee": None,
+        "active_lock_reason": None, "created_at": p.created_at, "updated_at": p.closed_at or p.created_at,
+        "closed_at": p.closed_at, "merged_at": p.merged_at, "merge_commit_sha": p.merge_commit_sha, "assignee": None,
         "assignees": [], "requested_reviewers": [], "requested_teams": [],
         "head": {"label": f"{head_owner}:{p.head_ref}", "ref": p.head_ref, "sha": head_sha,
                  "user": user_json(fake, head_owner),
@@ -99,8 +99,9 @@ def pull_json(fake: State, p: Pull, simple: bool = False) -> dict[str, Any]:
     if not simple:
         files = pull_files(fake, p)
         out.update({
-            "merged": p.merged, "mergeable": True, "rebaseable": True,
-            "mergeable_state": "clean", "merged_by": None, "comments": 0,
+            "merged": p.merged, "mergeable": None if p.state == "closed" else True, "rebaseable": True,
+            "mergeable_state": "unknown" if p.state == "closed" else "clean",
+            "merged_by": user_json(fake, p.merged_by) if p.merged_by else None, "comments": 0,
             "review_comments": 0, "maintainer_can_modify": p.maintainer_can_modify,
             "commits": 1, "additions": sum(f["additions"] for f in files),
             "deletions": sum(f["deletions"] for f in files), "changed_files": len(files),

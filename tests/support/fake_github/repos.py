@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 
 from tests.support.fake_github.auth import repo_for
 from tests.support.fake_github.shapes import repo_json, user_json
-from tests.support.fake_github.state import GitHubError, State
+from tests.support.fake_github.state import GitHubError, State, node_id
 from tests.support.git_http import _git
 
 if TYPE_CHECKING:
@@ -34,6 +34,24 @@ def content_item(fake: State, repo: str, ref: str, path: str, sha: str, kind: st
         "sha": sha, "url": url, "git_url": git_url, "html_url": html,
         "download_url": fake.html(f"/{repo}/raw/{ref}/{path}") if kind == "file" else None,
         "_links": {"self": url, "git": git_url, "html": html},
+    }
+
+
+def commit_json(fake: State, repo: str, sha: str) -> dict[str, Any]:
+    """A commit as the commits and compare APIs show it."""
+    git_dir = str(fake.repos[repo].git_dir)
+    fields = _git("--git-dir", git_dir, "show", "-s", "--format=%T%x00%P%x00%an%x00%ae%x00%aI%x00%B", sha)
+    tree, parents, author, email, stamp, message = fields.split("\x00", 5)
+    person = {"name": author, "email": email, "date": stamp}
+    url = fake.api(f"/repos/{repo}/commits/{sha}")
+    return {
+        "sha": sha, "node_id": node_id("Commit", sha), "url": url,
+        "html_url": fake.html(f"/{repo}/commit/{sha}"), "comments_url": url + "/comments",
+        "commit": {"url": fake.api(f"/repos/{repo}/git/commits/{sha}"), "author": person, "committer": person,
+                   "message": message.strip(), "tree": {"sha": tree, "url": fake.api(f"/repos/{repo}/git/trees/{tree}")},
+                   "comment_count": 0},
+        "author": None, "committer": None,
+        "parents": [{"sha": p, "url": fake.api(f"/repos/{repo}/commits/{p}")} for p in parents.split()],
     }
 
 
@@ -111,6 +129,33 @@ def router(fake: FakeGitHub) -> APIRouter:
         item["encoding"] = "base64"
         item["content"] = base64.encodebytes(blob).decode()
         return item
+
+    @api.get("/repos/{owner}/{name}/compare/{basehead}")
+    async def compare(owner: str, name: str, basehead: str, request: Request):
+        """How ``head`` relates to ``base`` (``base...head``): ahead, behind, identical or diverged."""
+        r, _ = repo_for(fake, request, owner, name)
+        base_ref, sep, head_ref = basehead.partition("...")
+        git_dir = str(r.git_dir)
+        base, head = fake.ref(r.full_name, base_ref), fake.ref(r.full_name, head_ref)
+        if not sep or base is None or head is None:
+            raise GitHubError(404, "Not Found")
+        try:
+            merge_base = _git("--git-dir", git_dir, "merge-base", base, head)
+        except RuntimeError:
+            raise GitHubError(404, f"No common ancestor between {base_ref} and {head_ref}.") from None
+        ahead = _git("--git-dir", git_dir, "rev-list", f"{base}..{head}").split()
+        behind = _git("--git-dir", git_dir, "rev-list", f"{head}..{base}").split()
+        status = ("identical" if not ahead and not behind else "ahead" if not behind
+                  else "behind" if not ahead else "diverged")
+        html = fake.html(f"/{r.full_name}/compare/{basehead}")
+        return {
+            "url": fake.api(f"/repos/{r.full_name}/compare/{basehead}"), "html_url": html,
+            "permalink_url": html, "diff_url": html + ".diff", "patch_url": html + ".patch",
+            "base_commit": commit_json(fake, r.full_name, base),
+            "merge_base_commit": commit_json(fake, r.full_name, merge_base),
+            "status": status, "ahead_by": len(ahead), "behind_by": len(behind), "total_commits": len(ahead),
+            "commits": [commit_json(fake, r.full_name, sha) for sha in reversed(ahead)], "files": [],
+        }
 
     @api.get("/repos/{owner}/{name}/branches/{branch:path}")
     async def get_branch(owner: str, name: str, branch: str, request: Request):

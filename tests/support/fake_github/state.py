@@ -172,6 +172,10 @@ class Pull:
     draft: bool = False
     created_at: str = CREATED_AT
     merged: bool = False
+    closed_at: str | None = None
+    merged_at: str | None = None
+    merge_commit_sha: str | None = None
+    merged_by: str | None = None
     head_repo_deleted: bool = False  # the fork is gone: GitHub then sends ``head.repo: null``
 
 

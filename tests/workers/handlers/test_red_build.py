@@ -64,6 +64,13 @@ def test_a_failing_test_gets_a_verified_commit_on_the_pr_branch(stack):
     [comment] = gh.bot_comments(REPO, 7)
     assert "verified fix delivered as a commit" in comment["body"]
     assert len(gh.calls("POST", f"/repos/{REPO}/issues/7/comments")) == 1
+    # the evidence, in the comment and on the check run: before, after, what turned green, what it cost
+    for text in (comment["body"], check["output"]["summary"]):
+        assert "| before the fix | `python3 -m pytest -q` | ❌ exit 1 · 1 failed |" in text
+        assert "| with the fix | `python3 -m pytest -q` | ✅ exit 0 · 1 passed |" in text
+        assert "Now passing (1): `tests/test_calc.py::test_add`" in text
+        assert f"Cost: 8 model calls, {job.usage['tokens']:,} tokens" in text
+    assert job.result["evidence"]["now_passing"] == ["tests/test_calc.py::test_add"]
     # the model saw the failure, fenced as data, and never a secret
     first = stack.model.chat_requests()[0].raw
     assert "FAILED tests/test_calc.py::test_add" in first and "<untrusted-data" in first
@@ -86,6 +93,9 @@ def test_a_formatting_failure_is_fixed_with_zero_model_calls(stack):
     assert job.state == "succeeded", job.outcome
     assert stack.model.requests == []
     assert job.result["fixer"] and "ruff" in job.result["fixer"]
+    [comment] = gh.bot_comments(REPO, 7)
+    assert "| with the fix | `ruff format --check .` | ✅ exit 0 |" in comment["body"]
+    assert "Cost: no model calls;" in comment["body"]
     new_head = gh.ref(REPO, "refs/heads/feature")
     assert gh.file_at(REPO, new_head, "calc.py") == "def add(a, b):\n    return a + b\n"
 
