@@ -206,6 +206,9 @@ def test_describe_shows_effective_values_as_a_markdown_table():
             for name in model.annotation.model_fields]
     assert [line.split("`")[1] for line in lines[2:]] == keys  # every key has a row, in order
     rows = {line.split(" | ")[0].strip("| `"): line for line in lines[2:]}
+    keys = {f"{section}.{key}" for section, model in RepoConfig.model_fields.items()
+            for key in model.annotation.model_fields}
+    assert len(keys) >= 21 and set(rows) == keys and len(lines) == 2 + len(keys)  # every key has one row
     assert "`3`" in rows["repair.candidates"] and ".github/qwen.yml" in rows["repair.candidates"]
     assert "suggest on pull requests, pull_request on the default branch" in rows["repair.mode"]
     assert rows["repair.mode"].endswith("| default |")

@@ -1,0 +1,58 @@
+"""The failing job's own setup as the repair's setup phase: its `run:` steps before the failing
+step, in order, each in its working directory, shell and env, after what its setup actions stand
+for (setup-uv: `uv` installed with pip). Used when the repository sets no `repair.setup`."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from workers.engine.environment import PACKAGES_MOUNT, JobEnvironment, as_shell
+from workers.failure.ci_job import CiJob
+from workers.sandbox import WORKSPACE_MOUNT
+
+WORKFLOW_SETUP = "the workflow's steps before the failing step"
+
+
+def setup_script(job: CiJob) -> str | None:
+    """One script for the setup sandbox, or None when the job has nothing to set up."""
+    lines: list[str] = []
+    for toolchain in job.toolchains:
+        if toolchain.name == "uv":  # setup-uv puts `uv` on PATH; here it comes from the package index/cache
+            spec = f"uv=={toolchain.version}" if toolchain.version and toolchain.version[0].isdigit() else "uv"
+            lines.append(f"command -v uv >/dev/null 2>&1 || python -m pip install {shlex.quote(spec)}")
+    for step in job.setup_steps:
+        lines.append(f"echo {shlex.quote('--- ' + step.name)}")
+        where = f"{WORKSPACE_MOUNT}/{step.working_directory}".rstrip("/") if step.working_directory \
+            else WORKSPACE_MOUNT
+        exports = "".join(f"export {name}={shlex.quote(value)}; " for name, value in step.env.items())
+        body = f"( cd {shlex.quote(where)} && {exports}{as_shell(step.run, step.shell)} )"
+        lines.append(f"{body} || true" if step.continue_on_error else body)
+    if not lines:
+        return None
+    return "set -e\n" + "\n".join(lines)
+
+
+def job_environment(job: CiJob | None, pip_index_url: str = "", npm_registry: str = "",
+                    package_cache: Path | None = None, network: bool = False) -> JobEnvironment:
+    """The job's plain env, and where packages come from: the operator's index and registry, or
+    the read-only package cache (wheels/, npm/), and no index at all when the setup sandbox has no
+    network (so an install fails at once, saying what is missing)."""
+    setup: dict[str, str] = {}
+    if package_cache is not None:
+        setup["PIP_FIND_LINKS"] = f"{PACKAGES_MOUNT}/wheels"
+        setup["UV_FIND_LINKS"] = f"{PACKAGES_MOUNT}/wheels"
+        setup["npm_config_cache"] = f"{PACKAGES_MOUNT}/npm"
+    if pip_index_url:
+        setup["PIP_INDEX_URL"] = pip_index_url
+        setup["UV_DEFAULT_INDEX"] = pip_index_url
+    elif not network:
+        setup["PIP_NO_INDEX"] = "1"
+        setup["UV_NO_INDEX"] = "1"
+        setup["UV_OFFLINE"] = "1"
+    if npm_registry:
+        setup["npm_config_registry"] = npm_registry
+    elif not network:
+        setup["npm_config_offline"] = "true"
+    return JobEnvironment(variables=dict(job.env) if job else {}, package_variables=setup,
+                          package_cache=package_cache)

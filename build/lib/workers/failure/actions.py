@@ -1,0 +1,92 @@
+"""What a workflow's `uses:` steps mean for reproducing it: setup actions become toolchain
+requests (setup-python → python 3.12), checkout and cache actions need nothing, a few actions run a
+known command (pre-commit/action), and every other action is named as not reproduced."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# action (owner/name, lower case, no @ref) → (toolchain, the input holding its version)
+SETUP_ACTIONS = {
+    "actions/setup-python": ("python", "python-version"),
+    "astral-sh/setup-uv": ("uv", "version"),
+    "actions/setup-node": ("node", "node-version"),
+    "actions/setup-go": ("go", "go-version"),
+    "actions/setup-java": ("java", "java-version"),
+    "dtolnay/rust-toolchain": ("rust", "toolchain"),
+}
+# The file input an action reads the version from when the version input is absent.
+VERSION_FILE_INPUTS = {"python-version-file", "node-version-file", "go-version-file", "java-version-file"}
+# Nothing to reproduce: the worktree is the checkout; caches only make CI faster; uploads come after.
+IGNORED_ACTIONS = {
+    "actions/checkout", "actions/cache", "actions/cache/restore", "actions/cache/save",
+    "actions/upload-artifact", "codecov/codecov-action", "coverallsapp/github-action",
+}
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """A toolchain the failing job asked for: `python` `3.12`, `node` `20.x`, `rust` `stable`, …"""
+
+    name: str
+    version: str | None  # as requested; None: whatever the image has
+    action: str  # the `uses:` that asked, for the report
+
+    def describe(self) -> str:
+        return f"{self.name} {self.version}" if self.version else self.name
+
+
+@dataclass(frozen=True)
+class ActionMeaning:
+    kind: str  # toolchain | ignored | command | unsupported
+    toolchains: tuple[Toolchain, ...] = ()
+    command: str | None = None  # for kind == "command": what the action runs
+    setup: str | None = None  # what it installs first (part of the setup phase)
+    note: str | None = None
+
+
+def action_name(uses: str) -> str:
+    """`actions/setup-python@v5` → `actions/setup-python`; `./local` and `docker://…` stay as they are."""
+    return uses.split("@", 1)[0].strip().lower().rstrip("/")
+
+
+def _ref(uses: str) -> str:
+    return uses.split("@", 1)[1].strip() if "@" in uses else ""
+
+
+def _version(value: str | None) -> str | None:
+    value = (value or "").strip().strip("'\"")
+    if not value or "${{" in value:
+        return None
+    return value.splitlines()[-1].strip() or None  # several versions: the last is the default
+
+
+_RUST_REF = re.compile(r"^(?:stable|beta|nightly(?:-\d{4}-\d\d-\d\d)?|\d+\.\d+(?:\.\d+)?)$")
+
+
+def interpret(uses: str, inputs: dict[str, str]) -> ActionMeaning:
+    """The meaning of one `uses:` step with its `with:` inputs (expressions already substituted)."""
+    name = action_name(uses)
+    if name in IGNORED_ACTIONS:
+        return ActionMeaning("ignored")
+    if name in SETUP_ACTIONS:
+        toolchain, key = SETUP_ACTIONS[name]
+        version = _version(inputs.get(key))
+        notes = []
+        if version is None and any(inputs.get(k) for k in VERSION_FILE_INPUTS):
+            notes.append(f"{uses}: the version file is not read; the image's {toolchain} is used")
+        if name == "dtolnay/rust-toolchain" and version is None and _RUST_REF.match(_ref(uses)):
+            version = _ref(uses)  # dtolnay/rust-toolchain@1.75 names the toolchain in its ref
+        found = [Toolchain(toolchain, version, uses)]
+        if name == "astral-sh/setup-uv":
+            python = _version(inputs.get("python-version"))
+            found.append(Toolchain("python", python, uses))
+        if name == "actions/setup-python" and "," in (version or ""):
+            found = [Toolchain("python", version.split(",")[-1].strip(), uses)]  # the last is the default
+        return ActionMeaning("toolchain", tuple(found), note="; ".join(notes) or None)
+    if name == "pre-commit/action":
+        extra = inputs.get("extra_args") or "--all-files"
+        return ActionMeaning("command", setup="pip install pre-commit",
+                             command="pre-commit run --show-diff-on-failure --color=always " + extra)
+    return ActionMeaning("unsupported", note=f"{uses} (an action qwenfix does not reproduce)")

@@ -1,0 +1,555 @@
+"""A GitHub Actions workflow file: its jobs and steps, the job a failed run's name refers to (matrix
+and expressions expanded), the failing step's command, and the job's test command."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from workers.failure.actions import interpret
+
+
+class WorkflowError(ValueError):
+    """The workflow file is not YAML or not shaped like a workflow."""
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int  # 0-based position in the job's `steps:`
+    name: str | None
+    id: str | None
+    run: str | None
+    uses: str | None
+    shell: str | None
+    working_directory: str | None
+    env: dict[str, str]
+    with_: dict[str, str] = field(default_factory=dict)  # an action's inputs (`with:`)
+    condition: str | None = None  # `if:`
+    continue_on_error: bool = False
+
+    @property
+    def display_name(self) -> str:
+        """The name the Actions API gives the step."""
+        if self.name:
+            return self.name
+        if self.run is not None:
+            first = next((ln.strip() for ln in self.run.splitlines() if ln.strip()), "")
+            return f"Run {first}"
+        return f"Run {self.uses or ''}".strip()
+
+
+@dataclass(frozen=True)
+class Job:
+    key: str
+    name: str | None
+    env: dict[str, str]
+    shell: str | None
+    working_directory: str | None
+    matrix_keys: list[str]  # declared keys, then keys only `include:` adds
+    matrix: dict[str, list[Any]]
+    steps: list[Step]
+    matrix_declared: int = 0  # how many of matrix_keys are declared (not from `include:`)
+    matrix_include: list[dict[str, Any]] = field(default_factory=list)
+    matrix_exclude: list[dict[str, Any]] = field(default_factory=list)
+    services: dict[str, str] = field(default_factory=dict)  # service name -> image
+    container: str | None = None  # the job's own `container:` image
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str | None
+    env: dict[str, str]
+    shell: str | None
+    working_directory: str | None
+    jobs: dict[str, Job]
+
+
+@dataclass(frozen=True)
+class StepCommand:
+    run: str
+    working_directory: str | None  # None: the repository root
+    shell: str | None  # None: the runner default (`bash -e {0}` on Linux)
+    env: dict[str, str]
+    step_name: str
+    job_key: str
+    unresolved: list[str] = field(default_factory=list)  # expressions left as `${{ … }}`
+    dropped_env: list[str] = field(default_factory=list)  # names only, never values
+
+
+@dataclass(frozen=True)
+class StepLookup:
+    command: StepCommand | None
+    reason: str | None  # why command is None
+    job: Job | None = None
+    step: Step | None = None
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _env(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): _scalar(v) for k, v in value.items()}
+
+
+def _defaults_run(node: Any) -> tuple[str | None, str | None]:
+    if not isinstance(node, dict):
+        return None, None
+    run = node.get("defaults")
+    run = run.get("run") if isinstance(run, dict) else None
+    if not isinstance(run, dict):
+        return None, None
+    shell = run.get("shell")
+    wd = run.get("working-directory")
+    return (_scalar(shell) if shell is not None else None,
+            _scalar(wd) if wd is not None else None)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else _scalar(value)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _services(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(name): _container(spec) or "" for name, spec in value.items()}
+
+
+def _container(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return _opt_str(value.get("image"))
+    return _opt_str(value)
+
+
+def parse_workflow(yaml_text: str) -> Workflow:
+    """Parse a workflow file. Raises WorkflowError when it is not a workflow."""
+    try:
+        data = yaml.safe_load(yaml_text or "")
+    except yaml.YAMLError as exc:
+        raise WorkflowError(f"workflow is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict):
+        raise WorkflowError("workflow has no `jobs:` mapping")
+    shell, wd = _defaults_run(data)
+    jobs: dict[str, Job] = {}
+    for key, node in data["jobs"].items():
+        if not isinstance(node, dict):
+            continue
+        j_shell, j_wd = _defaults_run(node)
+        matrix_keys: list[str] = []
+        matrix: dict[str, list[Any]] = {}
+        declared = 0
+        include: list[dict[str, Any]] = []
+        exclude: list[dict[str, Any]] = []
+        strategy = node.get("strategy")
+        raw_matrix = strategy.get("matrix") if isinstance(strategy, dict) else None
+        if isinstance(raw_matrix, dict):
+            for m_key, m_val in raw_matrix.items():
+                if m_key in ("include", "exclude"):
+                    continue
+                matrix_keys.append(str(m_key))
+                matrix[str(m_key)] = list(m_val) if isinstance(m_val, list) else [m_val]
+            declared = len(matrix_keys)
+            include = [x for x in _as_list(raw_matrix.get("include")) if isinstance(x, dict)]
+            exclude = [x for x in _as_list(raw_matrix.get("exclude")) if isinstance(x, dict)]
+            for extra in include:
+                if isinstance(extra, dict):
+                    for m_key, m_val in extra.items():
+                        if str(m_key) not in matrix:
+                            matrix_keys.append(str(m_key))
+                            matrix[str(m_key)] = []
+                        if m_val not in matrix[str(m_key)]:
+                            matrix[str(m_key)].append(m_val)
+        steps: list[Step] = []
+        for index, s in enumerate(node.get("steps") or []):
+            if not isinstance(s, dict):
+                continue
+            steps.append(Step(
+                index=index,
+                name=_opt_str(s.get("name")),
+                id=_opt_str(s.get("id")),
+                run=_opt_str(s.get("run")),
+                uses=_opt_str(s.get("uses")),
+                shell=_opt_str(s.get("shell")),
+                working_directory=_opt_str(s.get("working-directory")),
+                env=_env(s.get("env")),
+                with_=_env(s.get("with")),
+                condition=_opt_str(s.get("if")),
+                continue_on_error=s.get("continue-on-error") is True,
+            ))
+        jobs[str(key)] = Job(
+            key=str(key), name=_opt_str(node.get("name")), env=_env(node.get("env")),
+            shell=j_shell, working_directory=j_wd, matrix_keys=matrix_keys, matrix=matrix,
+            steps=steps, matrix_declared=declared, matrix_include=include, matrix_exclude=exclude,
+            services=_services(node.get("services")), container=_container(node.get("container")),
+        )
+    return Workflow(name=_opt_str(data.get("name")), env=_env(data.get("env")), shell=shell,
+                    working_directory=wd, jobs=jobs)
+
+
+_MATRIX_REF = re.compile(r"^matrix\.([A-Za-z_][\w-]*)$")
+_ENV_REF = re.compile(r"^env\.([A-Za-z_]\w*)$")
+
+# Everything below reads text a pull request controls (the workflow file, job names built from it),
+# so it runs in linear time: `${{ … }}` is found with str.find and names are matched against their
+# templates by placing literal segments, never with a backtracking regex.
+
+
+@dataclass(frozen=True)
+class _Expression:
+    start: int  # of "${{"
+    end: int  # after "}}"
+    text: str  # what is inside, stripped
+
+
+def _expressions(text: str) -> list[_Expression]:
+    """The `${{ … }}` expressions of ``text``, left to right, each ending at the first `}}`."""
+    found, pos = [], 0
+    while (start := text.find("${{", pos)) >= 0 and (close := text.find("}}", start + 3)) >= 0:
+        found.append(_Expression(start, close + 2, text[start + 3:close].strip()))
+        pos = close + 2
+    return found
+
+
+@dataclass(frozen=True)
+class NameTemplate:
+    """A job or step name with expressions: the literal text around them, and for each expression
+    the matrix key it shows (None for any other expression)."""
+
+    literals: tuple[str, ...]  # one more than holes
+    holes: tuple[str | None, ...]
+
+    @classmethod
+    def parse(cls, template: str) -> NameTemplate:
+        literals, holes, pos, seen = [], [], 0, set()
+        for expr in _expressions(template):
+            literals.append(template[pos:expr.start])
+            ref = _MATRIX_REF.match(expr.text)
+            key = ref.group(1) if ref and ref.group(1) not in seen else None
+            seen.add(key)
+            holes.append(key)
+            pos = expr.end
+        literals.append(template[pos:])
+        return cls(tuple(literals), tuple(holes))
+
+    def match(self, name: str) -> dict[str, str] | None:
+        """The matrix values ``name`` shows, by key, or None when it does not fit the template.
+
+        A matrix expression stands for at least one character, any other for any text. Each
+        literal is placed at its leftmost possible position (the answer a lazy regex gives), so
+        one pass over ``name`` decides: no backtracking, whatever the template."""
+        first, last = self.literals[0], self.literals[-1]
+        if not self.holes:
+            return {} if name == first else None
+        limit = len(name) - len(last)  # where the last literal must start
+        if limit < len(first) or not name.startswith(first) or not name.endswith(last):
+            return None
+        values: dict[str, str] = {}
+        pos = len(first)
+        for index, key in enumerate(self.holes):
+            shortest = 1 if key else 0
+            if index + 1 < len(self.holes):
+                at = name.find(self.literals[index + 1], pos + shortest, limit)
+                if at < 0:
+                    return None
+            else:
+                at = limit
+                if at - pos < shortest:
+                    return None
+            if key:
+                values[key] = name[pos:at]
+            pos = at + len(self.literals[index + 1])
+        return values
+
+
+def _split_suffix(name: str) -> tuple[str, str] | None:
+    """"base (values)" → (base, values), split at the first " (" (the suffix Actions adds for a
+    matrix job); None when ``name`` is not shaped like that."""
+    at = name.find(" (")
+    if at < 0 or "\n" in name or not name.endswith(")") or at + 2 > len(name) - 1:
+        return None
+    return name[:at], name[at + 2:-1]
+
+
+def expand_matrix(job: Job) -> list[dict[str, Any]]:
+    """The job's matrix entries as GitHub builds them: every combination of the declared values,
+    minus those an `exclude:` entry matches, then each `include:` entry added to every
+    combination whose original values it matches (or appended as an entry of its own)."""
+    declared = job.matrix_keys[: job.matrix_declared]
+    entries: list[dict[str, Any]] = [{}]
+    for key in declared:
+        entries = [{**e, key: v} for e in entries for v in job.matrix[key]]
+    if not declared:
+        entries = []
+    entries = [e for e in entries
+               if not any(all(e.get(k) == v for k, v in ex.items()) for ex in job.matrix_exclude)]
+    originals = [dict(e) for e in entries]
+    for extra in job.matrix_include:
+        matched = False
+        for entry, original in zip(entries, originals, strict=True):
+            if all(original.get(k) == v for k, v in extra.items() if k in declared):
+                matched = True
+                entry.update({k: v for k, v in extra.items() if k not in declared})
+        if not matched:
+            entries.append(dict(extra))
+            originals.append({})
+    return entries
+
+
+def _entry_for(job: Job, values: dict[str, str]) -> dict[str, str]:
+    """The whole matrix entry (keys `include:` adds too) whose values are `values`."""
+    for entry in expand_matrix(job):
+        if all(_scalar(entry.get(k)) == v for k, v in values.items()):
+            return {k: _scalar(v) for k, v in entry.items()}
+    return values
+
+
+def match_job(workflow: Workflow, job_name: str) -> tuple[Job | None, dict[str, str], bool]:
+    """Find the job the Actions API calls `job_name`, with its matrix entry.
+
+    Returns (job, matrix values by key, whether the values are known).
+    """
+    job, values, known = _find_job(workflow, job_name)
+    if job is not None and values:
+        values = _entry_for(job, values)
+    return job, values, known
+
+
+def _find_job(workflow: Workflow, job_name: str) -> tuple[Job | None, dict[str, str], bool]:
+    name = job_name.strip()
+    # Reusable workflows show as "caller / callee"; the last part is this workflow's job.
+    candidates = [name] + ([name.split(" / ")[-1]] if " / " in name else [])
+    # 1. the job's name or key, or "<name or key> (<matrix values in order>)"
+    for cand in candidates:
+        suffix = _split_suffix(cand)
+        for job in workflow.jobs.values():
+            labels = [x for x in (job.name, job.key) if x]
+            if cand in labels:
+                return job, {}, not job.matrix_keys
+            if suffix and suffix[0] in labels:
+                values = [v.strip() for v in suffix[1].split(", ")]
+                matrix = _values_by_position(job, values)
+                return job, matrix, bool(matrix) or not job.matrix_keys
+    # 2. name templates with matrix expressions: "Test py${{ matrix.python }}"
+    for cand in candidates:
+        for job in workflow.jobs.values():
+            if job.name and "${{" in job.name:
+                got = NameTemplate.parse(job.name).match(cand)
+                if got is not None:
+                    by_key = {k: got[k] for k in job.matrix_keys if k in got}
+                    return job, by_key, len(by_key) == len(job.matrix_keys)
+    # 3. last resort: one job whose name or key equals the part before " (", ignoring case
+    suffix = _split_suffix(candidates[-1])
+    base = (suffix[0] if suffix else candidates[-1]).lower()
+    hits = [j for j in workflow.jobs.values()
+            if base in {x.lower() for x in (j.name, j.key) if x}]
+    if len(hits) == 1:
+        return hits[0], {}, not hits[0].matrix_keys
+    return None, {}, False
+
+
+def _values_by_position(job: Job, values: list[str]) -> dict[str, str]:
+    if not job.matrix_keys or not values:
+        return {}
+    if len(values) == len(job.matrix_keys):
+        return dict(zip(job.matrix_keys, values, strict=True))
+    if len(values) == job.matrix_declared:
+        return dict(zip(job.matrix_keys[: job.matrix_declared], values, strict=True))
+    return {}
+
+
+def substitute(text: str, matrix: dict[str, str], env: dict[str, str],
+                unresolved: list[str]) -> str:
+    out, pos = [], 0
+    for expr in _expressions(text):
+        out.append(text[pos:expr.start])
+        whole = text[expr.start:expr.end]
+        matrix_ref, env_ref = _MATRIX_REF.match(expr.text), _ENV_REF.match(expr.text)
+        if matrix_ref and matrix_ref.group(1) in matrix:
+            out.append(matrix[matrix_ref.group(1)])
+        elif env_ref and env_ref.group(1) in env:
+            out.append(env[env_ref.group(1)])
+        elif expr.text == "github.workspace":
+            out.append(".")
+        else:
+            if whole not in unresolved:
+                unresolved.append(whole)
+            out.append(whole)
+        pos = expr.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+_SECRET_REF = re.compile(r"\b(?:secrets\s*[.\[]|github\s*\.\s*token\b)", re.I)
+
+
+def _mentions_secret(value: str) -> bool:
+    """Whether an expression in ``value`` (from `${{` up to the next `}`) reads a secret or the token."""
+    for piece in value.split("}"):  # each piece is searched once: linear in len(value)
+        start = piece.find("${{")
+        if start >= 0 and _SECRET_REF.search(piece, start + 3):
+            return True
+    return False
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|KEY|PASSWORD|PASSWD|CREDENTIAL|PRIVATE", re.I)
+
+
+def safe_env(merged: dict[str, str], matrix: dict[str, str],
+              unresolved: list[str]) -> tuple[dict[str, str], list[str]]:
+    env: dict[str, str] = {}
+    dropped: list[str] = []
+    for name, value in merged.items():
+        if (_SECRET_NAME.search(name) or _mentions_secret(value)
+                or "GITHUB_TOKEN" in value.upper()):
+            dropped.append(name)
+            continue
+        local: list[str] = []
+        resolved = substitute(value, matrix, env, local)
+        if local:  # an env var set to an unevaluated `${{ … }}` would only mislead
+            dropped.append(name)
+            unresolved.extend(x for x in local if x not in unresolved)
+            continue
+        env[name] = resolved
+    return env, dropped
+
+
+def _match_step(job: Job, step_name: str | None, step_number: int | None) -> Step | None:
+    if step_name:
+        wanted = step_name.strip()
+        for step in job.steps:
+            if step.display_name == wanted:
+                return step
+        for step in job.steps:
+            if step.name and "${{" in step.name and NameTemplate.parse(step.name).match(wanted) is not None:
+                return step
+        for step in job.steps:  # long run lines are shortened in the UI
+            if not step.name and wanted.startswith("Run ") and len(wanted) > 8 \
+                    and step.display_name.startswith(wanted.rstrip(".… ")):
+                return step
+    if step_number is not None:
+        # The Actions API numbers "Set up job" as 1, so the workflow's first step is 2.
+        index = step_number - 2
+        for step in job.steps:
+            if step.index == index:
+                return step
+    return None
+
+
+def locate_step(workflow: Workflow, job_name: str, step_name: str | None,
+                step_number: int | None) -> StepLookup:
+    """Find the failing step and its command, or say why there is none."""
+    job, matrix, known = match_job(workflow, job_name)
+    if job is None:
+        return StepLookup(None, f"no job named {job_name!r} in the workflow")
+    step = _match_step(job, step_name, step_number)
+    if step is None:
+        label = step_name or (f"#{step_number}" if step_number is not None else "(unknown)")
+        return StepLookup(None, f"no step {label} in job {job.key!r}", job=job)
+    script = step.run
+    if script is None:
+        inputs = {k: substitute(v, matrix, {}, []) for k, v in step.with_.items()}
+        script = interpret(step.uses or "", inputs).command
+    if script is None:
+        return StepLookup(
+            None, f"step {step.display_name!r} uses the action {step.uses!r}; it has no run "
+            "command to reproduce", job=job, step=step)
+    unresolved: list[str] = []
+    if job.matrix_keys and not known:
+        unresolved.append("matrix values unknown for job name " + repr(job_name))
+    merged = {**workflow.env, **job.env, **step.env}
+    env, dropped = safe_env(merged, matrix, unresolved)
+    run = substitute(script, matrix, env, unresolved)
+    wd = step.working_directory or job.working_directory or workflow.working_directory
+    wd = substitute(wd, matrix, env, unresolved) if wd else None
+    if wd in (".", "./", ""):
+        wd = None
+    shell = step.shell or job.shell or workflow.shell
+    command = StepCommand(run=run, working_directory=wd, shell=shell, env=env,
+                          step_name=step.display_name, job_key=job.key,
+                          unresolved=unresolved, dropped_env=dropped)
+    return StepLookup(command, None, job=job, step=step)
+
+
+def find_failing_step(workflow: Workflow, job_name: str, step_name: str | None,
+                      step_number: int | None) -> StepCommand | None:
+    """The failing step's command; None when the step runs an action (see `locate_step`)."""
+    return locate_step(workflow, job_name, step_name, step_number).command
+
+
+# A test command is recognised by the program at the start of one of the step's commands (after
+# `VAR=value`, `sudo`, `time`, …), so `pip install pytest` or `npm ci && npm run build` are not tests.
+_COMMAND_PREFIX = re.compile(r"^(?:(?:[A-Za-z_]\w*=\S*|sudo|time|env|exec|xvfb-run(?:\s+-a)?)\s+)*")
+_TEST_PROGRAM = re.compile(
+    r"^(?:"
+    r"(?:(?:python[\d.]*|py)\s+-m\s+)?(?:pytest|py\.test)\b"
+    r"|(?:python[\d.]*|py)\s+-m\s+(?:unittest|tox|nox)\b"
+    r"|coverage\s+run\s+(?:--?\S+\s+){0,8}-m\s+(?:pytest|unittest)\b"
+    r"|(?:pipx\s+run\s+|uvx\s+)?(?:tox|nox)\b"
+    r"|(?:uv|poetry|pdm|pipenv|hatch|rye)\s+run\s+(?:--?\S+\s+){0,8}(?:(?:python[\d.]*\s+-m\s+)?(?:pytest|unittest)|tox|nox|test)\b"
+    r"|hatch\s+test\b"
+    r"|(?:npm|pnpm|yarn|bun)\s+(?:--?\S+\s+){0,8}(?:run\s+)?test\b|npm\s+t\b"
+    r"|(?:npx\s+|pnpm\s+(?:exec\s+|dlx\s+)?|yarn\s+|bunx\s+)?(?:jest|vitest|mocha)\b"
+    r"|go\s+test\b|gotestsum\b"
+    r"|cargo\s+(?:\+\S+\s+)?(?:test|nextest)\b"
+    r"|(?:mvn|\./mvnw|mvnw)\s+(?:\S+\s+){0,8}(?:test|verify)\b"
+    r"|(?:gradle|\./gradlew|gradlew)\s+(?:\S+\s+){0,8}(?:test|check)\b"
+    r"|make\s+(?:\S+\s+){0,8}(?:test|check)\b"
+    r"|(?:bundle\s+exec\s+)?(?:rspec|rake\s+test)\b|ctest\b"
+    r")"
+)
+_COMMAND_SEPARATORS = re.compile(r"\n|&&|\|\||;|\|")
+
+
+def is_test_command(run: str) -> bool:
+    """Whether a `run:` script runs tests (pytest, tox, nox, unittest, npm/yarn/pnpm test, jest,
+    vitest, go test, cargo test, mvn/gradle test, make test, …) — never an install, build, lint or
+    upload step."""
+    for part in _COMMAND_SEPARATORS.split(run.replace("\\\n", " ")):
+        command = _COMMAND_PREFIX.sub("", part.strip().lstrip("({ "))
+        if command and not command.startswith("#") and _TEST_PROGRAM.match(command):
+            return True
+    return False
+
+
+is_test_command.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def test_command_guess(workflow: Workflow, job_name: str) -> str | None:
+    """The command of the step that runs the tests, preferring the named job.
+
+    Used as the default regression command. Falls back to other jobs of the workflow (a lint
+    job's fix still has to keep the test suite green). A step's working directory becomes a
+    `cd … &&` prefix.
+    """
+    job, matrix, _ = match_job(workflow, job_name)
+    ordered = ([job] if job else []) + [j for j in workflow.jobs.values() if j is not job]
+    for candidate in ordered:
+        values = matrix if candidate is job else {}
+        if not values:  # another job, or unknown values: use the first matrix entry
+            values = {k: _scalar(v[0]) for k, v in candidate.matrix.items() if v}
+        for step in candidate.steps:
+            if step.run and is_test_command(step.run):
+                merged = {**workflow.env, **candidate.env, **step.env}
+                env, _ = safe_env(merged, values, [])
+                run = substitute(step.run.strip(), values, env, [])
+                wd = (step.working_directory or candidate.working_directory
+                      or workflow.working_directory)
+                if wd and wd not in (".", "./"):
+                    return f"cd {shlex.quote(substitute(wd, values, env, []))} && {run}"
+                return run
+    return None
+
+
+test_command_guess.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
