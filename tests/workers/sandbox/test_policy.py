@@ -4,9 +4,7 @@ never reaches the metadata service or the worker's host."""
 from __future__ import annotations
 
 import errno
-import socket
 import textwrap
-import threading
 import uuid
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 
 from core.config import Settings
 from tests.support.docker import SANDBOX_IMAGE
+from tests.workers.sandbox.test_docker import _Listener, _ws
 from workers.sandbox import Limits
 from workers.sandbox.docker import DockerEngine
 from workers.sandbox.policy import (
@@ -23,43 +22,6 @@ from workers.sandbox.policy import (
     local_addresses,
     setup_network,
 )
-
-
-def _ws(tmp_path: Path) -> Path:
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    (ws / "README").write_text("hello\n")
-    return ws
-
-
-class _Listener:
-    """A TCP server on the host's 127.0.0.1 that counts who connected."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self._stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop = True
-        self.thread.join(2)
-        self.sock.close()
-
 
 # --------------------------------------------------------------------------------------- images
 
