@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workers.engine.package_index import setup_preamble
 from workers.engine.setup_cache import SetupCache, copy_products, setup_key, worktree_files
 from workers.sandbox import ExecResult, Mount, Sandbox
 
@@ -60,6 +61,12 @@ class JobEnvironment:
     variables: dict[str, str] = field(default_factory=dict)  # the job's plain env
     package_variables: dict[str, str] = field(default_factory=dict)  # package index / registry / cache
     package_cache: Path | None = None  # host directory mounted read-only at PACKAGES_MOUNT
+    index_url: str = ""  # the operator's package index (QWENFIX_SANDBOX_PIP_INDEX_URL)
+
+    def setup_preamble(self) -> str:
+        """What the setup script starts with: one package index for pip, uv, Poetry, PDM and Pipenv."""
+        wheels = f"{PACKAGES_MOUNT}/wheels" if self.package_cache is not None else None
+        return setup_preamble(self.index_url, wheels)
 
     def prelude(self, with_env_dir: bool) -> str:
         """What every command of the job starts with."""
@@ -148,7 +155,7 @@ class JobSandboxes:
                 else self._start(root, mounts=mounts)
             try:
                 result = EnvSandbox(sandbox, self.environment.prelude(True)).exec(
-                    PYTHON_PREAMBLE + script, cwd=working_directory)
+                    PYTHON_PREAMBLE + self.environment.setup_preamble() + script, cwd=working_directory)
             finally:
                 sandbox.stop()
             if result.ok and self._cache is not None:

@@ -55,4 +55,4 @@ def job_environment(job: CiJob | None, pip_index_url: str = "", npm_registry: st
     elif not network:
         setup["npm_config_offline"] = "true"
     return JobEnvironment(variables=dict(job.env) if job else {}, package_variables=setup,
-                          package_cache=package_cache)
+                          package_cache=package_cache, index_url=pip_index_url)

@@ -74,8 +74,6 @@ _SERVICE = re.compile(
     r"Connection refused|ECONNREFUSED|could not connect to server|Can't connect to (?:MySQL|local MySQL)"
     r"|Error 111 connecting|connection to server at .* failed|Cannot assign requested address"
     r"|could not translate host name|Name or service not known", re.I)
-_NO_GIT = re.compile(r"not a git repository|are you in a Git repository", re.I)
-GIT_SETTING = "set `repair.command` in .github/qwen.yml to what the step runs without git (e.g. the hook's own command)"
 _TOOLCHAINS = {"python": "python", "python3": "python", "pip": "python", "node": "node", "npm": "node",
                "npx": "node", "yarn": "node", "pnpm": "node", "go": "go", "cargo": "rust", "rustc": "rust",
                "java": "java", "mvn": "java", "gradle": "java", "./gradlew": "java"}
@@ -116,8 +114,6 @@ def environment_problem(output: str, exit_code: int, ci_excerpt: str | None = No
             return f"the npm package `{module}` is not installed; {PACKAGE_SETTING}"
     if _NETWORK.search(text) and not _NETWORK.search(ci):
         return f"the network (the sandbox has none); {PACKAGE_SETTING}"
-    if _NO_GIT.search(text) and not _NO_GIT.search(ci):
-        return f"the repository's git metadata (the sandbox's checkout has none); {GIT_SETTING}"
     if services and not reproduced:
         return f"the service container{'s' if len(services) > 1 else ''} {', '.join(services)} that the workflow " \
                f"starts (`services:`), presumably; {SERVICE_SETTING}"

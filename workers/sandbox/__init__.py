@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from workers.sandbox.disk import DiskBudget
+from workers.workspace.checkout_git import SANDBOX_GIT_DIR, checkout_git_dir
 
 WORKSPACE_MOUNT = "/workspace"  # where the worktree appears inside every sandbox
 
@@ -36,6 +37,12 @@ class Mount:
         if not target.startswith("/") or target in ("/", WORKSPACE_MOUNT) \
                 or target.startswith(WORKSPACE_MOUNT + "/") or target != self.target:
             raise ValueError(f"a mount target must be an absolute path outside the workspace: {self.target!r}")
+
+
+def with_checkout_git(workspace: Path, mounts: tuple[Mount, ...], uid: int, gid: int) -> tuple[Mount, ...]:
+    """`mounts` and, when the workspace is a worktree slot, its commit as a git repository (read-only)."""
+    view = checkout_git_dir(workspace, uid, gid)
+    return (*mounts, Mount(view, SANDBOX_GIT_DIR)) if view is not None else tuple(mounts)
 
 
 @dataclass(frozen=True)

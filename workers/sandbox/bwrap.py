@@ -34,7 +34,14 @@ import time
 import uuid
 from pathlib import Path
 
-from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, Mount, command_in_workspace
+from workers.sandbox import (
+    WORKSPACE_MOUNT,
+    ExecResult,
+    Limits,
+    Mount,
+    command_in_workspace,
+    with_checkout_git,
+)
 from workers.sandbox.disk import DiskBudget
 from workers.sandbox.docker import HOME, SANDBOX_ENV, SANDBOX_UID, chown_tree, pid_alive
 from workers.sandbox.output import NOTE_RESERVE, OutputCap, result
@@ -496,6 +503,7 @@ class BwrapEngine:
             chown_tree(workspace, uid, gid)
         else:
             uid, gid = os.getuid(), os.getgid()
+        mounts = with_checkout_git(workspace, mounts, uid, gid)
         for mount in mounts:
             if not Path(mount.source).is_dir():
                 raise FileNotFoundError(f"mount source {mount.source} is not a directory")

@@ -34,7 +34,14 @@ import time
 import uuid
 from pathlib import Path
 
-from workers.sandbox import WORKSPACE_MOUNT, ExecResult, Limits, Mount, command_in_workspace
+from workers.sandbox import (
+    WORKSPACE_MOUNT,
+    ExecResult,
+    Limits,
+    Mount,
+    command_in_workspace,
+    with_checkout_git,
+)
 from workers.sandbox.disk import DiskBudget
 from workers.sandbox.output import NOTE_RESERVE, OutputCap, result
 from workers.sandbox.policy import SetupNetworkRefused, local_addresses, setup_network
@@ -371,7 +378,7 @@ class DockerEngine:
         if os.geteuid() == 0:
             chown_tree(workspace, uid, gid)
         volumes = {str(workspace): {"bind": WORKSPACE_MOUNT, "mode": "rw"}}
-        for mount in mounts:
+        for mount in with_checkout_git(workspace, mounts, uid, gid):
             source = Path(mount.source).resolve()
             if not source.is_dir():
                 raise FileNotFoundError(f"mount source {source} is not a directory")

@@ -51,7 +51,7 @@ from workers.workspace.git import (
     stdout_text,
 )
 from workers.workspace.locks import LOCK_TIMEOUT_S, Flock, locked
-from workers.workspace.worktrees import Worktree, reset_worktree, rmtree, track
+from workers.workspace.worktrees import Worktree, reset_worktree, rmtree, track, write_pointer
 
 SPARE_WORKTREES = 4  # worktree slots kept per repository between jobs
 
@@ -218,6 +218,7 @@ class MirrorCache:
         if not pointer.startswith("gitdir:"):
             raise WorkspaceError(f"unexpected worktree layout at {path}")
         made = Path(pointer.partition(":")[2].strip())
+        write_pointer(path)
         return made if made.is_absolute() else (path / made).resolve()
 
     def _drop_slot(self, mirror: Path, path: Path) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from workers.workspace.confined import names, remove_special_files, remove_tree
 from workers.workspace.git import WorkspaceError, check_sha, run_git, stdout_text
 
+SANDBOX_GIT_DIR = "/opt/qwenfix/git"  # where the sandbox finds the checkout's repository
 _live_lock = threading.Lock()
 _live: dict[str, Worktree] = {}
 
@@ -85,7 +86,7 @@ def reset_worktree(git_dir: Path, path: Path, sha: str, keep: Iterable[str] = ()
     worktree of ``git_dir`` (then the caller rebuilds it).
 
     The sandbox could have written anything there, so nothing in it is trusted: the ``.git``
-    pointer is rewritten, git is told where its metadata is (which lives outside the sandbox's
+    pointer is rewritten (to name the sandbox's view of the checkout), git is told where its metadata is (which lives outside the sandbox's
     reach, in the mirror), ``reset --hard`` rewrites every tracked file whose stat data changed
     (a sandbox cannot forge ctime), ``clean -ffdx`` removes everything untracked (but the
     directories ``keep``: not a link, not tracked, the caller's to check), and the fifos, sockets
@@ -95,14 +96,7 @@ def reset_worktree(git_dir: Path, path: Path, sha: str, keep: Iterable[str] = ()
             return False
         if Path((git_dir / "gitdir").read_text().strip()) != path / ".git":
             return False
-        pointer = path / ".git"
-        if pointer.is_dir() and not pointer.is_symlink():
-            rmtree(pointer)
-        elif pointer.exists() or pointer.is_symlink():
-            pointer.unlink()
-        fd = os.open(pointer, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "w") as f:
-            f.write(f"gitdir: {git_dir}\n")
+        write_pointer(path)
         where = {"git_dir": git_dir, "work_tree": path, "cwd": path}
         run_git(["-c", "checkout.workers=0", "reset", "--hard", "--quiet", sha], **where)
         kept = sorted(set(keep))
@@ -111,6 +105,20 @@ def reset_worktree(git_dir: Path, path: Path, sha: str, keep: Iterable[str] = ()
         return True
     except (OSError, WorkspaceError):
         return False
+
+
+def write_pointer(path: Path) -> None:
+    """(Re)write the worktree's `.git` pointer, whatever the sandbox left there. It names the
+    repository the sandbox sees (workers/workspace/checkout_git.py), which only the sandbox reads:
+    every host-side git command names the worktree's git dir itself."""
+    pointer = path / ".git"
+    if pointer.is_dir() and not pointer.is_symlink():
+        rmtree(pointer)
+    elif pointer.exists() or pointer.is_symlink():
+        pointer.unlink()
+    fd = os.open(pointer, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"gitdir: {SANDBOX_GIT_DIR}\n")
 
 
 def _literal(path: str) -> str:

@@ -122,3 +122,47 @@ def test_setup_writes_the_environment_once_and_later_sandboxes_only_read_it(dock
         for sandbox in started:
             sandbox.stop()
     assert os.path.exists(worktree / "built.txt")
+
+
+@pytest.mark.docker
+def test_the_setup_serves_the_package_cache_as_one_index_for_every_installer(docker_engine, package_cache, tmp_path):
+    """Poetry, PDM and Pipenv ignore pip's find-links: the setup sandbox serves the cache's wheels/
+    as a simple index on its loopback and points them at it (Poetry through a plugin on
+    PYTHONPATH); the setup's exec returns although the server ran in the background."""
+    started = []
+
+    def start(workspace, network=False, mounts=()):
+        started.append(docker_engine.start(workspace, docker_engine.image, TEST_LIMITS, {"qwenfix.job": "test:index"},
+                                           mounts=mounts))
+        return started[-1]
+
+    environment = job_environment(None, package_cache=package_cache)
+    worktree = tmp_path / "wt"
+    worktree.mkdir()
+    probe = ("echo index=$QWENFIX_PACKAGE_INDEX pdm=$PDM_PYPI_URL pipenv=$PIPENV_PYPI_MIRROR; "
+             "python -m pip download -q --no-deps -d /tmp/got --index-url \"$QWENFIX_PACKAGE_INDEX\" tabulate==0.9.0 "
+             "&& ls /tmp/got; python -c \"import importlib.metadata as m; "
+             "print([e.value for e in m.entry_points(group='poetry.plugin')])\"")
+    try:
+        with JobSandboxes(environment, start) as sandboxes:
+            result = sandboxes.setup_runner(probe, ".")(worktree)
+            assert result.ok, result.output
+            index = result.output.split("index=")[1].split()[0]
+            assert index.startswith("http://127.0.0.1:") and index.endswith("/simple/")
+            assert f"pdm={index} pipenv={index}" in result.output
+            assert "tabulate-0.9.0-py3-none-any.whl" in result.output
+            assert "['qwenfix_poetry_index:PackageIndex']" in result.output
+            later = sandboxes.start(worktree).exec("echo index=${QWENFIX_PACKAGE_INDEX:-none} $PYTHONPATH")
+            assert later.output.strip() == "index=none"  # later stages install nothing through it
+    finally:
+        for sandbox in started:
+            sandbox.stop()
+
+
+def test_the_operators_index_is_the_one_every_installer_uses():
+    environment = job_environment(None, pip_index_url="https://pypi.internal/simple/", network=True)
+    preamble = environment.setup_preamble()
+    assert "export QWENFIX_PACKAGE_INDEX=https://pypi.internal/simple/" in preamble
+    assert 'PDM_PYPI_URL="$QWENFIX_PACKAGE_INDEX" PIPENV_PYPI_MIRROR="$QWENFIX_PACKAGE_INDEX"' in preamble
+    assert "http.server" not in preamble  # nothing served: the operator's index is reachable
+    assert job_environment(None, network=True).setup_preamble() == ""  # the network's own PyPI

@@ -95,11 +95,6 @@ def test_a_script_missing_from_the_checkout():
     assert problem.startswith("`./scripts/bootstrap.sh`, which is not in the checkout") and "repair.setup" in problem
 
 
-def test_git_metadata():
-    output = "An error has occurred: FatalError: git failed. Is it installed, and are you in a Git repository directory?"
-    assert "git metadata" in environment_problem(output, 1, PYTEST_FAILURE)
-
-
 def test_a_failure_ci_shows_too_is_not_the_environment():
     ci = "E   ModuleNotFoundError: No module named 'calc_old'\nERROR tests/test_calc.py\n"
     assert environment_problem(ci, 2, ci) is None

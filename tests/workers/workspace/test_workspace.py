@@ -154,8 +154,9 @@ def test_checkout_is_at_the_exact_sha_not_the_branch_tip(git_server, cache, repo
     with cache.checkout(url, sha1, git_server.token) as old:
         assert old.head() == sha1
         assert (old.path / "README.md").read_text() == "# widgets\n"
-        assert run_git(old.path, "status", "--porcelain") == ""  # clean, detached
-        assert run_git(old.path, "rev-parse", "--abbrev-ref", "HEAD") == "HEAD"
+        git_dir = f"--git-dir={old.git_dir}"  # the `.git` pointer names the sandbox's view
+        assert run_git(old.path, git_dir, "status", "--porcelain") == ""  # clean, detached
+        assert run_git(old.path, git_dir, "rev-parse", "--abbrev-ref", "HEAD") == "HEAD"
 
 
 def test_checkout_of_a_pull_request_ref_and_of_an_unknown_sha(git_server, cache, repo):
@@ -673,7 +674,7 @@ def test_export_and_apply_round_trip(git_server, cache, repo):
         assert "GIT binary patch" in patch
         assert "rename from docs/guide.txt" in patch
         assert "deleted file mode" in patch and "new file mode" in patch
-        assert run_git(a.path, "status", "--porcelain").count("\n") >= 3  # own index untouched
+        assert run_git(a.path, f"--git-dir={a.git_dir}", "status", "--porcelain").count("\n") >= 3  # own index untouched
 
         apply_patch(b, patch)
         assert _files(b.path) == _files(a.path)
