@@ -196,6 +196,10 @@ class Row:
                 "log": actions_log(command, self.output)}
 
 
+POETRY_PYPROJECT = ('[tool.poetry]\nname = "calc"\nversion = "0.1.0"\ndescription = ""\n'
+                    'authors = ["Octo <octo@example.com>"]\n\n[tool.poetry.dependencies]\npython = "^3.11"\n\n'
+                    '[tool.poetry.group.dev.dependencies]\npytest = "^8.3"\n\n[build-system]\n'
+                    'requires = ["poetry-core"]\nbuild-backend = "poetry.core.masonry.api"\n')
 PYTHON_BASE = {"calc.py": CALC, "tests/test_calc.py": TEST_CALC, "conftest.py": "",
                "README.md": "# calc\n\nAdds numbers.\n"}
 ADD_FIX = ("calc.py", "return a - b", "return a + b")
@@ -236,12 +240,15 @@ def rows(jest_lock: str) -> list[Row]:
             {"calc.py": BROKEN_CALC}, pytest_out("uv", "3.11.11"), ADD_FIX,
             needs=["version file is not read"]),
         Row("poetry", "poetry: `pip install poetry` + `poetry install`", "poetry.yml", "test", "Run tests",
-            {**PYTHON_BASE, "pyproject.toml": ('[tool.poetry]\nname = "calc"\nversion = "0.1.0"\ndescription = ""\n'
-                                               'authors = ["Octo <octo@example.com>"]\n\n[tool.poetry.dependencies]\n'
-                                               'python = "^3.11"\n\n[tool.poetry.group.dev.dependencies]\n'
-                                               'pytest = "^8.3"\n\n[build-system]\nrequires = ["poetry-core"]\n'
-                                               'build-backend = "poetry.core.masonry.api"\n')},
+            {**PYTHON_BASE, "pyproject.toml": POETRY_PYPROJECT},
             {"calc.py": BROKEN_CALC}, pytest_out("poetry", "3.11.11"), ADD_FIX),
+        Row("poetry-pipx", "poetry as GitHub's docs install it: pipx, setup-python `cache: poetry`",
+            "poetry-pipx.yml", "test", "Run poetry run pytest",
+            {**PYTHON_BASE, "pyproject.toml": POETRY_PYPROJECT}, {"calc.py": BROKEN_CALC},
+            pytest_out("poetry-pipx", "3.11.11"), ADD_FIX),
+        Row("install-poetry", "snok/install-poetry, in-project venv activated by the test step", "install-poetry.yml",
+            "test", "Run tests", {**PYTHON_BASE, "pyproject.toml": POETRY_PYPROJECT}, {"calc.py": BROKEN_CALC},
+            pytest_out("install-poetry", "3.11.11"), ADD_FIX),
         Row("pre-commit", "pre-commit/action with a local pytest hook", "pre-commit.yml", "pre-commit",
             "Run pre-commit/action@v3.0.1",
             {**PYTHON_BASE, ".pre-commit-config.yaml": (

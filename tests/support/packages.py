@@ -25,7 +25,7 @@ CACHE = Path(os.environ.get("QWENFIX_TEST_PACKAGE_CACHE", Path.home() / ".cache"
 # For the sandbox image's CPython 3.11 on x86-64 Linux.
 WHEELS = ["flake8==7.1.1", "tox==4.23.2", "nox==2024.10.9", "setuptools==75.6.0", "wheel==0.45.1",
           "uv==0.6.14", "pytest==8.3.4", "tabulate==0.9.0", "pre-commit==4.0.1",
-          "poetry==2.1.2",
+          "poetry==2.1.2", "pipx==1.7.1", "pip==24.3.1",  # pipx upgrades its pip to >=23.1
           # Poetry locks for every Python and platform the project allows: pytest's markers' deps too
           "tomli==2.2.1", "exceptiongroup==1.2.2", "colorama==0.4.6"]
 NPM = {"jest": {"jest": "29.7.0"}}

@@ -1,6 +1,7 @@
 """The job's environment inside its sandboxes, as the workflow's runner had it: the job's plain
 `env:` values, the toolchains its setup actions installed (a Python virtual environment at
-ENV_MOUNT, on PATH first, as setup-python puts its Python first), and where packages come from:
+ENV_MOUNT, on PATH first, as setup-python puts its Python first; not activated, as on the runner,
+so Poetry and Pipenv make environments of their own), and where packages come from:
 the operator's package index and npm registry (reachable only from a setup sandbox given network)
 or the read-only package cache, also read by tools that install while testing (tox, nox, uv run)."""
 
@@ -19,6 +20,13 @@ from workers.sandbox import ExecResult, Mount, Sandbox
 ENV_MOUNT = "/opt/qwenfix/env"  # what setup installed outside the repository (read-only after setup)
 PACKAGES_MOUNT = "/opt/qwenfix/packages"  # the operator's package cache (read-only)
 PYTHON_ENV = f"{ENV_MOUNT}/python"  # the virtual environment setup-python stands for
+# What tools keep in the runner's $HOME, which lasts the whole job there but is emptied between
+# stages here, lives in the environment directory: Poetry's and Pipenv's virtual environments,
+# pipx's tools (their commands next to python's), pre-commit's hook environments (once the setup
+# has made its store: pre-commit cannot start one in a read-only directory).
+TOOL_HOMES = {"POETRY_VIRTUALENVS_PATH": f"{ENV_MOUNT}/poetry", "WORKON_HOME": f"{ENV_MOUNT}/virtualenvs",
+              "PIPX_HOME": f"{ENV_MOUNT}/pipx", "PIPX_BIN_DIR": f"{PYTHON_ENV}/bin"}
+PRE_COMMIT_HOME = f"{ENV_MOUNT}/pre-commit"
 # Before any setup: a Python whose pip installs (as setup-python's does), on the image's python3 with
 # its packages visible (pytest, …); Debian's pip serves it, so no network is needed to make it. The
 # image's console scripts (pip, pytest, …) get launchers in the environment's bin/, so `pytest` runs
@@ -66,14 +74,16 @@ class JobEnvironment:
     def setup_preamble(self) -> str:
         """What the setup script starts with: one package index for pip, uv, Poetry, PDM and Pipenv."""
         wheels = f"{PACKAGES_MOUNT}/wheels" if self.package_cache is not None else None
-        return setup_preamble(self.index_url, wheels)
+        return f"export PRE_COMMIT_HOME={PRE_COMMIT_HOME}\n" + setup_preamble(self.index_url, wheels)
 
     def prelude(self, with_env_dir: bool) -> str:
         """What every command of the job starts with."""
         values = {**self.package_variables, **self.variables}
         lines = [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
         if with_env_dir:
-            lines.append(f'export VIRTUAL_ENV={PYTHON_ENV} PATH="{PYTHON_ENV}/bin:$PATH"')
+            lines.append(f'export PATH="{PYTHON_ENV}/bin:$PATH"')
+            lines += [f"export {name}={value}" for name, value in TOOL_HOMES.items()]
+            lines.append(f"if [ -f {PRE_COMMIT_HOME}/db.db ]; then export PRE_COMMIT_HOME={PRE_COMMIT_HOME}; fi")
         return "".join(line + "\n" for line in lines)
 
 

@@ -1,9 +1,11 @@
 """The failing job's own setup as the repair's setup phase: its `run:` steps before the failing
 step, in order, each in its working directory, shell and env, after what its setup actions stand
-for (setup-uv: `uv` installed with pip). Used when the repository sets no `repair.setup`."""
+for (setup-uv: `uv` installed with pip) and what the runner has that the image may not (pipx).
+Used when the repository sets no `repair.setup`."""
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
@@ -21,6 +23,8 @@ def setup_script(job: CiJob) -> str | None:
         if toolchain.name == "uv":  # setup-uv puts `uv` on PATH; here it comes from the package index/cache
             spec = f"uv=={toolchain.version}" if toolchain.version and toolchain.version[0].isdigit() else "uv"
             lines.append(f"command -v uv >/dev/null 2>&1 || python -m pip install {shlex.quote(spec)}")
+    if any(re.search(r"(^|[\s;&|(])pipx\s", step.run) for step in job.setup_steps):  # runners have pipx
+        lines.append("command -v pipx >/dev/null 2>&1 || python -m pip install pipx")
     for step in job.setup_steps:
         lines.append(f"echo {shlex.quote('--- ' + step.name)}")
         where = f"{WORKSPACE_MOUNT}/{step.working_directory}".rstrip("/") if step.working_directory \

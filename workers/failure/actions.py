@@ -1,6 +1,7 @@
 """What a workflow's `uses:` steps mean for reproducing it: setup actions become toolchain
 requests (setup-python → python 3.12), checkout and cache actions need nothing, a few actions run a
-known command (pre-commit/action), and every other action is named as not reproduced."""
+known command (pre-commit/action) or install a tool (snok/install-poetry), and every other action is
+named as not reproduced."""
 
 from __future__ import annotations
 
@@ -25,6 +26,13 @@ IGNORED_ACTIONS = {
 }
 
 
+# Actions that install Poetry on the runner (with pipx or its installer; here with pip, from where
+# packages come from), and how their inputs persist as Poetry's settings.
+POETRY_ACTIONS = {"snok/install-poetry", "abatilo/actions-poetry"}
+_POETRY_INPUTS = {"virtualenvs-create": "POETRY_VIRTUALENVS_CREATE",
+                  "virtualenvs-in-project": "POETRY_VIRTUALENVS_IN_PROJECT"}
+
+
 @dataclass(frozen=True)
 class Toolchain:
     """A toolchain the failing job asked for: `python` `3.12`, `node` `20.x`, `rust` `stable`, …"""
@@ -41,8 +49,9 @@ class Toolchain:
 class ActionMeaning:
     kind: str  # toolchain | ignored | command | unsupported
     toolchains: tuple[Toolchain, ...] = ()
-    command: str | None = None  # for kind == "command": what the action runs
+    command: str | None = None  # for kind == "command": what the action runs (None: it only installs)
     setup: str | None = None  # what it installs first (part of the setup phase)
+    env: tuple[tuple[str, str], ...] = ()  # settings it leaves for the job's later steps
     note: str | None = None
 
 
@@ -85,8 +94,19 @@ def interpret(uses: str, inputs: dict[str, str]) -> ActionMeaning:
         if name == "actions/setup-python" and "," in (version or ""):
             found = [Toolchain("python", version.split(",")[-1].strip(), uses)]  # the last is the default
         return ActionMeaning("toolchain", tuple(found), note="; ".join(notes) or None)
-    if name == "pre-commit/action":
+    if name == "pre-commit/action":  # its hooks' environments are made in the setup, where packages come from
         extra = inputs.get("extra_args") or "--all-files"
-        return ActionMeaning("command", setup="pip install pre-commit",
+        return ActionMeaning("command", setup="pip install pre-commit && pre-commit install-hooks",
                              command="pre-commit run --show-diff-on-failure --color=always " + extra)
+    if name in POETRY_ACTIONS:
+        return _install_poetry(inputs)
     return ActionMeaning("unsupported", note=f"{uses} (an action qwenfix does not reproduce)")
+
+
+def _install_poetry(inputs: dict[str, str]) -> ActionMeaning:
+    version = _version(inputs.get("version") or inputs.get("poetry-version"))
+    spec = f"poetry=={version}" if version and version[0].isdigit() else "poetry"
+    env = tuple((variable, inputs[key].strip().lower()) for key, variable in _POETRY_INPUTS.items()
+                if inputs.get(key, "").strip().lower() in ("true", "false"))
+    return ActionMeaning("command", setup=f"command -v poetry >/dev/null 2>&1 || python -m pip install '{spec}'",
+                         env=env)

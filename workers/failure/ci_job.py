@@ -114,9 +114,10 @@ def read_failing_job(workflow: Workflow, job_name: str, failing_step: Step | Non
         meaning = interpret(step.uses or "", {k: substitute(v, matrix, env, []) for k, v in step.with_.items()})
         if meaning.kind == "toolchain":
             toolchains.extend(meaning.toolchains)
-        elif meaning.kind == "command" and meaning.command:
+        elif meaning.kind == "command":
             script = "\n".join(filter(None, (meaning.setup, meaning.command)))
             setup.append(SetupStep(step.display_name, script, None, None, {}, step.continue_on_error))
+            env.update(meaning.env)  # as the runner keeps an action's settings for the later steps
         elif meaning.kind == "unsupported":
             left_out.append(meaning.note or step.uses or step.display_name)
         if meaning.note and meaning.kind != "unsupported":

@@ -63,7 +63,9 @@ jobs:
         "( cd /workspace && ./seed.sh ) || true",
     ]
     assert setup_script(ci_job("pre-commit.yml", "pre-commit", "Run pre-commit/action@v3.0.1")).splitlines()[-1] == \
-        "( cd /workspace && pip install pre-commit )"
+        "( cd /workspace && pip install pre-commit && pre-commit install-hooks )"
+    pipx = setup_script(ci_job("poetry-pipx.yml", "test", "Run poetry run pytest")).splitlines()
+    assert pipx[1] == "command -v pipx >/dev/null 2>&1 || python -m pip install pipx"  # runners have it
     assert setup_script(ci_job("go.yml", "build", "Build")) is None  # nothing before the failing step but actions
 
 
@@ -80,8 +82,8 @@ def test_where_packages_come_from_in_the_setup_sandbox(tmp_path):
                                      "UV_DEFAULT_INDEX": "https://pypi.internal/simple",
                                      "npm_config_registry": "https://npm.internal/"}
     assert "export PIP_INDEX_URL=https://pypi.internal/simple\n" in index.prelude(with_env_dir=True)
-    assert index.prelude(with_env_dir=True).endswith(
-        'export VIRTUAL_ENV=/opt/qwenfix/env/python PATH="/opt/qwenfix/env/python/bin:$PATH"\n')
+    assert 'export PATH="/opt/qwenfix/env/python/bin:$PATH"\n' in index.prelude(with_env_dir=True)
+    assert "VIRTUAL_ENV" not in index.prelude(with_env_dir=True)  # not activated, as on the runner
 
 
 @pytest.mark.docker
@@ -103,15 +105,15 @@ def test_setup_writes_the_environment_once_and_later_sandboxes_only_read_it(dock
     try:
         with JobSandboxes(environment, start, SetupCache(tmp_path / "cache", "octo/calc", keep=0)) as sandboxes:
             result = sandboxes.setup_runner(
-                "echo made > $VIRTUAL_ENV/made && ls /opt/qwenfix/packages && touch built.txt && echo $APP_MODE",
+                "echo made > /opt/qwenfix/env/python/made && ls /opt/qwenfix/packages && touch built.txt && echo $APP_MODE",
                 ".")(worktree)
             assert result.ok, result.output
             assert "wheels" in result.output and "ci test" in result.output
             assert (sandboxes.env_dir / "python" / "made").read_text() == "made\n"
             later = sandboxes.start(worktree)
-            seen = later.exec("command -v python; command -v pip; python -c 'import pytest'; cat $VIRTUAL_ENV/made; "
+            seen = later.exec("command -v python; command -v pip; python -c 'import pytest'; cat /opt/qwenfix/env/python/made; "
                               "echo $APP_MODE $PIP_NO_INDEX; ls /opt/qwenfix/packages; "
-                              "touch $VIRTUAL_ENV/x 2>&1 || echo env read-only; "
+                              "touch /opt/qwenfix/env/python/x 2>&1 || echo env read-only; "
                               "touch /opt/qwenfix/packages/x 2>&1 || echo cache read-only")
             assert f"{ENV_MOUNT}/python/bin/python" in seen.output and f"{ENV_MOUNT}/python/bin/pip" in seen.output
             assert "made" in seen.output and "ci test 1" in seen.output and "wheels" in seen.output
@@ -165,4 +167,4 @@ def test_the_operators_index_is_the_one_every_installer_uses():
     assert "export QWENFIX_PACKAGE_INDEX=https://pypi.internal/simple/" in preamble
     assert 'PDM_PYPI_URL="$QWENFIX_PACKAGE_INDEX" PIPENV_PYPI_MIRROR="$QWENFIX_PACKAGE_INDEX"' in preamble
     assert "http.server" not in preamble  # nothing served: the operator's index is reachable
-    assert job_environment(None, network=True).setup_preamble() == ""  # the network's own PyPI
+    assert "QWENFIX_PACKAGE_INDEX" not in job_environment(None, network=True).setup_preamble()  # PyPI itself

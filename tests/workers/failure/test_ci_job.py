@@ -87,8 +87,24 @@ def test_uv_poetry_and_pre_commit_shapes():
     assert lookup.command.shell == "bash" and job.setup_steps[1].shell == "bash"
     lookup, job = job_of(corpus("pre-commit.yml"), "pre-commit", "Run pre-commit/action@v3.0.1")
     assert lookup.command.run == "pre-commit run --show-diff-on-failure --color=always --all-files"
-    assert [s.run for s in job.setup_steps] == ["pip install pre-commit"]  # what the action installs first
+    # what the action installs first: pre-commit, and its hooks' environments while packages can be had
+    assert [s.run for s in job.setup_steps] == ["pip install pre-commit && pre-commit install-hooks"]
     assert job.toolchains == (Toolchain("python", None, "actions/setup-python@v3"),)
+
+
+def test_poetry_installed_by_an_action_keeps_its_settings_for_the_later_steps():
+    lookup, job = job_of(corpus("install-poetry.yml"), "test", "Run tests")
+    assert lookup.command.run.split() == ["source", ".venv/bin/activate", "pytest", "tests/"]
+    assert [s.run for s in job.setup_steps] == [
+        "command -v poetry >/dev/null 2>&1 || python -m pip install 'poetry'",
+        "poetry install --no-interaction --no-root"]
+    assert job.env["POETRY_VIRTUALENVS_IN_PROJECT"] == "true" and job.env["POETRY_VIRTUALENVS_CREATE"] == "true"
+    assert not job.not_reproduced  # the cache action is ignored, the installer understood
+    _, pinned = job_of(parse_workflow(
+        "on: push\njobs:\n  t:\n    steps:\n      - uses: abatilo/actions-poetry@v4\n"
+        "        with: {poetry-version: '1.8.5'}\n      - run: poetry run pytest\n"), "t", "Run poetry run pytest")
+    assert [s.run for s in pinned.setup_steps] == [
+        "command -v poetry >/dev/null 2>&1 || python -m pip install 'poetry==1.8.5'"]
 
 
 def test_services_and_secrets_are_named_never_reproduced():
@@ -170,7 +186,8 @@ def test_conditions(expr, expected):
     ("astral-sh/setup-uv@v5", {"python-version": "3.12"}, "toolchain", {"uv": None, "python": "3.12"}),
     ("actions/checkout@v4", {}, "ignored", {}),
     ("actions/cache@v4", {"path": "~/.npm"}, "ignored", {}),
-    ("snok/install-poetry@v1", {}, "unsupported", {}),
+    ("snok/install-poetry@v1", {}, "command", {}),
+    ("docker/build-push-action@v6", {"push": "false"}, "unsupported", {}),
 ])
 def test_setup_actions(uses, inputs, kind, versions):
     meaning = interpret(uses, inputs)
