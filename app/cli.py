@@ -47,7 +47,10 @@ def _die_with_parent() -> None:
 def cmd_worker(args) -> int:
     from core.queue import celery_app
 
-    argv = ["worker", "-Q", "qwenfix", "--loglevel", get_settings().log_level, "--concurrency", str(args.concurrency)]
+    # No mingle or gossip: qwenfix keeps its own state (jobs, leases) in the database and never uses
+    # Celery's revokes or remote control, so a worker need not wait for its peers' answers to start.
+    argv = ["worker", "-Q", "qwenfix", "--loglevel", get_settings().log_level, "--concurrency", str(args.concurrency),
+            "--without-mingle", "--without-gossip"]
     if args.beat:
         argv.append("--beat")
         argv += ["--schedule", str(get_settings().data_dir / "celerybeat-schedule")]
