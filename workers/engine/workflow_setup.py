@@ -16,8 +16,27 @@ from workers.sandbox import WORKSPACE_MOUNT
 WORKFLOW_SETUP = "the workflow's steps before the failing step"
 
 
-def setup_script(job: CiJob) -> str | None:
-    """One script for the setup sandbox, or None when the job has nothing to set up."""
+# tox makes a test environment when first run and reuses it while its deps are unchanged.
+_TOX = re.compile(r"^(?:python3?\s+-m\s+)?tox(?:\s+(?:run|r))?(?=\s|$)")
+
+
+def prepare_tox(command: str | None) -> str | None:
+    """`tox -e py311` → `tox -e py311 --notest`: the test environments made once, in the setup
+    (where packages come from), so that reproduction, candidates and validation only reinstall
+    the project and run the tests. None for any other command."""
+    command = (command or "").strip()
+    if not _TOX.match(command) or re.search(r"[\n;&|<>`$()]", command):
+        return None
+    words = shlex.split(command)
+    at = words.index("--") if "--" in words else len(words)
+    return shlex.join([*words[:at], "--notest", *words[at:]])
+
+
+def setup_script(job: CiJob, command: str | None = None, working_directory: str | None = None,
+                 env: dict[str, str] | None = None) -> str | None:
+    """One script for the setup sandbox, or None when the job has nothing to set up. `command`
+    is the failing step's (in `working_directory`, with the step's `env`): a tox run's
+    environments are made here too."""
     lines: list[str] = []
     for toolchain in job.toolchains:
         if toolchain.name == "uv":  # setup-uv puts `uv` on PATH; here it comes from the package index/cache
@@ -32,6 +51,13 @@ def setup_script(job: CiJob) -> str | None:
         exports = "".join(f"export {name}={shlex.quote(value)}; " for name, value in step.env.items())
         body = f"( cd {shlex.quote(where)} && {exports}{as_shell(step.run, step.shell)} )"
         lines.append(f"{body} || true" if step.continue_on_error else body)
+    tox = prepare_tox(command)
+    if tox is not None:
+        where = f"{WORKSPACE_MOUNT}/{working_directory}".rstrip("/") if working_directory not in (None, ".") \
+            else WORKSPACE_MOUNT
+        exports = "".join(f"export {name}={shlex.quote(value)}; " for name, value in (env or {}).items())
+        lines.append(f"echo {shlex.quote('--- tox environments: ' + tox)}")
+        lines.append(f"( cd {shlex.quote(where)} && {exports}{tox} )")
     if not lines:
         return None
     return "set -e\n" + "\n".join(lines)

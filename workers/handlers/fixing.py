@@ -365,7 +365,8 @@ def failure_task(gj: GitHubJob, report: FailureReport, regression: str | None, *
     settings, ci_job = gj.ctx.settings, report.ci_job
     options = task_options(gj, **extra)
     if not options["setup"] and ci_job is not None:
-        options.update(setup=setup_script(ci_job), setup_source=WORKFLOW_SETUP)
+        options.update(setup=setup_script(ci_job, report.command, report.working_directory, report.env),
+                       setup_source=WORKFLOW_SETUP)
     options["setup_network"] = options["setup_network"] or bool(
         settings.sandbox_allow_setup_network and (settings.sandbox_pip_index_url or settings.sandbox_npm_registry))
     regression = gj.config.repair.regression_command or regression

@@ -11,7 +11,7 @@ import pytest
 from tests.support.docker import TEST_LIMITS
 from workers.engine.environment import ENV_MOUNT, JobEnvironment, JobSandboxes, as_shell
 from workers.engine.setup_cache import SetupCache
-from workers.engine.workflow_setup import job_environment, setup_script
+from workers.engine.workflow_setup import job_environment, prepare_tox, setup_script
 from workers.failure.ci_job import read_failing_job
 from workers.failure.workflow import locate_step, parse_workflow
 
@@ -67,6 +67,12 @@ jobs:
     pipx = setup_script(ci_job("poetry-pipx.yml", "test", "Run poetry run pytest")).splitlines()
     assert pipx[1] == "command -v pipx >/dev/null 2>&1 || python -m pip install pipx"  # runners have it
     assert setup_script(ci_job("go.yml", "build", "Build")) is None  # nothing before the failing step but actions
+    # a tox run's environments are made in the setup, where packages come from, with the step's env
+    tox = setup_script(ci_job("tox.yml", "py311", "Run tox"), "tox -e py311 -- -k add", "src", {"TOX_X": "1"})
+    assert tox.splitlines()[-1] == "( cd /workspace/src && export TOX_X=1; tox -e py311 --notest -- -k add )"
+    assert prepare_tox("python -m tox run -e lint") == "python -m tox run -e lint --notest"
+    assert [prepare_tox(c) for c in ("tox -e py && coverage report", "toxic", "pytest", "tox -e $(echo py)")] == \
+        [None] * 4  # only a plain tox run
 
 
 def test_where_packages_come_from_in_the_setup_sandbox(tmp_path):
