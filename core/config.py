@@ -78,9 +78,8 @@ class Settings(BaseSettings):
     llm_model: str = "qwen3-coder-plus"
     llm_timeout_s: float = 120.0
     llm_max_retries: int = 3
-    # per model, per million tokens: {"qwen3-coder-plus": {"prompt": 1.0, "cached": 0.2, "completion": 5.0}}
-    llm_token_prices: dict[str, dict[str, float]] = {}
-    # {"model": {"input": 0.8, "cached_input": 0.08, "output": 3.2}}, per million tokens
+    # {"model": {"input": 0.8, "cached_input": 0.08, "output": 3.2}}, per million tokens: the service's
+    # costs and budgets, and `qwenfix bench`'s
     llm_prices: dict[str, ModelPrice] = Field(default_factory=dict)
 
     # budgets: operator defaults, per installation (organization) and per repository; 0 = no limit.

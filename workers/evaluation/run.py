@@ -138,10 +138,11 @@ class _Runner:
         self._cancelled = threading.Event()
         self._live: list = []
         self._lock = threading.Lock()
-        prices = settings.llm_token_prices.get(options.model, {})
-        self.budget = Budget(price_per_1k_prompt=prices.get("prompt", 0.0) / 1000,
-                             price_per_1k_cached=prices["cached"] / 1000 if "cached" in prices else None,
-                             price_per_1k_completion=prices.get("completion", 0.0) / 1000)
+        price = settings.llm_prices.get(options.model)  # the same table as the service's costs
+        self.budget = Budget(price_per_1k_prompt=price.input / 1000 if price else 0.0,
+                             price_per_1k_cached=price.cached_input / 1000 if price and price.cached_input is not None
+                             else None,
+                             price_per_1k_completion=price.output / 1000 if price else 0.0)
 
     def cancel(self) -> None:
         """Stop now: no new stage starts, every sandbox is killed (its command ends at once)."""

@@ -27,14 +27,14 @@ pytestmark = pytest.mark.docker
 
 API_KEY = "sk-bench-model-key-0123456789abcdef"
 ROOT = Path(__file__).resolve().parents[3]
-PRICES = {"qwen3-coder-test": {"prompt": 1.0, "cached": 0.1, "completion": 4.0}}
+PRICES = {"qwen3-coder-test": {"input": 1.0, "cached_input": 0.1, "output": 4.0}}
 
 
 @pytest.fixture
 def settings(make_settings, fake_model, docker_engine):
     return make_settings(llm_base_url=fake_model.base_url, llm_api_key=API_KEY, llm_model="qwen3-coder-test",
                          llm_timeout_s=20, llm_max_retries=0, sandbox_engine="docker", sandbox_image=SANDBOX_IMAGE,
-                         sandbox_memory_mb=512, sandbox_command_timeout_s=60, llm_token_prices=PRICES)
+                         sandbox_memory_mb=512, sandbox_command_timeout_s=60, llm_prices=PRICES)
 
 
 def task_of(body: dict) -> str:
