@@ -13,13 +13,20 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import Protocol
 
 from core import jobs
 from core.audit import Trail
 from core.config import Settings
 from core.db.models import Job
 from core.db.session import session_scope
+
+
+class JobVoice(Protocol):
+    """What the runner needs of the job's GitHub side (workers.github.job.GitHubJob) once opened:
+    its last word when the job ends without the handler's (a failure, the time limit)."""
+
+    def finish(self, headline: str, body: str, conclusion: str, title: str, text: str | None = None) -> None: ...
 
 
 def new_holder() -> str:
@@ -61,7 +68,7 @@ class JobContext:
     resources: ExitStack = field(default_factory=ExitStack)  # closed when the handler returns
     started: float = field(default_factory=time.monotonic)
     lease_lost: threading.Event = field(default_factory=threading.Event)  # set by workers/lease.py
-    github: Any = None  # the job's GitHubJob once opened: the runner reports a failure or the time limit through it
+    github: JobVoice | None = None  # the job's GitHubJob once opened: the runner reports a failure or the time limit through it
 
     @property
     def deadline(self) -> float:
