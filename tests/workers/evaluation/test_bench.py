@@ -147,7 +147,9 @@ def test_context_only_measures_recall_without_a_model(tmp_path, settings, fake_m
 
 def test_an_interrupted_run_resumes_without_redoing_finished_tasks(tmp_path, settings, fake_model):
     tasks_file = make_example(tmp_path / "example")
-    fake_model.script([scripted(i, sleep=1.0) for i in range(6)])
+    # the unsolved task's model calls are slow, so the interruption comes while it runs, however
+    # slow the machine is at finishing the first task
+    fake_model.script([scripted(i, sleep=3.0) for i in range(6)])
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("QWENFIX_")}
     env.update(settings_env(settings), PYTHONPATH=str(ROOT))
@@ -165,6 +167,7 @@ def test_an_interrupted_run_resumes_without_redoing_finished_tasks(tmp_path, set
     assert "--resume" in output and not (out / "results" / "textkit-mean.json").exists()
     shop_requests = sum("rate_for" in task_of(r.body) for r in fake_model.chat_requests())
     assert shop_requests == 4
+    fake_model.script([scripted(i) for i in range(6)])
     second = subprocess.run(argv + ["--resume"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == EXIT_DONE, second.stdout + second.stderr
     assert "1 of 2 tasks already done" in second.stdout
