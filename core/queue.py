@@ -18,8 +18,15 @@ from core.config import Settings, get_settings
 
 RUN_JOB = "qwenfix.run_job"
 SWEEP = "qwenfix.sweep"
-SOFT_LIMIT_MARGIN_S = 15.0  # the job watches its own deadline; Celery interrupts it this much later
-JOB_KILL_GRACE_S = 60.0  # and kills the process running it this much after that
+# The job watches its own deadline; Celery interrupts it a margin later and kills the process
+# running it a grace after that: a quarter and a half of the limit, within these bounds (a job
+# allowed 20 s is not given a minute more to say so).
+SOFT_LIMIT_MARGIN_S = (5.0, 15.0)
+JOB_KILL_GRACE_S = (10.0, 60.0)
+
+
+def _within(value: float, bounds: tuple[float, float]) -> float:
+    return min(max(value, bounds[0]), bounds[1])
 
 
 def time_limits(settings: Settings) -> tuple[float, float]:
@@ -29,8 +36,9 @@ def time_limits(settings: Settings) -> tuple[float, float]:
     limit Celery raises SoftTimeLimitExceeded in whatever the job is doing; at the hard limit it
     kills the process, whatever it is doing (a regex in C, a stuck socket). Nothing a repository
     sends can hold a worker longer."""
-    soft = settings.job_time_limit_s + SOFT_LIMIT_MARGIN_S
-    return soft, soft + JOB_KILL_GRACE_S
+    limit = settings.job_time_limit_s
+    soft = limit + _within(limit / 4, SOFT_LIMIT_MARGIN_S)
+    return soft, soft + _within(limit / 2, JOB_KILL_GRACE_S)
 
 
 def broker_options(settings: Settings) -> tuple[str, dict]:

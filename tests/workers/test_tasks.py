@@ -9,7 +9,7 @@ import docker
 import pytest
 import yaml
 
-from core.queue import JOB_KILL_GRACE_S, SOFT_LIMIT_MARGIN_S, time_limits
+from core.queue import time_limits
 from tests.repos import BASE_FILES, BROKEN_CALC, REPO, failing_job, workflow_run_event
 from tests.support.db import wait_for
 from tests.support.fake_openai import stall
@@ -25,8 +25,9 @@ def stack_settings() -> dict:
 
 
 def test_celery_limits_follow_the_operators_job_time_limit(make_settings):
-    soft, hard = time_limits(make_settings(job_time_limit_s=600))
-    assert soft == 600 + SOFT_LIMIT_MARGIN_S and hard == soft + JOB_KILL_GRACE_S
+    assert time_limits(make_settings(job_time_limit_s=3600)) == (3615, 3675)
+    assert time_limits(make_settings(job_time_limit_s=600)) == (615, 675)
+    assert time_limits(make_settings(job_time_limit_s=LIMIT_S)) == (25, 35)  # margins in proportion
 
 
 def red_build(stack, config: dict) -> tuple[int, str]:
@@ -41,7 +42,7 @@ def red_build(stack, config: dict) -> tuple[int, str]:
 
 def assert_stopped_at_the_time_limit(stack, job_id: int, head: str) -> None:
     gh = stack.github
-    job = stack.wait(job_id, timeout=LIMIT_S + SOFT_LIMIT_MARGIN_S + JOB_KILL_GRACE_S + 60)
+    job = stack.wait(job_id, timeout=time_limits(stack.settings)[1] + 60)
     assert job.state == "failed"
     assert job.outcome == f"time limit: stopped after {LIMIT_S} s (QWENFIX_JOB_TIME_LIMIT_S)"
     # a killed job's row is ended first, then its PR is told
