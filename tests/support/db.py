@@ -23,7 +23,20 @@ from core.db.models import Base
 from core.db.session import engine_for
 
 PG_ADMIN = os.environ.get("QWENFIX_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("QWENFIX_TEST_REDIS", "redis://127.0.0.1:6379/9")
+
+
+def _redis_url() -> str:
+    """QWENFIX_TEST_REDIS (database 9 by default); under pytest-xdist each worker (gw0, gw1, …) takes
+    the next database, so no worker takes another one's jobs."""
+    url = os.environ.get("QWENFIX_TEST_REDIS", "redis://127.0.0.1:6379/9")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    base, _, db = url.rpartition("/")
+    return f"{base}/{(int(db or 0) + 1 + int(worker[2:])) % 16}"
+
+
+REDIS_URL = _redis_url()
 SECRET = "test-webhook-secret"
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -154,7 +154,9 @@ def test_an_interrupted_run_resumes_without_redoing_finished_tasks(tmp_path, set
     env = {k: v for k, v in os.environ.items() if not k.startswith("QWENFIX_")}
     env.update(settings_env(settings), PYTHONPATH=str(ROOT))
     argv = [sys.executable, "-m", "app.cli", "bench", str(tasks_file), "--out", str(out), "--limit", "2"]
-    first = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Ctrl-C as at a terminal: a suite started in the background inherits SIGINT ignored
+    first = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         wait_for(lambda: (out / "results" / "shop-tax.json").exists(), timeout=180, interval=0.1,
                  message="the first task's result")
