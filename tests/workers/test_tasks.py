@@ -56,7 +56,7 @@ def assert_stopped_at_the_time_limit(stack, job_id: int, head: str) -> None:
     # its sandbox is gone, and the job is over: not delivered to a worker again
     client = docker.from_env()
     workspace_root = str(stack.settings.data_dir)
-    left = [c for c in client.containers.list(all=True, filters={"label": "qwenfix=1"})
+    left = [c for c in client.containers.list(all=True, filters={"label": "qwenfix=1"}, ignore_removed=True)
             if c.labels.get("qwenfix.workspace", "").startswith(workspace_root)]
     assert left == []
     time.sleep(3)

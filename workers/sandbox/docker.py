@@ -471,7 +471,8 @@ class DockerEngine:
 
 def list_sandboxes(client=None) -> list:
     client = client or _client()
-    return client.containers.list(all=True, filters={"label": f"{LABEL}=1"})
+    # a sandbox removed between the listing and its inspection (its job ended meanwhile) is left out
+    return client.containers.list(all=True, filters={"label": f"{LABEL}=1"}, ignore_removed=True)
 
 
 def sweep_orphans(
