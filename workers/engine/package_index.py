@@ -31,27 +31,20 @@ class Index(http.server.SimpleHTTPRequestHandler):
     def do_GET(self):
         parts = [p for p in self.path.split('?')[0].split('/') if p]
         if parts[:1] == ['files'] and len(parts) == 2 and parts[1] in os.listdir(wheels):
-            return self.send_file(os.path.join(wheels, parts[1]))
+            with open(os.path.join(wheels, parts[1]), 'rb') as f:
+                return self.send(f.read(), 'application/octet-stream')
         if parts[:1] == ['simple'] and len(parts) <= 2:
             names = files.get(re.sub(r'[-_.]+', '-', parts[1]).lower()) if len(parts) == 2 else None
             if len(parts) == 2 and names is None:
                 return self.send_error(404)
             links = [f'<a href="/files/{n}">{n}</a>' for n in names] if names else \\
                 [f'<a href="/simple/{p}/">{p}</a>' for p in files]
-            return self.send_page('<!DOCTYPE html><html><body>' + '<br>'.join(links) + '</body></html>')
+            page = '<!DOCTYPE html><html><body>' + '<br>'.join(links) + '</body></html>'
+            return self.send(page.encode(), 'text/html')
         self.send_error(404)
-    def send_page(self, text):
-        body = text.encode()
+    def send(self, body, content_type):
         self.send_response(200)
-        self.send_header('Content-Type', 'text/html')
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def send_file(self, path):
-        with open(path, 'rb') as f:
-            body = f.read()
-        self.send_response(200)
-        self.send_header('Content-Type', 'application/octet-stream')
+        self.send_header('Content-Type', content_type)
         self.send_header('Content-Length', str(len(body)))
         self.end_headers()
         self.wfile.write(body)
