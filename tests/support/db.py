@@ -139,8 +139,8 @@ def start_worker(tmp_path):
         raise RuntimeError(f"worker not ready in 30 s:\n{Path(log.name).read_text()}")
 
     yield start
-    # The test is over: the workers go at once (a warm or cold shutdown spends ~2 s in the pool's
-    # joins); a sandbox a failed test left behind is swept by the next worker's start.
+    # The test is over: the workers go at once (a warm or a cold shutdown takes ~2 s each); a
+    # sandbox a failed test left behind is swept by the next worker's start.
     for proc in procs:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
