@@ -46,21 +46,23 @@ def setup_script(job: CiJob, command: str | None = None, working_directory: str 
         lines.append("command -v pipx >/dev/null 2>&1 || python -m pip install pipx")
     for step in job.setup_steps:
         lines.append(f"echo {shlex.quote('--- ' + step.name)}")
-        where = f"{WORKSPACE_MOUNT}/{step.working_directory}".rstrip("/") if step.working_directory \
-            else WORKSPACE_MOUNT
-        exports = "".join(f"export {name}={shlex.quote(value)}; " for name, value in step.env.items())
-        body = f"( cd {shlex.quote(where)} && {exports}{as_shell(step.run, step.shell)} )"
+        body = _in_step(step.working_directory, step.env, as_shell(step.run, step.shell))
         lines.append(f"{body} || true" if step.continue_on_error else body)
     tox = prepare_tox(command)
     if tox is not None:
-        where = f"{WORKSPACE_MOUNT}/{working_directory}".rstrip("/") if working_directory not in (None, ".") \
-            else WORKSPACE_MOUNT
-        exports = "".join(f"export {name}={shlex.quote(value)}; " for name, value in (env or {}).items())
         lines.append(f"echo {shlex.quote('--- tox environments: ' + tox)}")
-        lines.append(f"( cd {shlex.quote(where)} && {exports}{tox} )")
+        lines.append(_in_step(working_directory, env or {}, tox))
     if not lines:
         return None
     return "set -e\n" + "\n".join(lines)
+
+
+def _in_step(working_directory: str | None, env: dict[str, str], script: str) -> str:
+    """`script` in a subshell, in the step's directory of the workspace, with the step's env."""
+    where = f"{WORKSPACE_MOUNT}/{working_directory}".rstrip("/") if working_directory not in (None, ".") \
+        else WORKSPACE_MOUNT
+    exports = "".join(f"export {name}={shlex.quote(value)}; " for name, value in env.items())
+    return f"( cd {shlex.quote(where)} && {exports}{script} )"
 
 
 def job_environment(job: CiJob | None, pip_index_url: str = "", npm_registry: str = "",

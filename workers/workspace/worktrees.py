@@ -86,8 +86,8 @@ def reset_worktree(git_dir: Path, path: Path, sha: str, keep: Iterable[str] = ()
     worktree of ``git_dir`` (then the caller rebuilds it).
 
     The sandbox could have written anything there, so nothing in it is trusted: the ``.git``
-    pointer is rewritten (to name the sandbox's view of the checkout), git is told where its metadata is (which lives outside the sandbox's
-    reach, in the mirror), ``reset --hard`` rewrites every tracked file whose stat data changed
+    pointer is rewritten (to name the sandbox's view of the checkout), git is told where its
+    metadata is (which lives outside the sandbox's reach, in the mirror), ``reset --hard`` rewrites every tracked file whose stat data changed
     (a sandbox cannot forge ctime), ``clean -ffdx`` removes everything untracked (but the
     directories ``keep``: not a link, not tracked, the caller's to check), and the fifos, sockets
     and devices git does not see go too."""
