@@ -27,7 +27,7 @@ def pr(gh, files=None, config=None, fork=False, maintainer_can_modify=False, num
         base[".github/qwen.yml"] = yaml.safe_dump(config)
     gh.add_repo(REPO, base)
     if fork:
-        gh.add_repo("contributor/calc", base, installation_id=None)
+        gh.add_fork(REPO, "contributor/calc")
         head = gh.push("contributor/calc", "feature", files or {"calc.py": BROKEN_CALC}, parent_branch="main")
         gh.add_pull(REPO, number, head_ref="feature", base_ref="main", fork=True, head_repo="contributor/calc",
                     maintainer_can_modify=maintainer_can_modify)
