@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -33,8 +33,9 @@ from workers.engine.security_gate import scan
 from workers.engine.setup_cache import SetupCache
 from workers.engine.setup_phase import prepared
 from workers.engine.stations import Checkout, StartSandbox, Stations, workdir
+from workers.engine.suite_results import SuiteRun
 from workers.engine.task import Candidate, RepairResult, RepairTask, RepoContext, Verdict
-from workers.engine.validate import Baseline, setup_failure, validate
+from workers.engine.validate import Baseline, measured_run, setup_failure, validate
 from workers.failure.reproduction import compare, environment_problem
 from workers.sandbox import ExecResult
 from workers.sandbox.output import disk_exceeded
@@ -62,7 +63,10 @@ def repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_san
         progress("reproducing", "setup" if "\n" in task.setup else f"setup `{task.setup}`")
     sandboxes = JobSandboxes(task.environment, start_sandbox, setup_cache, image, task.setup_network)
     run = sandboxes.setup_runner(task.setup, task.working_directory) if task.setup else None
-    on_base = (lambda: _run_on_base(original, base_checkout, sandboxes.start, run)) if base_checkout else None
+    # The base gets an environment of its own: its lock files may differ, and what its setup
+    # installs must never become what the pull request's fix is validated with.
+    on_base = (lambda: _run_on_base(original, base_checkout, JobSandboxes(
+        task.environment, start_sandbox, setup_cache, image, task.setup_network))) if base_checkout else None
     clock = time.monotonic()
     with sandboxes, prepared(task.setup, task.working_directory, task.setup_network, checkout, start_sandbox,
                              run=run) as prep:
@@ -109,8 +113,23 @@ def _repair(task: RepairTask, stations: Stations, base_sha: str | None, client: 
             progress(stage, detail)
 
     timings: dict[str, float] = {}
+    # The base run needs nothing from the reproduction: both run at once, and the base's answer is
+    # waited for only once the failure is known to be worth asking about.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="on-base") as alongside:
+        base = alongside.submit(_timed, on_base) if on_base is not None and task.require_failure else None
+        return _reproduced(task, stations, base_sha, client, context, report, secrets, cancelled, base, timings)
+
+
+def _timed(run: Callable[[], ExecResult | None]) -> tuple[ExecResult | None, float]:
     clock = time.monotonic()
-    report("reproducing", f"`{task.command}`")
+    return run(), round(time.monotonic() - clock, 3)
+
+
+def _reproduced(task: RepairTask, stations: Stations, base_sha: str | None, client: ModelClient | None,
+                context: RepoContext, report: Callable[..., None], secrets: list[str], cancelled: Callable[[], bool],
+                base: Future[tuple[ExecResult | None, float]] | None, timings: dict[str, float]) -> RepairResult:
+    clock = time.monotonic()
+    report("reproducing", f"`{task.command}`" + (" (and on the base)" if base is not None else ""))
     seen = _reproduce(task, stations, base_sha)
     reproduction, setup_failed, base_sha = seen.result, seen.setup_failed, seen.base_sha
     timings["reproduce"] = round(time.monotonic() - clock, 3)
@@ -131,11 +150,8 @@ def _repair(task: RepairTask, stations: Stations, base_sha: str | None, client: 
         if problem is not None:  # the sandbox lacks what CI had: no model call can fix that
             return RepairResult("not_reproduced", reproduction, timings=timings, reproduced="no",
                                 environment_problem=problem, reason=f"not reproduced: environment — {problem}")
-    if on_base is not None and task.require_failure:
-        report("reproducing", "on the base branch")
-        clock = time.monotonic()
-        base_run = on_base()
-        timings["base"] = round(time.monotonic() - clock, 3)
+    if base is not None:
+        base_run, timings["base"] = base.result()
         if fails_on_base(reproduction, base_run):
             return RepairResult("fails_on_base", reproduction, timings=timings, base_reproduction=base_run,
                                 reason="the command fails the same way on the base", reproduced=comparison.level)
@@ -152,7 +168,8 @@ def _fix(task: RepairTask, stations: Stations, base_sha: str, client: ModelClien
     """The failure is reproduced: deterministic fixer, then the agent's candidates, each validated."""
     reproduction = seen.result
     candidates: list[Candidate] = []
-    baseline = Baseline(task, stations)  # what the tests check before any patch, measured once if needed
+    # what the tests check before any patch: the reproduction measured the failing command
+    baseline = Baseline(task, stations, {task.command: seen.suite} if not task.allow_test_changes else {})
     fixer = fixer_for(task.command) if task.require_failure else None
     if fixer is not None:
         report("fixing", fixer.name)
@@ -195,17 +212,17 @@ def _fix(task: RepairTask, stations: Stations, base_sha: str, client: ModelClien
     return RepairResult("fixed", reproduction, verified[0], candidates, timings=timings)
 
 
-def _run_on_base(task: RepairTask, base_checkout: Checkout, start_sandbox: StartSandbox,
-                 run: Callable[[Path], ExecResult] | None = None) -> ExecResult | None:
-    """The failing command at the base, after the same setup (``run``: as the job runs it); None when
-    that cannot be told."""
+def _run_on_base(task: RepairTask, base_checkout: Checkout, sandboxes: JobSandboxes) -> ExecResult | None:
+    """The failing command at the base, after the same setup in the base's own environment; None
+    when that cannot be told."""
+    run = sandboxes.setup_runner(task.setup, task.working_directory) if task.setup else None
     try:
-        with prepared(task.setup, task.working_directory, task.setup_network, base_checkout, start_sandbox,
-                      run=run) as prep:
+        with sandboxes, prepared(task.setup, task.working_directory, task.setup_network, base_checkout,
+                                 sandboxes.start, run=run) as prep:
             if prep.failure is not None:
                 return None
             with prep.checkout() as worktree:
-                sandbox = start_sandbox(workdir(worktree))
+                sandbox = sandboxes.start(workdir(worktree))
                 try:
                     return sandbox.exec(task.runnable(task.command), cwd=task.working_directory)
                 finally:
@@ -236,6 +253,7 @@ class Reproduction:
     index: RepoIndex | None = None  # the commit's source files, when the failure calls for evidence
     evidence: list[tuple[str, str]] = field(default_factory=list)
     repo_map: str = ""
+    suite: SuiteRun | None = None  # what the command's tests did, when measured
 
 
 def first_task(task: RepairTask, context: RepoContext, seen: Reproduction) -> AgentTask:
@@ -268,8 +286,11 @@ def _reproduce(task: RepairTask, stations: Stations, base_sha: str | None) -> Re
         failed = setup_failure(sandbox, task)
         if failed is not None:
             return Reproduction(failed, True, base_sha, tree)
-        result = sandbox.exec(task.runnable(task.command), cwd=task.working_directory)
-        seen = Reproduction(result, False, base_sha, tree)
+        if task.allow_test_changes:
+            result, suite = sandbox.exec(task.runnable(task.command), cwd=task.working_directory), None
+        else:  # what the tests checked before any patch: the baseline of the candidates' validation
+            result, suite = measured_run(sandbox, station.path, task.runnable(task.command), task.working_directory)
+        seen = Reproduction(result, False, base_sha, tree, suite=suite)
         if not result.ok or not task.require_failure:
             try:  # from the commit's objects, never from the worktree the sandbox has just used
                 seen.index = RepoIndex.build(Snapshot.at(station.worktree, base_sha))

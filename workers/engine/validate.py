@@ -5,9 +5,11 @@ tests as before the patch. Nothing unverified is ever chosen."""
 from __future__ import annotations
 
 import fnmatch
+import re
 import shlex
 import threading
 import uuid
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from workers.engine.stations import Stations
@@ -43,6 +45,7 @@ TEST_FILE_NAMES = ("test_*.py", "*_test.py", "*_test.go", "*.test.[jt]s", "*.tes
                    "*.spec.[jt]sx", "*_spec.rb", "*Test.java", "*Tests.java", "conftest.py")
 REPORT_DIR = ".qwenfix-reports"  # in the workspace of a validation sandbox, never part of a patch
 MAX_CONFIG_BYTES = 1024 * 1024
+_NO_JUNIT = "unrecognized arguments: --junitxml"  # `-p no:junitxml` in the repository's pytest options
 
 
 def _matches(path: str, patterns) -> bool:
@@ -97,32 +100,43 @@ def measured_run(sandbox: Sandbox, root: Path, command: str, cwd: str) -> tuple[
     report = f"{REPORT_DIR}/{uuid.uuid4().hex}.xml"
     options = f"--junitxml={WORKSPACE_MOUNT}/{report} -o junit_family=xunit1"
     result = sandbox.exec(f"export PYTEST_ADDOPTS={shlex.quote(options)}\n{command}", cwd=cwd)
+    if _NO_JUNIT in result.output:  # the repository turned pytest's junitxml plugin off: as written, then
+        result = sandbox.exec(command, cwd=cwd)
+        return result, parse_output(result.output, result.truncated)
     run = parse_junit(read_sandbox_file(root, report, MAX_REPORT_BYTES))
+    # the report is qwenfix's, not the repository's: its line is not part of what the tests said
+    line = re.compile(rf"^-* ?generated xml file: {re.escape(f'{WORKSPACE_MOUNT}/{report}')} ?-*\r?\n?", re.M)
+    result = replace(result, output=line.sub("", result.output))
     return result, run or parse_output(result.output, result.truncated)
 
 
 class Baseline:
     """What the task's commands check at the base commit, measured the way validation measures a
-    candidate, once per repair and only when a candidate gets that far."""
+    candidate: `known` as the reproduction measured it, the rest once per repair and only when a
+    candidate gets that far."""
 
-    def __init__(self, task: RepairTask, stations: Stations) -> None:
+    def __init__(self, task: RepairTask, stations: Stations, known: dict[str, SuiteRun | None] | None = None) -> None:
         self._task, self._stations = task, stations
         self._lock = threading.Lock()
+        self._known = dict(known or {})
         self._runs: dict[str, SuiteRun | None] | None = None
 
     def runs(self) -> dict[str, SuiteRun | None]:
         with self._lock:
             if self._runs is None:
-                self._runs = self._measure()
+                self._runs = {**self._measure([c for c in _commands(self._task) if c not in self._known]),
+                              **self._known}
             return self._runs
 
-    def _measure(self) -> dict[str, SuiteRun | None]:
+    def _measure(self, commands: list[str]) -> dict[str, SuiteRun | None]:
+        if not commands:
+            return {}
         task = self._task
         with self._stations.station() as station:
             sandbox = station.sandbox()
             if setup_failure(sandbox, task) is not None:
                 return {}
-            return {command: _run(sandbox, station.path, task, command, True)[1] for command in _commands(task)}
+            return {command: _run(sandbox, station.path, task, command, True)[1] for command in commands}
 
 
 def validate(task: RepairTask, patch: str, stations: Stations, baseline: Baseline | None = None) -> Verdict:

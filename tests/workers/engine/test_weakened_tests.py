@@ -245,3 +245,18 @@ def test_the_test_settings_of_shared_configuration_files():
     package = '{"name": "x", "scripts": {"test": "jest", "lint": "eslint ."}, "jest": {"testPathIgnorePatterns": []}}'
     assert test_settings("package.json", package) != test_settings("package.json", package.replace('"test": "jest"', '"test": "jest -t add"'))
     assert test_settings("package.json", package) == test_settings("package.json", package.replace("eslint .", "eslint src"))
+
+
+def test_measuring_a_run_leaves_no_trace_in_its_output_and_copes_with_junitxml_turned_off(repo):
+    """The reproduction is measured too (it is the candidates' baseline): what the repository's tests
+    print must stay theirs, and a repository that turns pytest's junitxml plugin off still gets its
+    real result, not a usage error."""
+    with repo.stations() as stations, stations.station() as station:
+        sandbox = station.sandbox()
+        result, run = measured_run(sandbox, station.path, "python3 -m pytest -p no:cacheprovider", ".")
+        assert result.exit_code == 1 and "1 failed, 2 passed" in result.output
+        assert "generated xml file" not in result.output and ".qwenfix-reports" not in result.output
+        assert run is not None and run.runner == "pytest" and run.collected == 3
+        result, run = measured_run(sandbox, station.path, "python3 -m pytest -p no:cacheprovider -p no:junitxml", ".")
+        assert result.exit_code == 1 and "1 failed, 2 passed" in result.output
+        assert run is not None and run.collected == 3  # read from the output

@@ -401,3 +401,34 @@ def test_a_failing_setup_is_reported_with_its_own_output_and_no_model_call(stack
     assert "bootstrap.sh: not found" in comment["body"]  # the setup's own output
     assert "No candidate patch passed validation" not in comment["body"]
     assert job.result["setup_output"] and job.result["candidates"] == []
+
+
+INSTALL = ("import shutil, sysconfig\n"
+           "shutil.copy('vendor/mathlib.py', sysconfig.get_paths()['purelib'])  # as `pip install` would\n")
+
+
+def test_a_pull_request_that_changes_its_dependencies_is_validated_with_them_not_the_bases(stack):
+    """The PR bumps a dependency (requirements.txt) and uses what the new version adds. The failure is
+    also run on the base, after the base's own setup (its lock files differ): that environment must
+    not be the one the fix is then validated in, or every correct fix fails on the base's old
+    dependency."""
+    gh = stack.github
+    config = {"repair": {"mode": "commit", "setup": "python vendor/install.py", "candidates": 2}}
+    base = dict(BASE_FILES, **{".github/qwen.yml": yaml.safe_dump(config), "requirements.txt": "mathlib==1\n",
+                               "vendor/install.py": INSTALL, "vendor/mathlib.py": "def twice(x):\n    return 2 * x\n"})
+    gh.add_repo(REPO, base)
+    head = gh.push(REPO, "feature", {
+        "requirements.txt": "mathlib==2\n",
+        "vendor/mathlib.py": "def twice(x):\n    return 2 * x\n\n\ndef times(x, n):\n    return x * n\n",
+        "calc.py": BROKEN_CALC + "\n\ndef triple(x):\n    import mathlib\n    return mathlib.times(x, 3)\n",
+        "tests/test_triple.py": "from calc import triple\n\n\ndef test_triple():\n    assert triple(2) == 6\n",
+    }, "Use mathlib 2", parent_branch="main")
+    gh.add_pull(REPO, 7, head_ref="feature", base_ref="main")
+    stack.model.script(AGENT_FIX)
+    job = stack.wait(fail_run(stack, head, run_id=911))
+    assert job.state == "succeeded", job.outcome
+    new_head = gh.ref(REPO, "refs/heads/feature")
+    assert gh.file_at(REPO, new_head, "calc.py").startswith(FIXED_CALC)
+    # both candidates made the same fix, in parallel on two sandboxes: both verified
+    assert [c["verified"] for c in job.result["candidates"]] == [True, True], job.result["candidates"]
+    assert "base" in job.timings  # the failure was run on the base too, after the base's setup
