@@ -216,6 +216,10 @@ def rows(jest_lock: str) -> list[Row]:
             "build (3.12)", "Test with pytest", {**PYTHON_BASE, "requirements.txt": "pytest\n"},
             {"calc.py": BROKEN_CALC}, pytest_out("python-package", "3.12.8"), ADD_FIX,
             needs=["python 3.11.2 instead of 3.12"]),
+        Row("src-layout", "src layout: `PYTHONPATH` and `PATH` set through `$GITHUB_ENV`/`$GITHUB_PATH`, "
+            "`FORCE_COLOR`", "src-layout.yml", "test", "Run tests",
+            {"src/calc.py": CALC, "tests/test_calc.py": TEST_CALC},
+            {"src/calc.py": BROKEN_CALC}, pytest_out("src-layout", "3.11.11"), ("src/calc.py", "return a - b", "return a + b")),
         Row("tox", "tox, environments from an include-only matrix", "tox.yml", "py311", "Run tox",
             {**PYTHON_BASE, "pyproject.toml": PYPROJECT,
              "tox.ini": "[tox]\nenv_list = py311, py312\n\n[testenv]\ndeps = pytest\ncommands = pytest {posargs:tests}\n"},

@@ -27,6 +27,7 @@ PYTHON_ENV = f"{ENV_MOUNT}/python"  # the virtual environment setup-python stand
 TOOL_HOMES = {"POETRY_VIRTUALENVS_PATH": f"{ENV_MOUNT}/poetry", "WORKON_HOME": f"{ENV_MOUNT}/virtualenvs",
               "PIPX_HOME": f"{ENV_MOUNT}/pipx", "PIPX_BIN_DIR": f"{PYTHON_ENV}/bin"}
 PRE_COMMIT_HOME = f"{ENV_MOUNT}/pre-commit"
+STEPS_ENV = f"{ENV_MOUNT}/github-env.sh"  # what the setup steps wrote to $GITHUB_ENV and $GITHUB_PATH
 # Before any setup: a Python whose pip installs (as setup-python's does), on the image's python3 with
 # its packages visible (pytest, …); Debian's pip serves it, so no network is needed to make it. The
 # image's console scripts (pip, pytest, …) get launchers in the environment's bin/, so `pytest` runs
@@ -84,6 +85,7 @@ class JobEnvironment:
             lines.append(f'export PATH="{PYTHON_ENV}/bin:$PATH"')
             lines += [f"export {name}={value}" for name, value in TOOL_HOMES.items()]
             lines.append(f"if [ -f {PRE_COMMIT_HOME}/db.db ]; then export PRE_COMMIT_HOME={PRE_COMMIT_HOME}; fi")
+            lines.append(f"if [ -f {STEPS_ENV} ]; then . {STEPS_ENV}; fi")
         return "".join(line + "\n" for line in lines)
 
 

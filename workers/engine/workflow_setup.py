@@ -9,7 +9,7 @@ import re
 import shlex
 from pathlib import Path
 
-from workers.engine.environment import PACKAGES_MOUNT, JobEnvironment, as_shell
+from workers.engine.environment import PACKAGES_MOUNT, STEPS_ENV, JobEnvironment, as_shell
 from workers.failure.ci_job import CiJob
 from workers.sandbox import WORKSPACE_MOUNT
 
@@ -32,6 +32,38 @@ def prepare_tox(command: str | None) -> str | None:
     return shlex.join([*words[:at], "--notest", *words[at:]])
 
 
+# The runner gives every step files through which it passes settings to the later steps
+# (`echo "PYTHON_GIL=0" >> "$GITHUB_ENV"`); without them such a step fails. After each step what
+# it wrote to $GITHUB_ENV (NAME=value, or NAME<<DELIMITER lines) and $GITHUB_PATH is applied, and
+# kept in the environment directory for the job's later commands (the failing step among them).
+_GITHUB_FILES = f"""\
+export GITHUB_ENV="$(mktemp)" GITHUB_PATH="$(mktemp)" GITHUB_OUTPUT="$(mktemp)" GITHUB_STEP_SUMMARY="$(mktemp)"
+qwenfix_quoted() {{ printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\\\\\''/g")"; }}
+qwenfix_set() {{
+  case "$1" in ''|[0-9]*|*[!A-Za-z0-9_]*) return 0 ;; esac
+  export "$1=$2" 2>/dev/null || return 0
+  printf 'export %s=%s\\n' "$1" "$(qwenfix_quoted "$2")" >> {STEPS_ENV}
+}}
+qwenfix_github_env() {{
+  while IFS= read -r line; do
+    case "$line" in
+      *'<<'*) name=${{line%%<<*}}; delimiter=${{line#*<<}}; value=''; sep=''
+        while IFS= read -r more && [ "$more" != "$delimiter" ]; do value="$value$sep$more"; sep='
+'; done
+        qwenfix_set "$name" "$value" ;;
+      *=*) qwenfix_set "${{line%%=*}}" "${{line#*=}}" ;;
+    esac
+  done < "$GITHUB_ENV"
+  while IFS= read -r dir; do
+    if [ -n "$dir" ]; then
+      PATH="$dir:$PATH"; printf 'export PATH=%s:"$PATH"\\n' "$(qwenfix_quoted "$dir")" >> {STEPS_ENV}
+    fi
+  done < "$GITHUB_PATH"
+  export PATH; : > "$GITHUB_ENV"; : > "$GITHUB_PATH"
+}}"""
+_GITHUB_FILE = re.compile(r"\bGITHUB_(?:ENV|PATH|OUTPUT|STEP_SUMMARY)\b")
+
+
 def setup_script(job: CiJob, command: str | None = None, working_directory: str | None = None,
                  env: dict[str, str] | None = None) -> str | None:
     """One script for the setup sandbox, or None when the job has nothing to set up. `command`
@@ -44,10 +76,15 @@ def setup_script(job: CiJob, command: str | None = None, working_directory: str 
             lines.append(f"command -v uv >/dev/null 2>&1 || python -m pip install {shlex.quote(spec)}")
     if any(re.search(r"(^|[\s;&|(])pipx\s", step.run) for step in job.setup_steps):  # runners have pipx
         lines.append("command -v pipx >/dev/null 2>&1 || python -m pip install pipx")
+    github_files = any(_GITHUB_FILE.search(step.run) for step in job.setup_steps)
+    if github_files:
+        lines.append(_GITHUB_FILES)
     for step in job.setup_steps:
         lines.append(f"echo {shlex.quote('--- ' + step.name)}")
         body = _in_step(step.working_directory, step.env, as_shell(step.run, step.shell))
         lines.append(f"{body} || true" if step.continue_on_error else body)
+        if github_files:
+            lines.append("qwenfix_github_env")
     tox = prepare_tox(command)
     if tox is not None:
         lines.append(f"echo {shlex.quote('--- tox environments: ' + tox)}")

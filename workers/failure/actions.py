@@ -6,6 +6,7 @@ named as not reproduced."""
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 
 # action (owner/name, lower case, no @ref) → (toolchain, the input holding its version)
@@ -16,6 +17,8 @@ SETUP_ACTIONS = {
     "actions/setup-go": ("go", "go-version"),
     "actions/setup-java": ("java", "java-version"),
     "dtolnay/rust-toolchain": ("rust", "toolchain"),
+    "hynek/setup-cached-uv": ("uv", "version"),  # setup-uv with its cache kept
+    "pdm-project/setup-pdm": ("python", "python-version"),  # and PDM, installed in the setup
 }
 # The file input an action reads the version from when the version input is absent.
 VERSION_FILE_INPUTS = {"python-version-file", "node-version-file", "go-version-file", "java-version-file"}
@@ -23,6 +26,9 @@ VERSION_FILE_INPUTS = {"python-version-file", "node-version-file", "go-version-f
 IGNORED_ACTIONS = {
     "actions/checkout", "actions/cache", "actions/cache/restore", "actions/cache/save",
     "actions/upload-artifact", "codecov/codecov-action", "coverallsapp/github-action",
+    "swatinem/rust-cache",  # a cache of cargo's target/ and registry
+    "rui314/setup-mold",  # a faster linker: the image's links the same
+    "simenb/github-actions-cpu-cores",  # only an output, the runner's CPU count
 }
 
 
@@ -93,13 +99,23 @@ def interpret(uses: str, inputs: dict[str, str]) -> ActionMeaning:
             found.append(Toolchain("python", python, uses))
         if name == "actions/setup-python" and "," in (version or ""):
             found = [Toolchain("python", version.split(",")[-1].strip(), uses)]  # the last is the default
-        return ActionMeaning("toolchain", tuple(found), note="; ".join(notes) or None)
+        setup = "command -v pdm >/dev/null 2>&1 || python -m pip install pdm" if name == "pdm-project/setup-pdm" else None
+        return ActionMeaning("toolchain", tuple(found), setup=setup, note="; ".join(notes) or None)
     if name == "pre-commit/action":  # its hooks' environments are made in the setup, where packages come from
         extra = inputs.get("extra_args") or "--all-files"
         return ActionMeaning("command", setup="pip install pre-commit && pre-commit install-hooks",
                              command="pre-commit run --show-diff-on-failure --color=always " + extra)
+    if name == "gradle/actions/setup-gradle" and not inputs.get("gradle-version"):
+        return ActionMeaning("ignored")  # caching only: the project's ./gradlew brings its Gradle
     if name in POETRY_ACTIONS:
         return _install_poetry(inputs)
+    if name == "pnpm/action-setup":  # pnpm from the npm registry, where packages come from
+        version = _version(inputs.get("version"))
+        spec = shlex.quote(f"pnpm@{version}" if version else "pnpm")
+        return ActionMeaning("command", setup=f"command -v pnpm >/dev/null 2>&1 || npm install -g {spec}",
+                             note=None if version else f"{uses}: no version given; the latest pnpm is used")
+    if name == "nick-fields/retry" and inputs.get("command", "").strip():  # runs its `command:` until it passes
+        return ActionMeaning("command", command=inputs["command"].strip())
     return ActionMeaning("unsupported", note=f"{uses} (an action qwenfix does not reproduce)")
 
 

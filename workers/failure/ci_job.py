@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 from workers.failure.actions import Toolchain, interpret
+from workers.failure.expressions import UNKNOWN, evaluate, truthy
 from workers.failure.workflow import Job, Step, Workflow, match_job, safe_env, substitute
 
 
@@ -35,58 +36,16 @@ class CiJob:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-_EXPR_WRAP = re.compile(r"^\s*\$\{\{\s*(.*?)\s*\}\}\s*$", re.S)
-_COMPARISON = re.compile(r"^(.+?)\s*(==|!=)\s*(.+)$")
-_FUNCTIONS = {"success()": "true", "always()": "true", "!cancelled()": "true", "failure()": "false",
-              "cancelled()": "false"}
-
-
-def _value(token: str, matrix: dict[str, str], env: dict[str, str]) -> str | None:
-    token = token.strip()
-    if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
-        return token[1:-1]
-    if token in ("true", "false") or re.fullmatch(r"-?\d+(?:\.\d+)?", token):
-        return token
-    if token.startswith("matrix."):
-        return matrix.get(token[7:])
-    if token.startswith("env."):
-        return env.get(token[4:])
-    if token == "runner.os":
-        return "Linux"
-    if token == "github.event_name":
-        return "pull_request"
-    return None
+_EXPR_WRAP = re.compile(r"^\s*\$\{\{(.*)\}\}\s*$", re.S)
 
 
 def evaluate_condition(expr: str, matrix: dict[str, str], env: dict[str, str]) -> bool | None:
-    """A step's `if:` on a Linux runner for a pull request; None when it cannot be told here
-    (other contexts, parentheses, functions beyond the status checks)."""
+    """A step's `if:` on a Linux runner for a pull request (`runner.os == 'Windows'`,
+    `startsWith(matrix.os, 'macos')`, …); None when it cannot be told here (secrets, steps'
+    outputs, …)."""
     text = _EXPR_WRAP.sub(r"\1", expr).strip()
-    for call, value in _FUNCTIONS.items():
-        text = text.replace(call, value)
-    if "(" in text:
-        return None
-    any_true = False
-    for alternative in text.split("||"):
-        all_true = True
-        for atom in alternative.split("&&"):
-            atom = atom.strip()
-            negate = atom.startswith("!") and not atom.startswith("!=")
-            atom = atom[1:].strip() if negate else atom
-            m = _COMPARISON.match(atom)
-            if m:
-                left, right = _value(m.group(1), matrix, env), _value(m.group(3), matrix, env)
-                if left is None or right is None:
-                    return None
-                result = (left.lower() == right.lower()) == (m.group(2) == "==")
-            else:
-                value = _value(atom, matrix, env)
-                if value is None:
-                    return None
-                result = value not in ("", "false", "0")
-            all_true = all_true and (result != negate)
-        any_true = any_true or all_true
-    return any_true
+    value = evaluate(text, matrix, env)
+    return None if value is UNKNOWN else truthy(value)
 
 
 def read_failing_job(workflow: Workflow, job_name: str, failing_step: Step | None) -> CiJob | None:
@@ -114,6 +73,8 @@ def read_failing_job(workflow: Workflow, job_name: str, failing_step: Step | Non
         meaning = interpret(step.uses or "", {k: substitute(v, matrix, env, []) for k, v in step.with_.items()})
         if meaning.kind == "toolchain":
             toolchains.extend(meaning.toolchains)
+            if meaning.setup:  # what it installs besides (setup-pdm: PDM)
+                setup.append(SetupStep(step.display_name, meaning.setup, None, None, {}, step.continue_on_error))
         elif meaning.kind == "command":
             script = "\n".join(filter(None, (meaning.setup, meaning.command)))
             setup.append(SetupStep(step.display_name, script, None, None, {}, step.continue_on_error))

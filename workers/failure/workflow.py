@@ -3,6 +3,8 @@ and expressions expanded), the failing step's command, and the job's test comman
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -11,6 +13,7 @@ from typing import Any
 import yaml
 
 from workers.failure.actions import interpret
+from workers.failure.expressions import as_text, evaluate
 
 
 class WorkflowError(ValueError):
@@ -93,6 +96,8 @@ def _scalar(value: Any) -> str:
         return "true" if value else "false"
     if value is None:
         return ""
+    if isinstance(value, (dict, list)):  # `matrix.config.python` reads it back (see expressions)
+        return json.dumps(value)
     return str(value)
 
 
@@ -166,13 +171,14 @@ def parse_workflow(yaml_text: str) -> Workflow:
             include = [x for x in _as_list(raw_matrix.get("include")) if isinstance(x, dict)]
             exclude = [x for x in _as_list(raw_matrix.get("exclude")) if isinstance(x, dict)]
             for extra in include:
-                if isinstance(extra, dict):
-                    for m_key, m_val in extra.items():
-                        if str(m_key) not in matrix:
-                            matrix_keys.append(str(m_key))
-                            matrix[str(m_key)] = []
-                        if m_val not in matrix[str(m_key)]:
-                            matrix[str(m_key)].append(m_val)
+                for m_key, m_val in extra.items():
+                    if str(m_key) not in matrix:
+                        matrix_keys.append(str(m_key))
+                        matrix[str(m_key)] = []
+                    # a declared key's values stay as declared: `include: [{python: '3.13', os:
+                    # windows}]` adds that one entry, not 3.13 on every other os
+                    if str(m_key) not in matrix_keys[:declared] and m_val not in matrix[str(m_key)]:
+                        matrix[str(m_key)].append(m_val)
         steps: list[Step] = []
         for index, s in enumerate(node.get("steps") or []):
             if not isinstance(s, dict):
@@ -201,7 +207,6 @@ def parse_workflow(yaml_text: str) -> Workflow:
 
 
 _MATRIX_REF = re.compile(r"^matrix\.([A-Za-z_][\w-]*)$")
-_ENV_REF = re.compile(r"^env\.([A-Za-z_]\w*)$")
 
 # Everything below reads text a pull request controls (the workflow file, job names built from it),
 # so it runs in linear time: `${{ … }}` is found with str.find and names are matched against their
@@ -284,19 +289,23 @@ def _split_suffix(name: str) -> tuple[str, str] | None:
     return name[:at], name[at + 2:-1]
 
 
+MAX_MATRIX = 256
+
+
 def expand_matrix(job: Job) -> list[dict[str, Any]]:
     """The job's matrix entries as GitHub builds them: every combination of the declared values,
     minus those an `exclude:` entry matches, then each `include:` entry added to every
     combination whose original values it matches (or appended as an entry of its own)."""
     declared = job.matrix_keys[: job.matrix_declared]
     entries: list[dict[str, Any]] = [{}]
-    for key in declared:
-        entries = [{**e, key: v} for e in entries for v in job.matrix[key]]
+    for key in declared:  # GitHub runs at most 256 jobs of a matrix; a bigger one is not built here
+        entries = list(itertools.islice(({**e, key: v} for e in entries for v in job.matrix[key]), MAX_MATRIX))
     if not declared:
         entries = []
     entries = [e for e in entries
                if not any(all(e.get(k) == v for k, v in ex.items()) for ex in job.matrix_exclude)]
     originals = [dict(e) for e in entries]
+    added: list[dict[str, Any]] = []  # entries of their own: later `include:`s never join them
     for extra in job.matrix_include:
         matched = False
         for entry, original in zip(entries, originals, strict=True):
@@ -304,16 +313,16 @@ def expand_matrix(job: Job) -> list[dict[str, Any]]:
                 matched = True
                 entry.update({k: v for k, v in extra.items() if k not in declared})
         if not matched:
-            entries.append(dict(extra))
-            originals.append({})
-    return entries
+            added.append(dict(extra))
+    return entries + added
 
 
 def _entry_for(job: Job, values: dict[str, str]) -> dict[str, str]:
-    """The whole matrix entry (keys `include:` adds too) whose values are `values`."""
+    """The whole matrix entry (keys `include:` adds too) whose values are `values`. A key that
+    only other entries have reads as null, i.e. "" (`${{ matrix.pytest-args }}` → "")."""
     for entry in expand_matrix(job):
         if all(_scalar(entry.get(k)) == v for k, v in values.items()):
-            return {k: _scalar(v) for k, v in entry.items()}
+            return {k: _scalar(entry.get(k)) for k in job.matrix_keys}
     return values
 
 
@@ -332,18 +341,34 @@ def _find_job(workflow: Workflow, job_name: str) -> tuple[Job | None, dict[str, 
     name = job_name.strip()
     # Reusable workflows show as "caller / callee"; the last part is this workflow's job.
     candidates = [name] + ([name.split(" / ")[-1]] if " / " in name else [])
-    # 1. the job's name or key, or "<name or key> (<matrix values in order>)"
+    # 1. the job's name or key; before any suffix, as "Test suite (windows)" may be a job's own
+    #    name next to a job named "Test suite"
+    for cand in candidates:
+        for job in workflow.jobs.values():
+            if cand in (job.name, job.key):
+                return job, {}, not job.matrix_keys
+    # 2. "<name or key> (<matrix values in order>)"
     for cand in candidates:
         suffix = _split_suffix(cand)
         for job in workflow.jobs.values():
             labels = [x for x in (job.name, job.key) if x]
-            if cand in labels:
-                return job, {}, not job.matrix_keys
-            if suffix and suffix[0] in labels:
+            # GitHub adds no suffix to a name with expressions ("build (${{ matrix.platform }})")
+            if suffix and suffix[0] in labels and "${{" not in (job.name or ""):
                 values = [v.strip() for v in suffix[1].split(", ")]
                 matrix = _values_by_position(job, values)
                 return job, matrix, bool(matrix) or not job.matrix_keys
-    # 2. name templates with matrix expressions: "Test py${{ matrix.python }}"
+    # 3. names with expressions, rendered for each matrix entry as GitHub renders them:
+    #    "${{ matrix.name || matrix.python }}", "${{ matrix.config.name }} (${{ matrix.branch }})"
+    for cand in candidates:
+        for job in workflow.jobs.values():
+            if job.name and "${{" in job.name:
+                for entry in expand_matrix(job) or [{}]:
+                    values = {k: _scalar(entry.get(k)) for k in job.matrix_keys}
+                    unresolved: list[str] = []
+                    # stripped: an empty value at the end leaves a space the API's name has not
+                    if substitute(job.name, values, {}, unresolved).strip() == cand and not unresolved:
+                        return job, values, True
+    # 4. name templates matched around their matrix expressions, when no entry renders as the name
     for cand in candidates:
         for job in workflow.jobs.values():
             if job.name and "${{" in job.name:
@@ -351,7 +376,7 @@ def _find_job(workflow: Workflow, job_name: str) -> tuple[Job | None, dict[str, 
                 if got is not None:
                     by_key = {k: got[k] for k in job.matrix_keys if k in got}
                     return job, by_key, len(by_key) == len(job.matrix_keys)
-    # 3. last resort: one job whose name or key equals the part before " (", ignoring case
+    # 5. last resort: one job whose name or key equals the part before " (", ignoring case
     suffix = _split_suffix(candidates[-1])
     base = (suffix[0] if suffix else candidates[-1]).lower()
     hits = [j for j in workflow.jobs.values()
@@ -364,6 +389,9 @@ def _find_job(workflow: Workflow, job_name: str) -> tuple[Job | None, dict[str, 
 def _values_by_position(job: Job, values: list[str]) -> dict[str, str]:
     if not job.matrix_keys or not values:
         return {}
+    for entry in expand_matrix(job):  # each entry shows its own values, `include:`'s keys included
+        if [_scalar(v) for v in entry.values()] == values:
+            return {k: _scalar(v) for k, v in entry.items()}
     if len(values) == len(job.matrix_keys):
         return dict(zip(job.matrix_keys, values, strict=True))
     if len(values) == job.matrix_declared:
@@ -377,13 +405,9 @@ def substitute(text: str, matrix: dict[str, str], env: dict[str, str],
     for expr in _expressions(text):
         out.append(text[pos:expr.start])
         whole = text[expr.start:expr.end]
-        matrix_ref, env_ref = _MATRIX_REF.match(expr.text), _ENV_REF.match(expr.text)
-        if matrix_ref and matrix_ref.group(1) in matrix:
-            out.append(matrix[matrix_ref.group(1)])
-        elif env_ref and env_ref.group(1) in env:
-            out.append(env[env_ref.group(1)])
-        elif expr.text == "github.workspace":
-            out.append(".")
+        value = as_text(evaluate(expr.text, matrix, env))
+        if value is not None:
+            out.append(value)
         else:
             if whole not in unresolved:
                 unresolved.append(whole)
@@ -425,18 +449,23 @@ def safe_env(merged: dict[str, str], matrix: dict[str, str],
     return env, dropped
 
 
-def _match_step(job: Job, step_name: str | None, step_number: int | None) -> Step | None:
+def _match_step(job: Job, step_name: str | None, step_number: int | None,
+                matrix: dict[str, str] | None = None) -> Step | None:
     if step_name:
         wanted = step_name.strip()
-        for step in job.steps:
-            if step.display_name == wanted:
+        # also as the API shows it: expressions evaluated for the matrix entry, ends trimmed
+        # (`run: tox -e py${{ matrix.python }}` is "Run tox -e py3.12")
+        shown = [(step, (step.display_name, substitute(step.display_name, matrix or {}, {}, []).strip()))
+                 for step in job.steps]
+        for step, names in shown:
+            if wanted in names:
                 return step
         for step in job.steps:
-            if step.name and "${{" in step.name and NameTemplate.parse(step.name).match(wanted) is not None:
+            if step.name and "${{" in step.name and NameTemplate.parse(step.name.strip()).match(wanted) is not None:
                 return step
-        for step in job.steps:  # long run lines are shortened in the UI
+        for step, names in shown:  # long run lines are shortened in the UI
             if not step.name and wanted.startswith("Run ") and len(wanted) > 8 \
-                    and step.display_name.startswith(wanted.rstrip(".… ")):
+                    and any(name.startswith(wanted.rstrip(".… ")) for name in names):
                 return step
     if step_number is not None:
         # The Actions API numbers "Set up job" as 1, so the workflow's first step is 2.
@@ -453,7 +482,7 @@ def locate_step(workflow: Workflow, job_name: str, step_name: str | None,
     job, matrix, known = match_job(workflow, job_name)
     if job is None:
         return StepLookup(None, f"no job named {job_name!r} in the workflow")
-    step = _match_step(job, step_name, step_number)
+    step = _match_step(job, step_name, step_number, matrix)
     if step is None:
         label = step_name or (f"#{step_number}" if step_number is not None else "(unknown)")
         return StepLookup(None, f"no step {label} in job {job.key!r}", job=job)
@@ -491,24 +520,38 @@ def find_failing_step(workflow: Workflow, job_name: str, step_name: str | None,
 # A test command is recognised by the program at the start of one of the step's commands (after
 # `VAR=value`, `sudo`, `time`, …), so `pip install pytest` or `npm ci && npm run build` are not tests.
 _COMMAND_PREFIX = re.compile(r"^(?:(?:[A-Za-z_]\w*=\S*|sudo|time|env|exec|xvfb-run(?:\s+-a)?)\s+)*")
+# `uv run --group dev`, `poetry run`, … before the program: options, each with at most one value.
+_RUN_IN = r"(?:uv|poetry|pdm|pipenv|hatch|rye)\s+run\s+(?:--?\S+(?:\s+[^-\s]\S*)?\s+){0,8}"
+_RUNNER = rf"(?:{_RUN_IN}|(?:pipx\s+run|uvx)\s+)?"
 _TEST_PROGRAM = re.compile(
     r"^(?:"
+    + _RUNNER + r"(?:"
     r"(?:(?:python[\d.]*|py)\s+-m\s+)?(?:pytest|py\.test)\b"
     r"|(?:python[\d.]*|py)\s+-m\s+(?:unittest|tox|nox)\b"
     r"|coverage\s+run\s+(?:--?\S+\s+){0,8}-m\s+(?:pytest|unittest)\b"
-    r"|(?:pipx\s+run\s+|uvx\s+)?(?:tox|nox)\b"
-    r"|(?:uv|poetry|pdm|pipenv|hatch|rye)\s+run\s+(?:--?\S+\s+){0,8}(?:(?:python[\d.]*\s+-m\s+)?(?:pytest|unittest)|tox|nox|test)\b"
-    r"|hatch\s+test\b"
+    r"|(?:tox|nox)\b"
+    r"|python[\d.]*\s+manage\.py\s+test\b"  # Django
+    r")"
+    + r"|" + _RUN_IN + r"test\b"  # the project's own `test` script: `uv run test`, `hatch run test`
+    r"|(?:hatch|pdm)\s+test\b"
     r"|(?:npm|pnpm|yarn|bun)\s+(?:--?\S+\s+){0,8}(?:run\s+)?test\b|npm\s+t\b"
+    r"|yarn\s+workspace\s+\S+\s+(?:run\s+)?test\b"
     r"|(?:npx\s+|pnpm\s+(?:exec\s+|dlx\s+)?|yarn\s+|bunx\s+)?(?:jest|vitest|mocha)\b"
     r"|go\s+test\b|gotestsum\b"
-    r"|cargo\s+(?:\+\S+\s+)?(?:test|nextest)\b"
+    r"|cargo\s+(?:\+\S+\s+)?(?:(?:insta|miri|hack)\s+)?(?:test|nextest)\b|wasm-pack\s+test\b"
     r"|(?:mvn|\./mvnw|mvnw)\s+(?:\S+\s+){0,8}(?:test|verify)\b"
     r"|(?:gradle|\./gradlew|gradlew)\s+(?:\S+\s+){0,8}(?:test|check)\b"
-    r"|make\s+(?:\S+\s+){0,8}(?:test|check)\b"
+    r"|make\s+(?:\S+\s+){0,8}(?:[\w-]*test[\w-]*|check)(?=\s|$)"  # test, richtest, test-unit
     r"|(?:bundle\s+exec\s+)?(?:rspec|rake\s+test)\b|ctest\b"
+    # a script named for the tests, by its path (`test` alone is the shell's builtin):
+    # `scripts/test`, `./run_tests.sh`, `bash scripts/test.sh`
+    r"|(?:(?:ba)?sh\s+)?(?:\./|[\w.-]+/)+(?:[\w-]*[_-])?tests?(?:\.sh)?(?=\s|$)"
+    r"|(?:ba)?sh\s+(?:[\w-]*[_-])?tests?\.sh\b"
     r")"
 )
+# Options that make a test runner only prepare: `tox --notest` makes the environments,
+# `cargo test --no-run` and `mvn verify -DskipTests` only build.
+_PREPARES_ONLY = re.compile(r"\s(?:--notest|--no-run|--install-only|-DskipTests|-Dmaven\.test\.skip\S*|-x\s+test)(?=\s|$)")
 _COMMAND_SEPARATORS = re.compile(r"\n|&&|\|\||;|\|")
 
 
@@ -518,12 +561,23 @@ def is_test_command(run: str) -> bool:
     upload step."""
     for part in _COMMAND_SEPARATORS.split(run.replace("\\\n", " ")):
         command = _COMMAND_PREFIX.sub("", part.strip().lstrip("({ "))
-        if command and not command.startswith("#") and _TEST_PROGRAM.match(command):
+        if command and not command.startswith("#") and _TEST_PROGRAM.match(command) \
+                and not _PREPARES_ONLY.search(command):
             return True
     return False
 
 
 is_test_command.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+# A step named for the tests ("Run tests", "Test with pytest") runs them, whatever its command
+# (`make ci`); "Test wheel" or "Build tests" do not say so.
+_TEST_STEP_NAME = re.compile(r"^(?:run\s+)?(?:the\s+)?(?:unit\s+)?tests?(?:\s+(?:with|using|via|on|in)\b.*)?$", re.I)
+# …unless its command installs, builds or uploads, whatever the step is called.
+_NOT_A_TEST = re.compile(
+    r"^(?:(?:python[\d.]*\s+-m\s+)?(?:pip3?|uv\s+pip|pipx)\s+install|(?:npm|pnpm|yarn|bun)\s+(?:ci|install|i|add)\b"
+    r"|(?:poetry|pdm|pipenv|uv)\s+(?:install|sync|lock|build)\b|(?:cargo|go|npm\s+run)\s+build\b"
+    r"|python[\d.]*\s+-m\s+build\b|twine\b|docker\s+(?:build|push)\b|curl\b|wget\b)")
 
 
 def test_command_guess(workflow: Workflow, job_name: str) -> str | None:
@@ -537,19 +591,33 @@ def test_command_guess(workflow: Workflow, job_name: str) -> str | None:
     ordered = ([job] if job else []) + [j for j in workflow.jobs.values() if j is not job]
     for candidate in ordered:
         values = matrix if candidate is job else {}
-        if not values:  # another job, or unknown values: use the first matrix entry
-            values = {k: _scalar(v[0]) for k, v in candidate.matrix.items() if v}
-        for step in candidate.steps:
-            if step.run and is_test_command(step.run):
-                merged = {**workflow.env, **candidate.env, **step.env}
-                env, _ = safe_env(merged, values, [])
-                run = substitute(step.run.strip(), values, env, [])
-                wd = (step.working_directory or candidate.working_directory
-                      or workflow.working_directory)
-                if wd and wd not in (".", "./"):
-                    return f"cd {shlex.quote(substitute(wd, values, env, []))} && {run}"
-                return run
+        if not values:  # another job, or unknown values: its first matrix entry (as a whole)
+            first = next(iter(expand_matrix(candidate)), None)
+            values = {k: _scalar(first.get(k)) for k in candidate.matrix_keys} if first else {}
+        commands = list(_step_commands(workflow, candidate, values))
+        found = next((c for s, raw, c in commands if is_test_command(raw) or is_test_command(c)), None) \
+            or next((c for s, raw, c in commands if s.name and _TEST_STEP_NAME.match(s.name.strip())
+                     and not any(_NOT_A_TEST.match(_COMMAND_PREFIX.sub("", part.strip()))
+                                 for part in _COMMAND_SEPARATORS.split(raw) if part.strip())), None)
+        if found:
+            return found
     return None
+
+
+def _step_commands(workflow: Workflow, job: Job, values: dict[str, str]):
+    """(step, its script, its command as the regression command) for each step that has one."""
+    for step in job.steps:
+        script = step.run
+        if script is None and step.uses:  # an action that runs a command (nick-fields/retry)
+            script = interpret(step.uses, {k: substitute(v, values, {}, []) for k, v in step.with_.items()}).command
+        if not script:
+            continue
+        env, _ = safe_env({**workflow.env, **job.env, **step.env}, values, [])
+        run = substitute(script.strip(), values, env, [])  # `${{ env.CARGO }} test` → `cargo test`
+        wd = step.working_directory or job.working_directory or workflow.working_directory
+        if wd and wd not in (".", "./"):
+            run = f"cd {shlex.quote(substitute(wd, values, env, []))} && {run}"
+        yield step, script, run
 
 
 test_command_guess.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

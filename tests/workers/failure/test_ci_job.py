@@ -49,7 +49,7 @@ def test_matrix_entry_from_the_job_name_with_exclude_and_include():
     assert job.matrix == {"python-version": "3.12", "coverage": "true"}
     assert job.toolchains[0].version == "3.12"
     _, job = job_of(wf, "build (3.11)", "Test with pytest")
-    assert job.matrix == {"python-version": "3.11"}
+    assert job.matrix == {"python-version": "3.11", "coverage": ""}  # only 3.12's entry has it: null
 
 
 def test_include_only_matrix_and_a_name_template():
@@ -170,7 +170,8 @@ jobs:
 @pytest.mark.parametrize("expr,expected", [
     ("matrix.os == 'ubuntu-latest'", True), ("${{ matrix.os != 'ubuntu-latest' }}", False),
     ("always()", True), ("failure()", False), ("!cancelled() && env.CI == 'true'", True),
-    ("matrix.experimental", None), ("contains(matrix.os, 'ubuntu')", None),
+    ("matrix.experimental", None), ("contains(matrix.os, 'ubuntu')", True),
+    ("startsWith(matrix.os, 'windows')", False), ("secrets.TOKEN != ''", None),
     ("runner.os == 'linux' || matrix.os == 'x'", True),
 ])
 def test_conditions(expr, expected):
