@@ -66,6 +66,11 @@ SANDBOX_ENV = {
     "LC_ALL": "C.UTF-8",
     "TERM": "dumb",
     "CI": "true",
+    # what a GitHub-hosted runner tells every step, and scripts read: `cd "$GITHUB_WORKSPACE"`
+    "GITHUB_ACTIONS": "true",
+    "GITHUB_WORKSPACE": WORKSPACE_MOUNT,
+    "RUNNER_OS": "Linux",
+    "RUNNER_TEMP": "/tmp",
     "PYTHONDONTWRITEBYTECODE": "1",
     "PYTHONUNBUFFERED": "1",
     "PIP_DISABLE_PIP_VERSION_CHECK": "1",
