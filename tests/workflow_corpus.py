@@ -220,6 +220,12 @@ def rows(jest_lock: str) -> list[Row]:
             "`FORCE_COLOR`", "src-layout.yml", "test", "Run tests",
             {"src/calc.py": CALC, "tests/test_calc.py": TEST_CALC},
             {"src/calc.py": BROKEN_CALC}, pytest_out("src-layout", "3.11.11"), ("src/calc.py", "return a - b", "return a + b")),
+        Row("composite-setup", "the repository's own composite setup action (`uses: ./.github/actions/setup`), "
+            "a secret-gated step", "composite-setup.yml", "tests (3.11)", "Run tests",
+            {**PYTHON_BASE, "requirements.txt": "tabulate==0.9.0\n", "report.py": REPORT,
+             "tests/test_report.py": TEST_REPORT,
+             ".github/actions/setup/action.yml": (CORPUS.parent / "actions" / "setup.yml").read_text()},
+            {"calc.py": BROKEN_CALC}, pytest_out("composite-setup", "3.11.11", passed=1), ADD_FIX),
         Row("tox", "tox, environments from an include-only matrix", "tox.yml", "py311", "Run tox",
             {**PYTHON_BASE, "pyproject.toml": PYPROJECT,
              "tox.ini": "[tox]\nenv_list = py311, py312\n\n[testenv]\ndeps = pytest\ncommands = pytest {posargs:tests}\n"},

@@ -9,7 +9,17 @@ from dataclasses import dataclass, field
 
 from workers.failure.actions import Toolchain, interpret
 from workers.failure.expressions import UNKNOWN, evaluate, truthy
-from workers.failure.workflow import Job, Step, Workflow, match_job, safe_env, substitute
+from workers.failure.local_actions import LocalAction, ReadFile, is_local, load_action
+from workers.failure.workflow import (
+    Job,
+    Step,
+    Workflow,
+    match_job,
+    mentions_secret,
+    safe_env,
+    substitute,
+)
+from workers.sandbox import WORKSPACE_MOUNT as WORKSPACE
 
 
 @dataclass(frozen=True)
@@ -39,74 +49,122 @@ class CiJob:
 _EXPR_WRAP = re.compile(r"^\s*\$\{\{(.*)\}\}\s*$", re.S)
 
 
-def evaluate_condition(expr: str, matrix: dict[str, str], env: dict[str, str]) -> bool | None:
+def evaluate_condition(expr: str, matrix: dict[str, str], env: dict[str, str],
+                       inputs: dict[str, str | None] | None = None) -> bool | None:
     """A step's `if:` on a Linux runner for a pull request (`runner.os == 'Windows'`,
     `startsWith(matrix.os, 'macos')`, …); None when it cannot be told here (secrets, steps'
     outputs, …)."""
     text = _EXPR_WRAP.sub(r"\1", expr).strip()
-    value = evaluate(text, matrix, env)
+    value = evaluate(text, matrix, env, inputs, no_secrets=True)
     return None if value is UNKNOWN else truthy(value)
 
 
-def read_failing_job(workflow: Workflow, job_name: str, failing_step: Step | None) -> CiJob | None:
-    """The job `job_name` (as the Actions API names it) up to `failing_step`."""
+MAX_ACTION_DEPTH = 3  # composite actions calling composite actions: as deep as real setups go
+_ACTION_PATH = re.compile(r"\$\{\{\s*github\.action_path\s*\}\}")
+
+
+@dataclass
+class _Reading:
+    """The job read step by step: what each step stands for in the sandbox."""
+
+    workflow: Workflow
+    job: Job
+    matrix: dict[str, str]
+    env: dict[str, str]
+    read_file: ReadFile | None
+    setup: list[SetupStep] = field(default_factory=list)
+    toolchains: list[Toolchain] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def step(self, step: Step, action: LocalAction | None = None, inputs: dict[str, str | None] | None = None,
+             depth: int = 0) -> None:
+        label = step.display_name if action is None else f"{step.display_name} (./{action.path})"
+        if step.condition is not None:
+            decided = evaluate_condition(step.condition, self.matrix, self.env, inputs)
+            if decided is False:
+                return
+            if decided is None:
+                self.notes.append(f"step {label!r} runs only `if: {step.condition}`; run regardless")
+        with_ = {k: substitute(v, self.matrix, self.env, [], inputs) for k, v in step.with_.items()}
+        if step.run is not None:
+            self.setup.append(self._run_step(step, label, action, inputs))
+        elif is_local(step.uses):
+            self._local(step, with_, inputs, depth)
+        else:
+            self._action(step, label, with_)
+
+    def _run_step(self, step: Step, label: str, action: LocalAction | None,
+                  inputs: dict[str, str | None] | None) -> SetupStep:
+        unresolved: list[str] = []
+        own, _ = safe_env(step.env, self.matrix, unresolved, inputs)
+        run = step.run or ""
+        if action is not None:  # the action's own files, as the runner gives their place
+            where = f"{WORKSPACE}/{action.path}"
+            own = {"GITHUB_ACTION_PATH": where, **own}
+            run = _ACTION_PATH.sub(where, run)
+        run = substitute(run, self.matrix, {**self.env, **own}, unresolved, inputs)
+        wd = step.working_directory or (None if action else self.job.working_directory or self.workflow.working_directory)
+        wd = substitute(wd, self.matrix, self.env, unresolved, inputs) if wd else None
+        if unresolved:
+            self.notes.append(f"step {label!r}: unresolved " + ", ".join(unresolved))
+        shell = step.shell or (None if action else self.job.shell or self.workflow.shell)
+        return SetupStep(label, run, None if wd in (".", "./", "") else wd, shell, own, step.continue_on_error)
+
+    def _action(self, step: Step, label: str, with_: dict[str, str]) -> None:
+        meaning = interpret(step.uses or "", with_)
+        if meaning.kind == "toolchain":
+            self.toolchains.extend(meaning.toolchains)
+            if meaning.setup:  # what it installs besides (setup-pdm: PDM)
+                self.setup.append(SetupStep(label, meaning.setup, None, None, {}, step.continue_on_error))
+        elif meaning.kind == "command":
+            script = "\n".join(filter(None, (meaning.setup, meaning.command)))
+            self.setup.append(SetupStep(label, script, None, None, {}, step.continue_on_error))
+            self.env.update(meaning.env)  # as the runner keeps an action's settings for the later steps
+        elif meaning.kind == "unsupported":
+            self.left_out.append(meaning.note or step.uses or label)
+        if meaning.note and meaning.kind != "unsupported":
+            self.notes.append(meaning.note)
+
+    def _local(self, step: Step, with_: dict[str, str], inputs: dict[str, str | None] | None, depth: int) -> None:
+        uses = step.uses or ""
+        loaded = load_action(uses, self.read_file) if self.read_file and depth < MAX_ACTION_DEPTH else (
+            f"{uses} (the repository's own action, not read)")
+        if isinstance(loaded, str):
+            self.left_out.append(loaded)
+            return
+        # a secret is empty, as the sandbox has none; another unknown value is None: not known here
+        given = {k: "" if mentions_secret(step.with_.get(k, "")) else None if "${{" in v else v
+                 for k, v in with_.items()}
+        action_inputs = {**loaded.inputs, **given}
+        for inner in loaded.steps:
+            self.step(inner, loaded, action_inputs, depth + 1)
+
+
+def read_failing_job(workflow: Workflow, job_name: str, failing_step: Step | None,
+                     read_file: ReadFile | None = None) -> CiJob | None:
+    """The job `job_name` (as the Actions API names it) up to `failing_step`. `read_file` reads the
+    repository at the commit, for its own actions (`uses: ./.github/actions/setup`)."""
     job, matrix, _ = match_job(workflow, job_name)
     if job is None:
         return None
     unresolved: list[str] = []
     env, dropped = safe_env({**workflow.env, **job.env}, matrix, unresolved)
+    reading = _Reading(workflow, job, matrix, env, read_file)
     stop = failing_step.index if failing_step is not None else len(job.steps)
-    setup: list[SetupStep] = []
-    toolchains: list[Toolchain] = []
-    left_out: list[str] = []
-    notes: list[str] = []
     for step in job.steps[:stop]:
-        if step.condition is not None:
-            decided = evaluate_condition(step.condition, matrix, env)
-            if decided is False:
-                continue
-            if decided is None:
-                notes.append(f"step {step.display_name!r} runs only `if: {step.condition}`; run regardless")
-        if step.run is not None:
-            setup.append(_setup_step(workflow, job, step, matrix, env, notes))
-            continue
-        meaning = interpret(step.uses or "", {k: substitute(v, matrix, env, []) for k, v in step.with_.items()})
-        if meaning.kind == "toolchain":
-            toolchains.extend(meaning.toolchains)
-            if meaning.setup:  # what it installs besides (setup-pdm: PDM)
-                setup.append(SetupStep(step.display_name, meaning.setup, None, None, {}, step.continue_on_error))
-        elif meaning.kind == "command":
-            script = "\n".join(filter(None, (meaning.setup, meaning.command)))
-            setup.append(SetupStep(step.display_name, script, None, None, {}, step.continue_on_error))
-            env.update(meaning.env)  # as the runner keeps an action's settings for the later steps
-        elif meaning.kind == "unsupported":
-            left_out.append(meaning.note or step.uses or step.display_name)
-        if meaning.note and meaning.kind != "unsupported":
-            notes.append(meaning.note)
+        reading.step(step)
     if failing_step is not None and failing_step.run is None and failing_step.uses:
         meaning = interpret(failing_step.uses, {k: substitute(v, matrix, env, []) for k, v in failing_step.with_.items()})
         if meaning.setup:  # what the action installs before its command
-            setup.append(SetupStep(failing_step.display_name, meaning.setup, None, None, {}))
+            reading.setup.append(SetupStep(failing_step.display_name, meaning.setup, None, None, {}))
     if job.container:
-        left_out.append(f"the job's container {job.container} (the sandbox image is used instead)")
+        reading.left_out.append(f"the job's container {job.container} (the sandbox image is used instead)")
     return CiJob(
-        job_key=job.key, matrix=matrix, env=env, setup_steps=tuple(setup), toolchains=tuple(_merge(toolchains)),
-        services=dict(job.services), container=job.container, dropped_env=tuple(dropped),
-        not_reproduced=tuple(left_out), notes=tuple(notes),
+        job_key=job.key, matrix=matrix, env=env, setup_steps=tuple(reading.setup),
+        toolchains=tuple(_merge(reading.toolchains)), services=dict(job.services), container=job.container,
+        dropped_env=tuple(dropped), not_reproduced=tuple(reading.left_out), notes=tuple(reading.notes),
     )
-
-
-def _setup_step(workflow: Workflow, job: Job, step: Step, matrix: dict[str, str], job_env: dict[str, str],
-                notes: list[str]) -> SetupStep:
-    unresolved: list[str] = []
-    own, _ = safe_env(step.env, matrix, unresolved)
-    run = substitute(step.run or "", matrix, {**job_env, **own}, unresolved)
-    wd = step.working_directory or job.working_directory or workflow.working_directory
-    wd = substitute(wd, matrix, job_env, unresolved) if wd else None
-    if unresolved:
-        notes.append(f"step {step.display_name!r}: unresolved " + ", ".join(unresolved))
-    return SetupStep(step.display_name, run, None if wd in (".", "./", "") else wd,
-                     step.shell or job.shell or workflow.shell, own, step.continue_on_error)
 
 
 def _merge(toolchains: list[Toolchain]) -> list[Toolchain]:

@@ -93,9 +93,10 @@ def _matrix_value(raw: str) -> Any:
 
 
 class _Parser:
-    def __init__(self, tokens: list[tuple[str, str]], matrix: dict[str, str], env: dict[str, str]):
+    def __init__(self, tokens: list[tuple[str, str]], matrix: dict[str, str], env: dict[str, str],
+                 inputs: dict[str, str | None] | None = None, no_secrets: bool = False):
         self.tokens, self.at, self.depth = tokens, 0, 0
-        self.matrix, self.env = matrix, env
+        self.matrix, self.env, self.inputs, self.no_secrets = matrix, env, inputs, no_secrets
 
     def peek(self) -> str | None:
         return self.tokens[self.at][1] if self.at < len(self.tokens) else None
@@ -187,11 +188,15 @@ class _Parser:
             return {k: _matrix_value(v) for k, v in self.matrix.items()}
         if name == "env":
             return dict(self.env)
+        if name == "inputs" and self.inputs is not None:  # a composite action's (None: not known here)
+            return {k: UNKNOWN if v is None else v for k, v in self.inputs.items()}
         return UNKNOWN if name not in ("runner", "github") else {}
 
     def member(self, path: list[str], value: Any, key: Any) -> Any:
         if len(path) == 2 and tuple(path) in _FIXED:
             return _FIXED[tuple(path)]
+        if len(path) == 2 and path[0] == "secrets" and self.no_secrets:
+            return ""  # as for a fork's pull request, where no secret is given
         if value is UNKNOWN or key is UNKNOWN or path[0] in ("runner", "github"):
             return UNKNOWN
         if isinstance(value, dict):
@@ -263,12 +268,15 @@ def _format(template: str, args: list[Any]) -> Any:
     return "".join(out)
 
 
-def evaluate(expression: str, matrix: dict[str, str], env: dict[str, str]) -> Any:
-    """The value of one expression (without `${{ }}`), or UNKNOWN."""
+def evaluate(expression: str, matrix: dict[str, str], env: dict[str, str],
+             inputs: dict[str, str | None] | None = None, no_secrets: bool = False) -> Any:
+    """The value of one expression (without `${{ }}`), or UNKNOWN; `inputs` inside a composite
+    action. With `no_secrets`, every secret reads as empty, as the sandbox has none (the runner
+    of a fork's pull request has none either): `if: secrets.TOKEN != ''` is decided."""
     tokens = _tokens(expression)
     if not tokens:
         return UNKNOWN
-    parser = _Parser(tokens, matrix, env)
+    parser = _Parser(tokens, matrix, env, inputs, no_secrets)
     try:
         value = parser.expression()
     except (ValueError, IndexError, KeyError):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workers.failure.ci_job import CiJob, read_failing_job
+from workers.failure.local_actions import ReadFile
 from workers.failure.log import (
     ARROW,
     ERRORISH,
@@ -202,12 +203,14 @@ def build_failure_report(
     override_command: str | None = None,
     log_url: str | None = None,
     budget_chars: int = 6000,
+    read_file: ReadFile | None = None,
 ) -> FailureReport:
     """Everything the repair needs to know about one failed job.
 
     `step_number` is the `number` from the Actions jobs API (1 is "Set up job").
     `override_command` (`repair.command` from `.github/qwen.yml`) replaces the step's command
     and runs from the repository root; the step's non-secret env and shell still apply.
+    `read_file` reads the repository at the commit (the workflow's own actions).
     """
     notes: list[str] = []
     workflow_name: str | None = None
@@ -225,7 +228,7 @@ def build_failure_report(
                 notes.append("unresolved expressions: " + ", ".join(command.unresolved))
             if command and command.dropped_env:
                 notes.append("env from secrets (never reproduced): " + ", ".join(command.dropped_env))
-            ci_job = read_failing_job(workflow, job_name, lookup.step) if lookup.step else None
+            ci_job = read_failing_job(workflow, job_name, lookup.step, read_file) if lookup.step else None
             if ci_job and ci_job.not_reproduced:
                 notes.append("not reproduced: " + "; ".join(ci_job.not_reproduced))
             if ci_job:

@@ -179,23 +179,7 @@ def parse_workflow(yaml_text: str) -> Workflow:
                     # windows}]` adds that one entry, not 3.13 on every other os
                     if str(m_key) not in matrix_keys[:declared] and m_val not in matrix[str(m_key)]:
                         matrix[str(m_key)].append(m_val)
-        steps: list[Step] = []
-        for index, s in enumerate(node.get("steps") or []):
-            if not isinstance(s, dict):
-                continue
-            steps.append(Step(
-                index=index,
-                name=_opt_str(s.get("name")),
-                id=_opt_str(s.get("id")),
-                run=_opt_str(s.get("run")),
-                uses=_opt_str(s.get("uses")),
-                shell=_opt_str(s.get("shell")),
-                working_directory=_opt_str(s.get("working-directory")),
-                env=_env(s.get("env")),
-                with_=_env(s.get("with")),
-                condition=_opt_str(s.get("if")),
-                continue_on_error=s.get("continue-on-error") is True,
-            ))
+        steps = parse_steps(node.get("steps"))
         jobs[str(key)] = Job(
             key=str(key), name=_opt_str(node.get("name")), env=_env(node.get("env")),
             shell=j_shell, working_directory=j_wd, matrix_keys=matrix_keys, matrix=matrix,
@@ -204,6 +188,28 @@ def parse_workflow(yaml_text: str) -> Workflow:
         )
     return Workflow(name=_opt_str(data.get("name")), env=_env(data.get("env")), shell=shell,
                     working_directory=wd, jobs=jobs)
+
+
+def parse_steps(nodes: Any) -> list[Step]:
+    """A job's `steps:` (or a composite action's `runs.steps:`); what is not a mapping is skipped."""
+    steps: list[Step] = []
+    for index, s in enumerate(_as_list(nodes)):
+        if not isinstance(s, dict):
+            continue
+        steps.append(Step(
+            index=index,
+            name=_opt_str(s.get("name")),
+            id=_opt_str(s.get("id")),
+            run=_opt_str(s.get("run")),
+            uses=_opt_str(s.get("uses")),
+            shell=_opt_str(s.get("shell")),
+            working_directory=_opt_str(s.get("working-directory")),
+            env=_env(s.get("env")),
+            with_=_env(s.get("with")),
+            condition=_opt_str(s.get("if")),
+            continue_on_error=s.get("continue-on-error") is True,
+        ))
+    return steps
 
 
 _MATRIX_REF = re.compile(r"^matrix\.([A-Za-z_][\w-]*)$")
@@ -400,12 +406,12 @@ def _values_by_position(job: Job, values: list[str]) -> dict[str, str]:
 
 
 def substitute(text: str, matrix: dict[str, str], env: dict[str, str],
-                unresolved: list[str]) -> str:
+               unresolved: list[str], inputs: dict[str, str | None] | None = None) -> str:
     out, pos = [], 0
     for expr in _expressions(text):
         out.append(text[pos:expr.start])
         whole = text[expr.start:expr.end]
-        value = as_text(evaluate(expr.text, matrix, env))
+        value = as_text(evaluate(expr.text, matrix, env, inputs))
         if value is not None:
             out.append(value)
         else:
@@ -420,7 +426,7 @@ def substitute(text: str, matrix: dict[str, str], env: dict[str, str],
 _SECRET_REF = re.compile(r"\b(?:secrets\s*[.\[]|github\s*\.\s*token\b)", re.I)
 
 
-def _mentions_secret(value: str) -> bool:
+def mentions_secret(value: str) -> bool:
     """Whether an expression in ``value`` (from `${{` up to the next `}`) reads a secret or the token."""
     for piece in value.split("}"):  # each piece is searched once: linear in len(value)
         start = piece.find("${{")
@@ -430,17 +436,17 @@ def _mentions_secret(value: str) -> bool:
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|KEY|PASSWORD|PASSWD|CREDENTIAL|PRIVATE", re.I)
 
 
-def safe_env(merged: dict[str, str], matrix: dict[str, str],
-              unresolved: list[str]) -> tuple[dict[str, str], list[str]]:
+def safe_env(merged: dict[str, str], matrix: dict[str, str], unresolved: list[str],
+             inputs: dict[str, str | None] | None = None) -> tuple[dict[str, str], list[str]]:
     env: dict[str, str] = {}
     dropped: list[str] = []
     for name, value in merged.items():
-        if (_SECRET_NAME.search(name) or _mentions_secret(value)
+        if (_SECRET_NAME.search(name) or mentions_secret(value)
                 or "GITHUB_TOKEN" in value.upper()):
             dropped.append(name)
             continue
         local: list[str] = []
-        resolved = substitute(value, matrix, env, local)
+        resolved = substitute(value, matrix, env, local, inputs)
         if local:  # an env var set to an unevaluated `${{ … }}` would only mislead
             dropped.append(name)
             unresolved.extend(x for x in local if x not in unresolved)

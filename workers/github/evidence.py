@@ -55,6 +55,7 @@ def from_workflow_run(gh, target: Target, params: dict, override_command: str | 
         annotations=_annotations(gh, target, job["id"]),  # an Actions job is also a check run
         override_command=override_command,
         log_url=job.get("html_url"),
+        read_file=lambda path: read_text(gh, target.repo, path, target.head_sha),
     )
     regression = None
     if workflow_yaml:

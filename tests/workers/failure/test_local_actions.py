@@ -1,0 +1,128 @@
+"""The repository's own actions (`uses: ./.github/actions/…`), as projects write them to share a
+setup between jobs: a composite action's steps join the setup phase with its inputs applied."""
+
+from __future__ import annotations
+
+from workers.failure.ci_job import read_failing_job
+from workers.failure.workflow import locate_step, parse_workflow
+
+WORKFLOW = parse_workflow("""
+on: pull_request
+jobs:
+  test:
+    strategy:
+      matrix:
+        python-version: ['3.11', '3.12']
+    steps:
+      - uses: actions/checkout@v4
+      - uses: ./.github/actions/setup-env
+        with:
+          python-version: ${{ matrix.python-version }}
+          token: ${{ secrets.PRIVATE_INDEX_TOKEN }}
+      - name: Run tests
+        run: pytest -q
+""")
+
+SETUP_ENV = """
+name: Set up the environment
+description: Python, the project and its test dependencies
+inputs:
+  python-version:
+    description: the Python to use
+    default: '3.12'
+  extras:
+    description: extras to install
+    default: test
+  token:
+    description: a token for the private index
+    required: false
+runs:
+  using: composite
+  steps:
+    - uses: actions/setup-python@v5
+      with:
+        python-version: ${{ inputs.python-version }}
+    - name: Install
+      shell: bash
+      run: python -m pip install -e ".[${{ inputs.extras }}]"
+    - name: Configure the index
+      if: ${{ inputs.token != '' }}
+      shell: bash
+      env:
+        INDEX_TOKEN: ${{ inputs.token }}
+      run: pip config set global.index-url "https://$INDEX_TOKEN@pypi.example.com/simple"
+    - name: Windows only
+      if: runner.os == 'Windows'
+      shell: pwsh
+      run: choco install make
+    - uses: ./.github/actions/helpers
+    - shell: bash
+      run: ${{ github.action_path }}/post-install.sh
+"""
+
+HELPERS = """
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      run: echo helpers ready
+"""
+
+
+def read(files: dict[str, str], job: str = "test (3.11)"):
+    step = locate_step(WORKFLOW, job, "Run tests", None).step
+    asked: list[str] = []
+
+    def read_file(path: str) -> str | None:
+        asked.append(path)
+        return files.get(path)
+
+    return read_failing_job(WORKFLOW, job, step, read_file), asked
+
+
+def test_a_composite_actions_steps_are_the_setup_with_its_inputs():
+    ci, asked = read({".github/actions/setup-env/action.yml": SETUP_ENV,
+                      ".github/actions/helpers/action.yaml": HELPERS})
+    assert [(t.name, t.version) for t in ci.toolchains] == [("python", "3.11")]  # the matrix's, through `with:`
+    runs = [(s.name, s.run, s.shell) for s in ci.setup_steps]
+    assert runs == [
+        ("Install (./.github/actions/setup-env)", 'python -m pip install -e ".[test]"', "bash"),
+        # the token comes from a secret, which the sandbox never has: skipped, as on a fork's runner
+        ("Run echo helpers ready (./.github/actions/helpers)", "echo helpers ready", "bash"),
+        ("Run ${{ github.action_path }}/post-install.sh (./.github/actions/setup-env)",
+         "/workspace/.github/actions/setup-env/post-install.sh", "bash"),
+    ]
+    assert ci.setup_steps[0].env == {"GITHUB_ACTION_PATH": "/workspace/.github/actions/setup-env"}
+    assert ci.not_reproduced == ()
+    assert ".github/actions/setup-env/action.yml" in asked
+
+
+def test_an_action_that_is_missing_or_not_composite_is_named_as_not_reproduced():
+    ci, _ = read({})
+    assert ci.not_reproduced == ("./.github/actions/setup-env (no action.yml at the commit)",)
+    ci, _ = read({".github/actions/setup-env/action.yml": "runs:\n  using: node20\n  main: index.js\n"})
+    assert ci.not_reproduced == ("./.github/actions/setup-env (a node20 action qwenfix does not reproduce)",)
+    ci, _ = read({".github/actions/setup-env/action.yml": "runs: [\n"})
+    assert ci.not_reproduced == ("./.github/actions/setup-env (its action.yml is not YAML)",)
+
+
+def test_actions_that_call_themselves_stop_at_a_depth():
+    looping = "runs:\n  using: composite\n  steps:\n    - uses: ./.github/actions/setup-env\n"
+    ci, asked = read({".github/actions/setup-env/action.yml": looping})
+    assert len(asked) == 3 and ci.setup_steps == ()
+    assert ci.not_reproduced == ("./.github/actions/setup-env (the repository's own action, not read)",)
+
+
+def test_an_action_outside_the_repository_is_not_read():
+    workflow = parse_workflow("""
+on: pull_request
+jobs:
+  t:
+    steps:
+      - uses: ./../../etc
+      - run: pytest
+""")
+    asked: list[str] = []
+    ci = read_failing_job(workflow, "t", locate_step(workflow, "t", "Run pytest", None).step,
+                          lambda path: asked.append(path))
+    assert asked == [] and ci.not_reproduced == ("./../../etc (outside the repository)",)
