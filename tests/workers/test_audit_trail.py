@@ -82,15 +82,18 @@ def test_a_repairs_records_match_github_the_sandbox_and_the_model_in_order(stack
 
     # every command the Docker engine ran in the job's sandboxes, in order, with its exit code
     ran = [(" ".join(r["data"]["argv"]), r["data"]["exit_code"]) for r in records if r["kind"] == "sandbox"]
-    assert ran == docker_commands(stack, since)
+    # all of them; the run on the merge base goes alongside the reproduction, so those two come in either order
+    engine = docker_commands(stack, since)
+    assert sorted(ran) == sorted(engine) and ran[2:] == engine[2:]
     # the failing command as CI ran it: with the job's environment (no package index: setup has no network)
     offline = "export PIP_NO_INDEX=1\nexport UV_NO_INDEX=1\nexport UV_OFFLINE=1\nexport npm_config_offline=true\n"
-    assert ran[0] == (f"sh -c {offline}python3 -m pytest -q", 1)  # the reproduction, red
-    # the validation, green, and the base measured the same way once (what the tests checked before
-    # the patch): both through a JUnit report, so no test can be dropped unseen
+    # on the merge base, green, and the agent's own run after its edit, green
+    assert ran.count((f"sh -c {offline}python3 -m pytest -q", 0)) == 2
+    # the reproduction, red, and the validation, green, both through a JUnit report: what the
+    # reproduction's tests checked is the baseline no patch may check less than
     measured = [(command, code) for command, code in ran
                 if command.startswith(f"sh -c {offline}export PYTEST_ADDOPTS='--junitxml=/workspace/")]
-    assert [code for _, code in measured] == [0, 1], ran
+    assert [code for _, code in measured] == [1, 0] and len(ran) == 4, ran
     assert all(command.endswith("\npython3 -m pytest -q") for command, _ in measured)
 
     # every model request: its hash is that of the redacted text kept, which is what the model received

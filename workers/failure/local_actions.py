@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from core import bounded_yaml
 from workers.failure.workflow import Step, parse_steps
 
 ReadFile = Callable[[str], "str | None"]  # repository path → text at the commit, None when absent
@@ -39,9 +40,9 @@ def load_action(uses: str, read_file: ReadFile) -> LocalAction | str:
     if len(text) > MAX_ACTION_BYTES:
         return f"{uses} (its action.yml is over {MAX_ACTION_BYTES // 1024} KiB)"
     try:
-        data = yaml.safe_load(text)
+        data = bounded_yaml.load(text)
     except yaml.YAMLError:
-        return f"{uses} (its action.yml is not YAML)"
+        return f"{uses} (its action.yml is not YAML, or too large once its aliases are expanded)"
     runs = data.get("runs") if isinstance(data, dict) else None
     using = str(runs.get("using", "")) if isinstance(runs, dict) else ""
     if using != "composite":

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from core import bounded_yaml
 from workers.failure.actions import interpret
 from workers.failure.expressions import as_text, evaluate
 
@@ -143,7 +144,7 @@ def _container(value: Any) -> str | None:
 def parse_workflow(yaml_text: str) -> Workflow:
     """Parse a workflow file. Raises WorkflowError when it is not a workflow."""
     try:
-        data = yaml.safe_load(yaml_text or "")
+        data = bounded_yaml.load(yaml_text or "")
     except yaml.YAMLError as exc:
         raise WorkflowError(f"workflow is not valid YAML: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict):

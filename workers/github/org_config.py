@@ -9,6 +9,7 @@ import hashlib
 
 import yaml
 
+from core import bounded_yaml
 from core.budgets import OrgBudgets, parse_org_budgets
 from core.github import GitHubApp, status_code
 from workers.github.target import read_text
@@ -36,7 +37,7 @@ def read_org_budgets(app: GitHubApp, installation_id: int, owner: str) -> tuple[
         return None, record
     record.update(found=True, file_sha256=hashlib.sha256(text.encode()).hexdigest())
     try:
-        data = yaml.safe_load(text)
+        data = bounded_yaml.load(text)
     except yaml.YAMLError as exc:
         record["error"] = f"{ORG_CONFIG} is not valid YAML: {str(exc).splitlines()[0]}"
         return None, record

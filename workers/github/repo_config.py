@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core import bounded_yaml
+
 CONFIG_PATH = ".github/qwen.yml"
 MAX_CONFIG_CHARS = 100_000
 
@@ -213,7 +215,7 @@ def load_repo_config(text: str | None) -> tuple[RepoConfig, str | None]:
     if len(text) > MAX_CONFIG_CHARS:
         return RepoConfig(), f"{CONFIG_PATH} is larger than {MAX_CONFIG_CHARS} characters"
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        data = bounded_yaml.load(text, _UniqueKeyLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -432,3 +432,25 @@ def test_a_pull_request_that_changes_its_dependencies_is_validated_with_them_not
     # both candidates made the same fix, in parallel on two sandboxes: both verified
     assert [c["verified"] for c in job.result["candidates"]] == [True, True], job.result["candidates"]
     assert "base" in job.timings  # the failure was run on the base too, after the base's setup
+
+
+LAUGHS = "\n".join(
+    ["on: pull_request", "anchors:", '  l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    + [f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 10)]
+    + ["jobs:", "  test:", "    runs-on: ubuntu-latest", "    env:", "      LAUGHS: *l9",
+       "    steps:", "      - uses: actions/checkout@v4", "      - name: Run tests", "        run: python3 -m pytest -q", ""])
+
+
+def test_a_workflow_whose_aliases_expand_to_billions_is_refused_not_rendered(stack):
+    """The pull request's workflow is 1.5 KB of YAML anchors that expand to 3.5 billion strings
+    ("billion laughs"). Rendering its env once took the worker minutes and gigabytes; it is
+    refused on sight, said in the report, and the job goes on with the command from the log."""
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "commit"}},
+                    files={"calc.py": BROKEN_CALC, ".github/workflows/ci.yml": LAUGHS})
+    stack.model.script(AGENT_FIX)
+    job = stack.wait(fail_run(stack, head, run_id=913), timeout=120)
+    assert job.state == "succeeded", job.outcome
+    [check] = gh.check_runs(REPO, head)
+    assert "expands to more than 200,000 nodes" in check["output"]["summary"]
+    assert "command taken from the job log" in check["output"]["summary"]
