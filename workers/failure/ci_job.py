@@ -44,6 +44,7 @@ class CiJob:
     dropped_env: tuple[str, ...] = ()  # names whose values come from secrets (never reproduced)
     not_reproduced: tuple[str, ...] = ()  # actions and steps left out, said in the report
     notes: tuple[str, ...] = field(default_factory=tuple)
+    runner: str | None = None  # `runs-on` for its matrix entry (`windows-latest`)
 
 
 _EXPR_WRAP = re.compile(r"^\s*\$\{\{(.*)\}\}\s*$", re.S)
@@ -164,6 +165,7 @@ def read_failing_job(workflow: Workflow, job_name: str, failing_step: Step | Non
         job_key=job.key, matrix=matrix, env=env, setup_steps=tuple(reading.setup),
         toolchains=tuple(_merge(reading.toolchains)), services=dict(job.services), container=job.container,
         dropped_env=tuple(dropped), not_reproduced=tuple(reading.left_out), notes=tuple(reading.notes),
+        runner=substitute(job.runs_on, matrix, env, []) if job.runs_on else None,
     )
 
 

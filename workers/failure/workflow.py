@@ -61,6 +61,7 @@ class Job:
     matrix_exclude: list[dict[str, Any]] = field(default_factory=list)
     services: dict[str, str] = field(default_factory=dict)  # service name -> image
     container: str | None = None  # the job's own `container:` image
+    runs_on: str | None = None  # `runs-on`, as written (`${{ matrix.os }}`)
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,15 @@ def _services(value: Any) -> dict[str, str]:
     return {str(name): _container(spec) or "" for name, spec in value.items()}
 
 
+def _runs_on(value: Any) -> str | None:
+    """`runs-on` as one text: a label, labels (`[self-hosted, linux]`) or a group's labels."""
+    if isinstance(value, dict):
+        value = value.get("labels") or value.get("group")
+    if isinstance(value, list):
+        return ", ".join(_scalar(v) for v in value if not isinstance(v, (dict, list))) or None
+    return _opt_str(value)
+
+
 def _container(value: Any) -> str | None:
     if isinstance(value, dict):
         return _opt_str(value.get("image"))
@@ -186,6 +196,7 @@ def parse_workflow(yaml_text: str) -> Workflow:
             shell=j_shell, working_directory=j_wd, matrix_keys=matrix_keys, matrix=matrix,
             steps=steps, matrix_declared=declared, matrix_include=include, matrix_exclude=exclude,
             services=_services(node.get("services")), container=_container(node.get("container")),
+            runs_on=_runs_on(node.get("runs-on")),
         )
     return Workflow(name=_opt_str(data.get("name")), env=_env(data.get("env")), shell=shell,
                     working_directory=wd, jobs=jobs)
@@ -331,6 +342,23 @@ def _entry_for(job: Job, values: dict[str, str]) -> dict[str, str]:
         if all(_scalar(entry.get(k)) == v for k, v in values.items()):
             return {k: _scalar(entry.get(k)) for k in job.matrix_keys}
     return values
+
+
+def runner_os(runs_on: str | None) -> str:
+    """The OS of a runner label as `runner.os` names it: GitHub-hosted `windows-2022`, `macos-14`,
+    or self-hosted labels; Linux otherwise."""
+    label = (runs_on or "").lower()
+    if "windows" in label:
+        return "Windows"
+    return "macOS" if "macos" in label or "mac-" in label or "osx" in label else "Linux"
+
+
+def job_runner(workflow: Workflow, job_name: str) -> str | None:
+    """The runner the job `job_name` ran on (its matrix entry's), as far as the workflow tells."""
+    job, matrix, _ = match_job(workflow, job_name)
+    if job is None or not job.runs_on:
+        return None
+    return substitute(job.runs_on, matrix, {}, [])
 
 
 def match_job(workflow: Workflow, job_name: str) -> tuple[Job | None, dict[str, str], bool]:

@@ -9,7 +9,7 @@ from githubkit.exception import RequestFailed
 
 from core.github import FAILING
 from workers.failure.report import FailureReport, build_failure_report
-from workers.failure.workflow import parse_workflow, test_command_guess
+from workers.failure.workflow import job_runner, parse_workflow, runner_os, test_command_guess
 from workers.github.target import Target, read_text
 
 
@@ -40,12 +40,12 @@ def from_workflow_run(gh, target: Target, params: dict, override_command: str | 
     failed = [j for j in jobs if j.get("conclusion") in FAILING]
     if not failed:
         return Evidence(None, None, [], "the run has no failed job any more")
-    job = failed[0]
+    workflow_path = params.get("workflow_path")
+    workflow_yaml = read_text(gh, target.repo, workflow_path, target.head_sha) if workflow_path else None
+    job = _linux_first(failed, workflow_yaml)
     steps = [s for s in job.get("steps") or [] if isinstance(s, dict)]
     step = next((s for s in steps if s.get("conclusion") in FAILING), None)
     log = _job_log(gh, target, job["id"])
-    workflow_path = params.get("workflow_path")
-    workflow_yaml = read_text(gh, target.repo, workflow_path, target.head_sha) if workflow_path else None
     report = build_failure_report(
         job_name=job.get("name") or "",
         step_name=step.get("name") if step else None,
@@ -64,6 +64,20 @@ def from_workflow_run(gh, target: Target, params: dict, override_command: str | 
         except ValueError:
             regression = None
     return Evidence(report, regression, [j.get("name") or str(j.get("id")) for j in failed])
+
+
+def _linux_first(failed: list[dict], workflow_yaml: str | None) -> dict:
+    """The failed job to repair: the first that ran on Linux, as sandboxes do (a matrix that fails
+    on every OS is repaired through its Linux job), else the first."""
+    try:
+        workflow = parse_workflow(workflow_yaml) if workflow_yaml else None
+    except ValueError:
+        workflow = None
+    if workflow is not None:
+        for job in failed:
+            if runner_os(job_runner(workflow, job.get("name") or "")) == "Linux":
+                return job
+    return failed[0]
 
 
 def _job_log(gh, target: Target, job_id: int) -> str | None:

@@ -31,6 +31,7 @@ from workers.engine.test_results import TestRun, now_passing, read_test_run
 from workers.engine.workflow_setup import WORKFLOW_SETUP, job_environment, setup_script
 from workers.failure.report import FailureReport, as_prompt
 from workers.failure.reproduction import TOOLCHAIN_SETTING, environment_problem
+from workers.failure.workflow import runner_os
 from workers.github import messages, pulls
 from workers.github.fix_blocks import fix_blocks
 from workers.github.job import GitHubJob, call
@@ -145,11 +146,18 @@ def choose_image(gj: GitHubJob, engine, toolchains: tuple = ()) -> ImagePlan:
 
 
 def run_engine(gj: GitHubJob, task: RepairTask, spending: JobSpending, toolchains: tuple = (),
-               at: str | None = None, compare_with: str | None = None) -> RepairResult:
+               at: str | None = None, compare_with: str | None = None, runner: str | None = None) -> RepairResult:
     """Repair the job's head (or the commit `at`) in the image that provides the workflow's
     toolchains, the model metered by ``spending``; with `compare_with`, a failure that happens there
-    too ends the repair as `fails_on_base` before any model call."""
+    too ends the repair as `fails_on_base` before any model call. A job that ran on a Windows or
+    macOS `runner` is not reproduced: sandboxes are Linux."""
     settings, target = gj.ctx.settings, gj.target
+    system = runner_os(runner)
+    if system != "Linux":
+        problem = (f"the job runs on `{runner}` ({system}); qwenfix's sandboxes are Linux, and no job of the run "
+                   "that failed on Linux was found")
+        return RepairResult("not_reproduced", None, reason=f"not reproduced: environment — {problem}",
+                            reproduced="no", environment_problem=problem)
     sha = at or target.head_sha
     named = gj.config.sandbox.image
     if named is not None and not image_allowed(named, settings.allowed_sandbox_images):

@@ -90,7 +90,8 @@ def repair_red_build(ctx: JobContext) -> Outcome:
     task = failure_task(gj, report, evidence.regression_command)
     base = merge_base(gj)  # before the model sees anything: does the base fail the same way?
     toolchains = report.ci_job.toolchains if report.ci_job else ()
-    result = run_engine(gj, task, spending, toolchains, compare_with=base)
+    result = run_engine(gj, task, spending, toolchains, compare_with=base,
+                        runner=report.ci_job.runner if report.ci_job else None)
     result.notes += report.notes
     fields = record(result, signature=report.signature, failure=as_prompt(report), setup=task.setup,
                     setup_source=task.setup_source)

@@ -8,7 +8,14 @@ import pytest
 
 from workers.failure.ci_job import read_failing_job
 from workers.failure.expressions import UNKNOWN, evaluate
-from workers.failure.workflow import locate_step, match_job, parse_workflow, test_command_guess
+from workers.failure.workflow import (
+    job_runner,
+    locate_step,
+    match_job,
+    parse_workflow,
+    runner_os,
+    test_command_guess,
+)
 
 INCLUDE_ONLY = parse_workflow("""
 on: pull_request
@@ -384,3 +391,25 @@ jobs:
 """)
     assert locate_step(wf, "Unit (3.12)", "Run uv run --locked tox run -e py3.12", None).step.index == 0
     assert locate_step(wf, "Unit (3.12)", 'Run tox for "3.12-unit"', None).step.index == 1
+
+
+def test_the_runner_a_job_ran_on_comes_from_runs_on_and_its_matrix_entry():
+    wf = parse_workflow("""
+on: pull_request
+jobs:
+  test:
+    runs-on: ${{ matrix.os }}
+    strategy:
+      matrix:
+        os: [ubuntu-22.04, windows-2022, macos-14]
+  gpu:
+    runs-on: [self-hosted, linux, gpu]
+  grouped:
+    runs-on: {group: big-runners, labels: [windows, x64]}
+""")
+    assert [job_runner(wf, f"test ({os})") for os in ("ubuntu-22.04", "windows-2022", "macos-14")] == [
+        "ubuntu-22.04", "windows-2022", "macos-14"]
+    assert [runner_os(job_runner(wf, f"test ({os})")) for os in ("ubuntu-22.04", "windows-2022", "macos-14")] == [
+        "Linux", "Windows", "macOS"]
+    assert runner_os(job_runner(wf, "gpu")) == "Linux" and runner_os(job_runner(wf, "grouped")) == "Windows"
+    assert runner_os(job_runner(wf, "test")) == "Linux"  # the entry unknown: `${{ matrix.os }}` says nothing

@@ -454,3 +454,55 @@ def test_a_workflow_whose_aliases_expand_to_billions_is_refused_not_rendered(sta
     [check] = gh.check_runs(REPO, head)
     assert "expands to more than 200,000 nodes" in check["output"]["summary"]
     assert "command taken from the job log" in check["output"]["summary"]
+
+
+OS_MATRIX = """\
+name: CI
+on: [push, pull_request]
+jobs:
+  test:
+    runs-on: ${{ matrix.os }}
+    strategy:
+      matrix:
+        os: [windows-latest, macos-14, ubuntu-latest]
+    steps:
+      - uses: actions/checkout@v4
+      - name: Run tests
+        run: python3 -m pytest -q
+"""
+
+
+def os_run(stack, head, run_id, failed_on):
+    jobs = [failing_job(run_id * 10 + i, name=f"test ({os})") for i, os in enumerate(failed_on)]
+    stack.github.add_workflow_run(REPO, run_id, head, jobs=jobs, pull_numbers=(7,), head_branch="feature")
+    return stack.deliver("workflow_run", workflow_run_event(REPO, {"id": run_id, "head_sha": head}, (7,))).json()["job"]
+
+
+def test_an_os_matrix_that_fails_everywhere_is_repaired_through_its_linux_job(stack):
+    """GitHub lists the Windows job first; sandboxes are Linux, so the Linux job is the one reproduced."""
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "commit"}}, files={"calc.py": BROKEN_CALC, ".github/workflows/ci.yml": OS_MATRIX})
+    stack.model.script(AGENT_FIX)
+    job = stack.wait(os_run(stack, head, 915, ["windows-latest", "macos-14", "ubuntu-latest"]))
+    assert job.state == "succeeded", job.outcome
+    assert gh.file_at(REPO, gh.ref(REPO, "refs/heads/feature"), "calc.py") == FIXED_CALC
+    assert job.result["reproduced"] == "exact"
+    log_requests = [r.path for r in gh.calls("GET", "re:.*/actions/jobs/\\d+/logs")]
+    assert log_requests == [f"/repos/{REPO}/actions/jobs/{915 * 10 + 2}/logs"]  # the ubuntu job's
+
+
+def test_a_failure_only_on_windows_is_not_reproduced_on_linux_and_calls_no_model(stack):
+    gh = stack.github
+    head = setup_pr(gh, {"repair": {"mode": "commit"}}, files={"calc.py": BROKEN_CALC, ".github/workflows/ci.yml": OS_MATRIX})
+    stack.model.script(AGENT_FIX)
+    since = time.time()
+    job = stack.wait(os_run(stack, head, 916, ["windows-latest"]))
+    assert job.outcome.startswith("not reproduced: environment"), job.outcome
+    assert stack.model.requests == [] and gh.ref(REPO, "refs/heads/feature") == head
+    [check] = gh.check_runs(REPO, head)
+    assert check["output"]["title"] == "Not reproduced: environment"
+    assert "the job runs on `windows-latest` (Windows); qwenfix's sandboxes are Linux" in check["output"]["summary"]
+    events = subprocess.run(["docker", "events", "--since", str(int(since)), "--until", str(int(time.time()) + 1),
+                             "--filter", "type=container", "--filter", "event=create", "--format", "{{json .Actor}}"],
+                            capture_output=True, text=True, check=True).stdout
+    assert [e for e in events.splitlines() if str(stack.settings.data_dir) in e] == [], "a sandbox was started"
