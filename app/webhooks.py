@@ -8,7 +8,7 @@ import json
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from app import intake, metrics
@@ -94,7 +94,7 @@ async def receive(request: Request, settings: SettingsDep, _: Public) -> JSONRes
     try:
         delivery, job, created = await run_in_threadpool(
             _record_and_enqueue, settings, delivery_id, event, action, routed, observed)
-    except (OperationalError, InterfaceError, DBAPIError) as exc:
+    except SQLAlchemyError as exc:  # down, restarting, or every pooled connection busy past its timeout
         log.error("database unavailable", delivery=delivery_id, error=type(exc).__name__)
         return _answer(503, event, "db_down", error="database unavailable; GitHub will show a failed delivery")
     log.info(
