@@ -17,6 +17,7 @@ from tests.support.chaos import run_chaos
 pytestmark = pytest.mark.docker
 
 
+@pytest.mark.long
 @pytest.mark.timeout(420)
 def test_an_operators_bad_day_loses_nothing_and_does_nothing_twice(
         fake_github, fake_model, postgres_url, docker_engine, tmp_path, capsys):

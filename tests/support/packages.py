@@ -10,6 +10,7 @@ later runs reuse it. `npm_lock("jest")` is the package-lock.json that npm wrote 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -54,6 +55,12 @@ def build(root: Path = CACHE) -> Path:
     if (root / "ready").is_file():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f"{root.name}.lock", "w") as lock:  # parallel test processes build it once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return root if (root / "ready").is_file() else _build(root)
+
+
+def _build(root: Path) -> Path:
     building = Path(tempfile.mkdtemp(prefix="building-", dir=root.parent))
     _download_wheels(building / "cache" / "wheels")
     for name, dependencies in NPM.items():

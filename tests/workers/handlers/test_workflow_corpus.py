@@ -73,34 +73,38 @@ def outcome(row: Row, job, delivered: bool) -> str:
     return f"{said}: {missing}" if missing else said
 
 
-@pytest.mark.timeout(1800)
-def test_the_workflow_corpus(stack, package_cache):
-    table = ["| workflow | file | reproduced | fixed and delivered? |", "| --- | --- | --- | --- |"]
-    problems = []
-    for i, row in enumerate(rows(npm_lock("jest", package_cache))):
-        clock = time.monotonic()
-        job, model_calls, delivered, check = run_row(stack, row, 2000 + i)
-        result = job.result or {}
-        print(f"{row.key}: {job.outcome} ({time.monotonic() - clock:.1f} s)", file=sys.stderr, flush=True)
-        table.append(f"| {row.title} | `{row.workflow}` | {result.get('reproduced') or '—'} | "
-                     f"{outcome(row, job, delivered)} |")
-        said = check["output"]["title"] + "\n" + check["output"]["summary"]
-        if row.expect == "fixed":
-            if not (job.state == "succeeded" and delivered and result.get("reproduced") == "exact"
-                    and "reproduced: exact" in said):
-                problems.append(f"{row.key}: {job.state} {job.outcome} reproduced={result.get('reproduced')}\n"
-                                f"{(result.get('setup_output') or result.get('reproduction') or '')[-1500:]}")
-        elif row.expect == "environment":
-            if not (job.outcome.startswith("not reproduced: environment") and model_calls == 0
-                    and check["output"]["title"] == "Not reproduced: environment"):
-                problems.append(f"{row.key}: expected not reproduced: environment, got {job.outcome} "
-                                f"after {model_calls} model calls\n{(result.get('reproduction') or '')[-1500:]}")
-        problems += [f"{row.key}: the report does not say {word!r}" for word in row.needs if word not in said]
-    print("\n" + "\n".join(table))
-    assert not problems, "\n".join(problems) + "\n" + "\n".join(table)
+CORPUS_ROWS = rows("")  # the shapes; each test takes its row with the package cache's npm lock
+TABLE_HEAD = ["| workflow | file | reproduced | fixed and delivered? |", "| --- | --- | --- | --- |"]
 
-    # A second job of the same repository with the same lock files restores the setup from the cache.
+
+@pytest.mark.parametrize("index", range(len(CORPUS_ROWS)), ids=[r.key for r in CORPUS_ROWS])
+def test_a_corpus_workflow(stack, package_cache, index, record_property):
+    """One row of the table; pytest prints the whole table at the end (tests/conftest.py)."""
+    row = rows(npm_lock("jest", package_cache))[index]
+    clock = time.monotonic()
+    job, model_calls, delivered, check = run_row(stack, row, 2000 + index)
+    result = job.result or {}
+    print(f"{row.key}: {job.outcome} ({time.monotonic() - clock:.1f} s)", file=sys.stderr, flush=True)
+    line = f"| {row.title} | `{row.workflow}` | {result.get('reproduced') or '—'} | {outcome(row, job, delivered)} |"
+    record_property("corpus_row", (index, line))
+    said = check["output"]["title"] + "\n" + check["output"]["summary"]
+    if row.expect == "fixed":
+        assert job.state == "succeeded" and delivered and result.get("reproduced") == "exact" \
+            and "reproduced: exact" in said, (
+                f"{job.state} {job.outcome} reproduced={result.get('reproduced')}\n"
+                f"{(result.get('setup_output') or result.get('reproduction') or '')[-1500:]}")
+    else:
+        assert job.outcome.startswith("not reproduced: environment") and model_calls == 0 \
+            and check["output"]["title"] == "Not reproduced: environment", (
+                f"expected not reproduced: environment, got {job.outcome} after {model_calls} model calls\n"
+                f"{(result.get('reproduction') or '')[-1500:]}")
+    assert [word for word in row.needs if word not in said] == [], said
+
+
+def test_a_second_job_with_the_same_lock_files_restores_the_setup_from_the_cache(stack, package_cache):
     [first] = [r for r in rows("") if r.key == "python-app"]
+    job, _, delivered, _ = run_row(stack, first, 2998)
+    assert job.state == "succeeded" and delivered and job.result["setup_cached"] is False, job.outcome
     second = Row(**{**first.__dict__, "broken": {"calc.py": BROKEN_CALC + "\n# again\n"}})
     job, _, delivered, check = run_row(stack, second, 2999, branch="feature-2", number=8, new_repo=False)
     assert job.state == "succeeded" and delivered, job.outcome
