@@ -419,12 +419,18 @@ class BwrapSandbox:
                       self.limits.memory_mb, limit, disk_exceeded_mb=self._disk.budget.limit_mb if disk_over else 0)
 
     def _kill(self, proc: subprocess.Popen) -> None:
+        inits = _children(proc.pid)  # bwrap's child is the pid namespace's init
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
         if self.cgroups:
             self.cgroups.kill_all()
+        # The kernel kills what is left in the namespace (a `setsid` escapee too) as its init dies,
+        # and the init is gone only once they are: wait for that, so nothing outlives the command.
+        deadline = time.monotonic() + 5
+        while any(_alive(pid) for pid in inits) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def refresh(self) -> None:
         """Every command already gets new /tmp and $HOME and leaves no process: only ownership."""
@@ -452,6 +458,21 @@ class BwrapSandbox:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _alive(pid: int) -> bool:
+    """Running or dying; a zombie has finished (its namespace is empty) and only awaits its reaper."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
 
 
 class BwrapEngine:
