@@ -9,13 +9,20 @@ from dataclasses import dataclass, field
 
 from workers.failure.actions import Toolchain, interpret
 from workers.failure.expressions import UNKNOWN, evaluate, truthy
-from workers.failure.local_actions import LocalAction, ReadFile, is_local, load_action
+from workers.failure.local_actions import (
+    ACTION_PATH,
+    LocalAction,
+    ReadFile,
+    bind_inputs,
+    command_index,
+    is_local,
+    load_action,
+)
 from workers.failure.workflow import (
     Job,
     Step,
     Workflow,
     match_job,
-    mentions_secret,
     safe_env,
     substitute,
 )
@@ -61,7 +68,6 @@ def evaluate_condition(expr: str, matrix: dict[str, str], env: dict[str, str],
 
 
 MAX_ACTION_DEPTH = 3  # composite actions calling composite actions: as deep as real setups go
-_ACTION_PATH = re.compile(r"\$\{\{\s*github\.action_path\s*\}\}")
 
 
 @dataclass
@@ -91,7 +97,7 @@ class _Reading:
         if step.run is not None:
             self.setup.append(self._run_step(step, label, action, inputs))
         elif is_local(step.uses):
-            self._local(step, with_, inputs, depth)
+            self.action_steps(step, with_, inputs, depth)
         else:
             self._action(step, label, with_)
 
@@ -103,7 +109,7 @@ class _Reading:
         if action is not None:  # the action's own files, as the runner gives their place
             where = f"{WORKSPACE}/{action.path}"
             own = {"GITHUB_ACTION_PATH": where, **own}
-            run = _ACTION_PATH.sub(where, run)
+            run = ACTION_PATH.sub(where, run)
         run = substitute(run, self.matrix, {**self.env, **own}, unresolved, inputs)
         wd = step.working_directory or (None if action else self.job.working_directory or self.workflow.working_directory)
         wd = substitute(wd, self.matrix, self.env, unresolved, inputs) if wd else None
@@ -127,19 +133,22 @@ class _Reading:
         if meaning.note and meaning.kind != "unsupported":
             self.notes.append(meaning.note)
 
-    def _local(self, step: Step, with_: dict[str, str], inputs: dict[str, str | None] | None, depth: int) -> None:
+    def action_steps(self, step: Step, with_: dict[str, str], inputs: dict[str, str | None] | None, depth: int,
+               failing: bool = False) -> None:
+        """The action's steps; of the failing step's action, those before its command (the setup)."""
         uses = step.uses or ""
         loaded = load_action(uses, self.read_file) if self.read_file and depth < MAX_ACTION_DEPTH else (
             f"{uses} (the repository's own action, not read)")
         if isinstance(loaded, str):
-            self.left_out.append(loaded)
+            if not failing:
+                self.left_out.append(loaded)
             return
-        # a secret is empty, as the sandbox has none; another unknown value is None: not known here
-        given = {k: "" if mentions_secret(step.with_.get(k, "")) else None if "${{" in v else v
-                 for k, v in with_.items()}
-        action_inputs = {**loaded.inputs, **given}
-        for inner in loaded.steps:
-            self.step(inner, loaded, action_inputs, depth + 1)
+        until = command_index(loaded) if failing else None
+        if failing and until is None:
+            return
+        bound = bind_inputs(loaded, step.with_, with_)
+        for inner in loaded.steps[:until]:
+            self.step(inner, loaded, bound, depth + 1)
 
 
 def read_failing_job(workflow: Workflow, job_name: str, failing_step: Step | None,
@@ -155,7 +164,10 @@ def read_failing_job(workflow: Workflow, job_name: str, failing_step: Step | Non
     stop = failing_step.index if failing_step is not None else len(job.steps)
     for step in job.steps[:stop]:
         reading.step(step)
-    if failing_step is not None and failing_step.run is None and failing_step.uses:
+    if failing_step is not None and is_local(failing_step.uses):  # its steps before its command
+        reading.action_steps(failing_step, {k: substitute(v, matrix, env, []) for k, v in failing_step.with_.items()},
+                       None, 0, failing=True)
+    elif failing_step is not None and failing_step.run is None and failing_step.uses:
         meaning = interpret(failing_step.uses, {k: substitute(v, matrix, env, []) for k, v in failing_step.with_.items()})
         if meaning.setup:  # what the action installs before its command
             reading.setup.append(SetupStep(failing_step.display_name, meaning.setup, None, None, {}))

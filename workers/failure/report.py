@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workers.failure.ci_job import CiJob, read_failing_job
-from workers.failure.local_actions import ReadFile
+from workers.failure.local_actions import ReadFile, action_command, is_local
 from workers.failure.log import (
     ARROW,
     ERRORISH,
@@ -222,7 +222,9 @@ def build_failure_report(
             workflow_name = workflow.name
             lookup = locate_step(workflow, job_name, step_name, step_number)
             command = lookup.command
-            if lookup.reason:
+            if command is None and lookup.step is not None and is_local(lookup.step.uses) and read_file:
+                command = action_command(workflow, job_name, lookup.step, read_file)  # its test step
+            if lookup.reason and command is None:
                 notes.append(lookup.reason)
             if command and command.unresolved:
                 notes.append("unresolved expressions: " + ", ".join(command.unresolved))

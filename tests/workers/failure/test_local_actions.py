@@ -4,6 +4,8 @@ setup between jobs: a composite action's steps join the setup phase with its inp
 from __future__ import annotations
 
 from workers.failure.ci_job import read_failing_job
+from workers.failure.local_actions import action_command
+from workers.failure.report import build_failure_report
 from workers.failure.workflow import locate_step, parse_workflow
 
 WORKFLOW = parse_workflow("""
@@ -127,3 +129,49 @@ jobs:
     ci = read_failing_job(workflow, "t", locate_step(workflow, "t", "Run pytest", None).step,
                           lambda path: asked.append(path))
     assert asked == [] and ci.not_reproduced == ("./../../etc (outside the repository)",)
+
+
+WORKFLOW_TEXT = """
+on: pull_request
+jobs:
+  test:
+    steps:
+      - uses: actions/checkout@v4
+      - name: Test
+        uses: ./.github/actions/test
+        with:
+          pytest-args: -x tests/unit
+"""
+
+
+def test_a_failing_step_that_is_the_repositorys_composite_action_runs_its_test_step():
+    workflow = parse_workflow(WORKFLOW_TEXT)
+    files = {".github/actions/test/action.yml": """
+inputs:
+  pytest-args: {default: ''}
+runs:
+  using: composite
+  steps:
+    - uses: actions/setup-python@v5
+      with: {python-version: '3.12'}
+    - shell: bash
+      run: pip install -e .
+    - name: Run the tests
+      shell: bash
+      env: {PYTEST_ADDOPTS: --strict-markers}
+      run: python -m pytest ${{ inputs.pytest-args }}
+    - shell: bash
+      run: coverage report
+"""}
+    lookup = locate_step(workflow, "test", "Test", None)
+    assert lookup.command is None  # the workflow alone does not say
+    command = action_command(workflow, "test", lookup.step, files.get)
+    assert (command.run, command.shell, command.env["PYTEST_ADDOPTS"]) == (
+        "python -m pytest -x tests/unit", "bash", "--strict-markers")
+    ci = read_failing_job(workflow, "test", lookup.step, files.get)
+    assert [s.run for s in ci.setup_steps] == ["pip install -e ."]  # before the test step, not after
+    assert [(t.name, t.version) for t in ci.toolchains] == [("python", "3.12")]
+    # what the red build's report says: the action's test step is the failing command, run as CI ran it
+    report = build_failure_report("test", "Test", 3, None, WORKFLOW_TEXT, [], read_file=files.get)
+    assert report.command == "python -m pytest -x tests/unit" and report.shell == "bash"
+    assert not any("no run command" in note for note in report.notes), report.notes
