@@ -68,6 +68,7 @@ def evaluate_condition(expr: str, matrix: dict[str, str], env: dict[str, str],
 
 
 MAX_ACTION_DEPTH = 3  # composite actions calling composite actions: as deep as real setups go
+MAX_ACTION_READS = 20  # files read for one job: a workflow of a thousand `uses: ./…` costs no more
 
 
 @dataclass
@@ -83,6 +84,7 @@ class _Reading:
     toolchains: list[Toolchain] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    reads: int = 0
 
     def step(self, step: Step, action: LocalAction | None = None, inputs: dict[str, str | None] | None = None,
              depth: int = 0) -> None:
@@ -137,8 +139,9 @@ class _Reading:
                failing: bool = False) -> None:
         """The action's steps; of the failing step's action, those before its command (the setup)."""
         uses = step.uses or ""
-        loaded = load_action(uses, self.read_file) if self.read_file and depth < MAX_ACTION_DEPTH else (
-            f"{uses} (the repository's own action, not read)")
+        readable = self.read_file is not None and depth < MAX_ACTION_DEPTH and self.reads < MAX_ACTION_READS
+        self.reads += readable
+        loaded = load_action(uses, self.read_file) if readable else f"{uses} (the repository's own action, not read)"
         if isinstance(loaded, str):
             if not failing:
                 self.left_out.append(loaded)

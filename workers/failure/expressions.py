@@ -17,6 +17,7 @@ from typing import Any
 
 UNKNOWN: Any = type("Unknown", (), {"__repr__": lambda self: "UNKNOWN"})()
 _MAX_DEPTH = 32
+MAX_TEXT = 64 * 1024  # the longest value a function builds here; longer is UNKNOWN
 _TOKEN = re.compile(r"""\s*(?:
     (?P<str>'(?:[^']|'')*')
   | (?P<num>-?(?:0x[0-9a-fA-F]+|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?))
@@ -233,7 +234,9 @@ class _Parser:
         if name == "join" and args and isinstance(args[0], list):
             sep = as_text(args[1]) if len(args) > 1 else ","
             parts = [as_text(a) for a in args[0]]
-            return UNKNOWN if sep is None or None in parts else sep.join(p or "" for p in parts)
+            if sep is None or None in parts or sum(len(p or "") + len(sep) for p in parts) > MAX_TEXT:
+                return UNKNOWN
+            return sep.join(p or "" for p in parts)
         if name == "fromjson" and len(args) == 1 and isinstance(args[0], str):
             try:
                 return json.loads(args[0])
@@ -245,8 +248,10 @@ class _Parser:
 
 
 def _format(template: str, args: list[Any]) -> Any:
-    out, pos = [], 0
+    out, pos, size = [], 0, 0
     while pos < len(template):
+        if size > MAX_TEXT:  # `format('{0}{0}{0}…', big)` would multiply the workflow's own size
+            return UNKNOWN
         ch = template[pos]
         if template.startswith("{{", pos) or template.startswith("}}", pos):
             out.append(ch)
@@ -261,6 +266,7 @@ def _format(template: str, args: list[Any]) -> Any:
             if text is None:
                 return UNKNOWN
             out.append(text)
+            size += len(text)
             pos = close + 1
             continue
         out.append(ch)

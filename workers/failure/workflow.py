@@ -434,14 +434,20 @@ def _values_by_position(job: Job, values: list[str]) -> dict[str, str]:
     return {}
 
 
+MAX_SUBSTITUTED = 256 * 1024
+
+
 def substitute(text: str, matrix: dict[str, str], env: dict[str, str],
                unresolved: list[str], inputs: dict[str, str | None] | None = None) -> str:
-    out, pos = [], 0
+    out, pos, added = [], 0, 0
     for expr in _expressions(text):
         out.append(text[pos:expr.start])
         whole = text[expr.start:expr.end]
         value = as_text(evaluate(expr.text, matrix, env, inputs))
-        if value is not None:
+        # a value is the workflow's own text, but `${{ env.BIG }}` written a thousand times would
+        # multiply it: past MAX_SUBSTITUTED, expressions are left as written
+        if value is not None and added + len(value) <= MAX_SUBSTITUTED:
+            added += len(value)
             out.append(value)
         else:
             if whole not in unresolved:

@@ -175,3 +175,13 @@ runs:
     report = build_failure_report("test", "Test", 3, None, WORKFLOW_TEXT, [], read_file=files.get)
     assert report.command == "python -m pytest -x tests/unit" and report.shell == "bash"
     assert not any("no run command" in note for note in report.notes), report.notes
+
+
+def test_a_job_of_many_local_actions_reads_only_so_many_files():
+    steps = "".join(f"      - uses: ./.github/actions/a{i}\n" for i in range(500))
+    workflow = parse_workflow(f"on: pull_request\njobs:\n  t:\n    steps:\n{steps}      - run: pytest\n")
+    asked: list[str] = []
+    ci = read_failing_job(workflow, "t", locate_step(workflow, "t", "Run pytest", None).step,
+                          lambda path: asked.append(path))
+    assert len(asked) == 2 * 20  # action.yml and action.yaml for the first 20
+    assert len(ci.not_reproduced) == 500

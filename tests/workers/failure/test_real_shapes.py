@@ -14,6 +14,7 @@ from workers.failure.workflow import (
     match_job,
     parse_workflow,
     runner_os,
+    substitute,
     test_command_guess,
 )
 
@@ -413,3 +414,16 @@ jobs:
         "Linux", "Windows", "macOS"]
     assert runner_os(job_runner(wf, "gpu")) == "Linux" and runner_os(job_runner(wf, "grouped")) == "Windows"
     assert runner_os(job_runner(wf, "test")) == "Linux"  # the entry unknown: `${{ matrix.os }}` says nothing
+
+
+def test_expressions_cannot_multiply_the_workflows_size():
+    """A pull request's workflow is at most a megabyte; repeating a big value through expressions
+    must not turn it into gigabytes in the worker."""
+    big = "A" * 200_000
+    assert evaluate("format('" + "{0}" * 5_000 + "', '" + big + "')", {}, {}) is UNKNOWN
+    assert evaluate("join(fromJSON(env.LIST), env.BIG)", {}, {"LIST": '["a","b","c"]', "BIG": big}) is UNKNOWN
+    assert evaluate("format('{0}-{1}', 'py', '3.12')", {}, {}) == "py-3.12"
+    unresolved: list[str] = []
+    text = substitute("${{ env.BIG }}" * 10_000, {}, {"BIG": big}, unresolved)
+    assert len(text) < 1_000_000 and unresolved == ["${{ env.BIG }}"]
+    assert substitute("x${{ env.SMALL }}y", {}, {"SMALL": "1"}, []) == "x1y"
