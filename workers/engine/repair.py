@@ -61,12 +61,15 @@ def repair(task: RepairTask, checkout: Checkout, base_sha: str | None, start_san
     original = task  # with its setup, which the base needs too
     if task.setup:
         progress("reproducing", "setup" if "\n" in task.setup else f"setup `{task.setup}`")
-    sandboxes = JobSandboxes(task.environment, start_sandbox, setup_cache, image, task.setup_network)
+
+    def environment() -> JobSandboxes:
+        return JobSandboxes(original.environment, start_sandbox, setup_cache, image, original.setup_network)
+
+    sandboxes = environment()
     run = sandboxes.setup_runner(task.setup, task.working_directory) if task.setup else None
     # The base gets an environment of its own: its lock files may differ, and what its setup
     # installs must never become what the pull request's fix is validated with.
-    on_base = (lambda: _run_on_base(original, base_checkout, JobSandboxes(
-        task.environment, start_sandbox, setup_cache, image, task.setup_network))) if base_checkout else None
+    on_base = (lambda: _run_on_base(original, base_checkout, environment())) if base_checkout else None
     clock = time.monotonic()
     with sandboxes, prepared(task.setup, task.working_directory, task.setup_network, checkout, start_sandbox,
                              run=run) as prep:

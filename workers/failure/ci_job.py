@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from workers.failure.actions import Toolchain, interpret
 from workers.failure.expressions import UNKNOWN, evaluate, truthy
 from workers.failure.local_actions import (
-    ACTION_PATH,
     LocalAction,
     ReadFile,
     bind_inputs,
     command_index,
+    in_action,
     is_local,
     load_action,
 )
@@ -23,10 +23,10 @@ from workers.failure.workflow import (
     Step,
     Workflow,
     match_job,
+    runner_label,
     safe_env,
     substitute,
 )
-from workers.sandbox import WORKSPACE_MOUNT as WORKSPACE
 
 
 @dataclass(frozen=True)
@@ -108,10 +108,8 @@ class _Reading:
         unresolved: list[str] = []
         own, _ = safe_env(step.env, self.matrix, unresolved, inputs)
         run = step.run or ""
-        if action is not None:  # the action's own files, as the runner gives their place
-            where = f"{WORKSPACE}/{action.path}"
-            own = {"GITHUB_ACTION_PATH": where, **own}
-            run = ACTION_PATH.sub(where, run)
+        if action is not None:
+            run, own = in_action(action, run, own)
         run = substitute(run, self.matrix, {**self.env, **own}, unresolved, inputs)
         wd = step.working_directory or (None if action else self.job.working_directory or self.workflow.working_directory)
         wd = substitute(wd, self.matrix, self.env, unresolved, inputs) if wd else None
@@ -136,7 +134,7 @@ class _Reading:
             self.notes.append(meaning.note)
 
     def action_steps(self, step: Step, with_: dict[str, str], inputs: dict[str, str | None] | None, depth: int,
-               failing: bool = False) -> None:
+                     failing: bool = False) -> None:
         """The action's steps; of the failing step's action, those before its command (the setup)."""
         uses = step.uses or ""
         readable = self.read_file is not None and depth < MAX_ACTION_DEPTH and self.reads < MAX_ACTION_READS
@@ -167,11 +165,11 @@ def read_failing_job(workflow: Workflow, job_name: str, failing_step: Step | Non
     stop = failing_step.index if failing_step is not None else len(job.steps)
     for step in job.steps[:stop]:
         reading.step(step)
+    with_ = {k: substitute(v, matrix, env, []) for k, v in failing_step.with_.items()} if failing_step else {}
     if failing_step is not None and is_local(failing_step.uses):  # its steps before its command
-        reading.action_steps(failing_step, {k: substitute(v, matrix, env, []) for k, v in failing_step.with_.items()},
-                       None, 0, failing=True)
+        reading.action_steps(failing_step, with_, None, 0, failing=True)
     elif failing_step is not None and failing_step.run is None and failing_step.uses:
-        meaning = interpret(failing_step.uses, {k: substitute(v, matrix, env, []) for k, v in failing_step.with_.items()})
+        meaning = interpret(failing_step.uses, with_)
         if meaning.setup:  # what the action installs before its command
             reading.setup.append(SetupStep(failing_step.display_name, meaning.setup, None, None, {}))
     if job.container:
@@ -180,7 +178,7 @@ def read_failing_job(workflow: Workflow, job_name: str, failing_step: Step | Non
         job_key=job.key, matrix=matrix, env=env, setup_steps=tuple(reading.setup),
         toolchains=tuple(_merge(reading.toolchains)), services=dict(job.services), container=job.container,
         dropped_env=tuple(dropped), not_reproduced=tuple(reading.left_out), notes=tuple(reading.notes),
-        runner=substitute(job.runs_on, matrix, env, []) if job.runs_on else None,
+        runner=runner_label(job, matrix),
     )
 
 

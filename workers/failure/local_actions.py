@@ -72,6 +72,13 @@ def _default(spec: object) -> str:
     return "" if value is None else str(value)
 
 
+def in_action(action: LocalAction, run: str, env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """A step of the action as the runner starts it: `${{ github.action_path }}` and
+    $GITHUB_ACTION_PATH name the action's directory."""
+    where = f"{WORKSPACE_MOUNT}/{action.path}"
+    return ACTION_PATH.sub(where, run), {"GITHUB_ACTION_PATH": where, **env}
+
+
 def bind_inputs(action: LocalAction, given: dict[str, str], evaluated: dict[str, str]) -> dict[str, str | None]:
     """The action's inputs: its defaults, then the step's `with:` (`evaluated` for the job's matrix
     and env). A secret is empty, as the sandbox has none; another unknown value is None."""
@@ -100,8 +107,9 @@ def action_command(workflow: Workflow, job_name: str, step: Step, read_file: Rea
     unresolved: list[str] = []
     env, dropped = safe_env({**workflow.env, **job.env}, matrix, unresolved)
     own, dropped_own = safe_env(inner.env, matrix, unresolved, inputs)
-    env = {**env, **own, "GITHUB_ACTION_PATH": f"{WORKSPACE_MOUNT}/{loaded.path}"}
-    run = substitute(ACTION_PATH.sub(f"{WORKSPACE_MOUNT}/{loaded.path}", inner.run or ""), matrix, env, unresolved, inputs)
+    run, own = in_action(loaded, inner.run or "", own)
+    env = {**env, **own}
+    run = substitute(run, matrix, env, unresolved, inputs)
     wd = substitute(inner.working_directory, matrix, env, unresolved, inputs) if inner.working_directory else None
     return StepCommand(run=run, working_directory=None if wd in (None, ".", "./", "") else wd, shell=inner.shell,
                        env=env, step_name=step.display_name, job_key=job.key, unresolved=unresolved,

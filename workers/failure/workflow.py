@@ -356,9 +356,12 @@ def runner_os(runs_on: str | None) -> str:
 def job_runner(workflow: Workflow, job_name: str) -> str | None:
     """The runner the job `job_name` ran on (its matrix entry's), as far as the workflow tells."""
     job, matrix, _ = match_job(workflow, job_name)
-    if job is None or not job.runs_on:
-        return None
-    return substitute(job.runs_on, matrix, {}, [])
+    return runner_label(job, matrix) if job is not None else None
+
+
+def runner_label(job: Job, matrix: dict[str, str]) -> str | None:
+    """`runs-on` for a matrix entry (GitHub gives it no `env`)."""
+    return substitute(job.runs_on, matrix, {}, []) if job.runs_on else None
 
 
 def match_job(workflow: Workflow, job_name: str) -> tuple[Job | None, dict[str, str], bool]:

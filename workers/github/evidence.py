@@ -3,13 +3,20 @@ file at the run's head — and turn it into a FailureReport."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from githubkit.exception import RequestFailed
 
 from core.github import FAILING
 from workers.failure.report import FailureReport, build_failure_report
-from workers.failure.workflow import job_runner, parse_workflow, runner_os, test_command_guess
+from workers.failure.workflow import (
+    Workflow,
+    job_runner,
+    parse_workflow,
+    runner_os,
+    test_command_guess,
+)
 from workers.github.target import Target, read_text
 
 
@@ -42,7 +49,11 @@ def from_workflow_run(gh, target: Target, params: dict, override_command: str | 
         return Evidence(None, None, [], "the run has no failed job any more")
     workflow_path = params.get("workflow_path")
     workflow_yaml = read_text(gh, target.repo, workflow_path, target.head_sha) if workflow_path else None
-    job = _linux_first(failed, workflow_yaml)
+    try:
+        workflow = parse_workflow(workflow_yaml) if workflow_yaml else None
+    except ValueError:  # the report says why
+        workflow = None
+    job = _linux_first(failed, workflow)
     steps = [s for s in job.get("steps") or [] if isinstance(s, dict)]
     step = next((s for s in steps if s.get("conclusion") in FAILING), None)
     log = _job_log(gh, target, job["id"])
@@ -55,24 +66,19 @@ def from_workflow_run(gh, target: Target, params: dict, override_command: str | 
         annotations=_annotations(gh, target, job["id"]),  # an Actions job is also a check run
         override_command=override_command,
         log_url=job.get("html_url"),
-        read_file=lambda path: read_text(gh, target.repo, path, target.head_sha),
+        # the failing step's own action is read for its command and for its setup steps: once
+        read_file=functools.cache(lambda path: read_text(gh, target.repo, path, target.head_sha)),
     )
-    regression = None
-    if workflow_yaml:
-        try:
-            regression = test_command_guess(parse_workflow(workflow_yaml), job.get("name") or "")
-        except ValueError:
-            regression = None
+    try:
+        regression = test_command_guess(workflow, job.get("name") or "") if workflow else None
+    except ValueError:
+        regression = None
     return Evidence(report, regression, [j.get("name") or str(j.get("id")) for j in failed])
 
 
-def _linux_first(failed: list[dict], workflow_yaml: str | None) -> dict:
+def _linux_first(failed: list[dict], workflow: Workflow | None) -> dict:
     """The failed job to repair: the first that ran on Linux, as sandboxes do (a matrix that fails
     on every OS is repaired through its Linux job), else the first."""
-    try:
-        workflow = parse_workflow(workflow_yaml) if workflow_yaml else None
-    except ValueError:
-        workflow = None
     if workflow is not None:
         for job in failed:
             if runner_os(job_runner(workflow, job.get("name") or "")) == "Linux":

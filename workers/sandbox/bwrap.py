@@ -429,7 +429,7 @@ class BwrapSandbox:
         # The kernel kills what is left in the namespace (a `setsid` escapee too) as its init dies,
         # and the init is gone only once they are: wait for that, so nothing outlives the command.
         deadline = time.monotonic() + 5
-        while any(_alive(pid) for pid in inits) and time.monotonic() < deadline:
+        while any(pid_alive(pid) for pid in inits) and time.monotonic() < deadline:  # a zombie is done
             time.sleep(0.01)
 
     def refresh(self) -> None:
@@ -458,14 +458,6 @@ class BwrapSandbox:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def _alive(pid: int) -> bool:
-    """Running or dying; a zombie has finished (its namespace is empty) and only awaits its reaper."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _children(pid: int) -> list[int]:
